@@ -1,0 +1,107 @@
+"""The ``sovcloud`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from sovcloud import config
+from sovcloud.errors import ConfigInvalid
+from sovcloud.model import Config
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+# Piped output (CI logs, files) gets a wide console so tables are not cut at 80 columns.
+_WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "200"))
+out = Console(highlight=False, width=_WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _root(value: Path | None) -> Path:
+    """The project root: --root, or the nearest directory up from here with stacks/ or tenants/."""
+    root = value if value is not None else config.find_root()
+    if root is None or not (root / config.STACKS_DIR).is_dir():
+        where = value or Path.cwd()
+        raise click.UsageError(f"no {config.STACKS_DIR}/ directory at or above {where} "
+                               "(run inside a sovcloud config tree, or pass --root DIR)")
+    return root
+
+
+def load_or_exit(root: Path, fmt: str = "text", **kwargs: Any) -> Config:
+    """Load the config, or print every error (one line each) and exit 1."""
+    try:
+        return config.load(root, **kwargs)
+    except ConfigInvalid as exc:
+        if fmt == "json":
+            click.echo(json.dumps({"valid": False, "errors": [e.as_dict() for e in exc.errors]}, indent=2))
+        else:
+            for e in exc.errors:
+                click.echo(str(e))
+            files = len({e.file for e in exc.errors})
+            err.print(f"[red]{len(exc.errors)} error(s) in {files} file(s)[/red]")
+        sys.exit(EXIT_INVALID)
+
+
+root_option = click.option(
+    "--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+    help="Config tree holding stacks/ and tenants/ (default: the nearest one at or above the current directory).")
+format_option: Callable[[Any], Any] = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="text for people, json for tools.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="sovcloud")
+def main() -> None:
+    """Infrastructure as code for a sovereign AI cloud.
+
+    Region config lives in stacks/Pulumi.<region>.yaml (key sovcloud:region), tenants in tenants/*.yaml;
+    both are described by the JSON Schemas in schemas/.
+    """
+
+
+@main.command()
+@root_option
+@format_option
+def validate(root: Path | None, fmt: str) -> None:
+    """Check every region and tenant file against the schemas and each other.
+
+    Prints one line per problem (file:line: path: what is wrong (what is allowed)) and exits 1, or prints a
+    summary of what was loaded and exits 0. Exit 2 is a usage error.
+    """
+    tree = _root(root)
+    started = time.perf_counter()
+    cfg = load_or_exit(tree, fmt)
+    elapsed = time.perf_counter() - started
+    regions = [
+        {"name": r.name, "tier": r.tier, "certification": r.certification, "pools": len(r.pools),
+         "nodes": sum(p.nodes for p in r.pools), "gpus": r.gpus,
+         "tenants": len({t.name for t, _ in cfg.allocations_in(r.name)}),
+         "guaranteedGpus": sum(a.gpus for _, a in cfg.allocations_in(r.name))}
+        for r in sorted(cfg.regions.values(), key=lambda r: r.name)
+    ]
+    if fmt == "json":
+        click.echo(json.dumps({"valid": True, "errors": [], "files": len(cfg.files), "regions": regions,
+                               "tenants": len(cfg.tenants)}, indent=2))
+        return
+    table = Table(title=f"sovcloud config: {len(cfg.files)} files valid ({elapsed:.2f} s)", title_justify="left")
+    for col in ("region", "tier", "CSAP", "pools", "nodes", "GPUs", "tenants", "guaranteed GPUs"):
+        table.add_column(col, justify="right" if col in ("pools", "nodes", "GPUs", "tenants", "guaranteed GPUs")
+                         else "left")
+    for r in regions:
+        table.add_row(r["name"], r["tier"], r["certification"], str(r["pools"]), f"{r['nodes']:,}",
+                      f"{r['gpus']:,}", str(r["tenants"]), f"{r['guaranteedGpus']:,}")
+    out.print(table)
+
+
+if __name__ == "__main__":
+    main()

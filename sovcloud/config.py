@@ -1,0 +1,342 @@
+"""Loading and validating config: YAML -> JSON Schema -> frozen model, collecting every error.
+
+Region config lives in ``stacks/Pulumi.<region>.yaml`` under the key ``sovcloud:region`` (structured stack
+config, so ``pulumi up -s <region>`` reads the same object); tenants in ``tenants/*.yaml``, one per file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from sovcloud import catalog, schema, yamlsafe
+from sovcloud.errors import ConfigError, ConfigInvalid, json_path
+from sovcloud.model import (
+    Allocation,
+    AllocationRules,
+    Config,
+    Contact,
+    GpuOperatorSettings,
+    KueueSettings,
+    Location,
+    Network,
+    Organisation,
+    Origin,
+    Pool,
+    Provisioner,
+    Region,
+    Registries,
+    Sharing,
+    Tenant,
+    freeze,
+)
+from sovcloud.yamlsafe import Document
+
+REGION_KEY = "sovcloud:region"
+STACKS_DIR = "stacks"
+TENANTS_DIR = "tenants"
+
+
+def find_root(start: Path | None = None) -> Path | None:
+    """The nearest directory at or above ``start`` that has ``stacks/`` or ``tenants/``."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / STACKS_DIR).is_dir() or (candidate / TENANTS_DIR).is_dir():
+            return candidate
+    return None
+
+
+def stack_files(root: Path) -> list[Path]:
+    """``stacks/Pulumi.<region>.yaml``, sorted; the project file ``Pulumi.yaml`` is not a region."""
+    d = root / STACKS_DIR
+    return sorted(p for p in d.glob("Pulumi.*.yaml") if p.name != "Pulumi.yaml") if d.is_dir() else []
+
+
+def tenant_files(root: Path) -> list[Path]:
+    d = root / TENANTS_DIR
+    return sorted([*d.glob("*.yaml"), *d.glob("*.yml")]) if d.is_dir() else []
+
+
+class _Errors(list[ConfigError]):
+    def add(self, doc: Document, path: tuple[Any, ...], message: str, rule: str) -> None:
+        self.append(ConfigError(doc.file, doc.line_of(path), json_path(path), message, rule))
+
+
+def _rel(root: Path, p: Path) -> str:
+    try:
+        return str(p.relative_to(root))
+    except ValueError:
+        return str(p)
+
+
+# ---------------------------------------------------------------------------------------------------- regions
+
+def _region_doc(path: Path, root: Path, errors: _Errors) -> Document | None:
+    """The ``sovcloud:region`` object of a stack file, as a document of its own (lines kept)."""
+    doc, errs = yamlsafe.load(path, _rel(root, path))
+    errors.extend(errs)
+    if doc is None:
+        return None
+    cfg = doc.data.get("config")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get(REGION_KEY), dict):
+        errors.append(ConfigError(doc.file, doc.line_of(("config",)), f"config.{REGION_KEY}",
+                                  f"missing: the region is declared as a mapping under config: {REGION_KEY}:",
+                                  "required"))
+        return None
+    prefix = ("config", REGION_KEY)
+    lines = {k[2:]: v for k, v in doc.lines.items() if k[:2] == prefix}
+    return Document(doc.file, cfg[REGION_KEY], lines)
+
+
+def _gpu_models(doc: Document, errors: _Errors) -> dict[str, catalog.GpuModel]:
+    models = dict(catalog.BUILTIN)
+    for name, entry in (doc.data.get("gpuModels") or {}).items():
+        base = models.get(name)
+        if base is None:
+            missing = [k for k in catalog.NEW_MODEL_REQUIRED if k not in entry]
+            if missing:
+                errors.add(doc, ("gpuModels", name),
+                           f"{name} is not in the built-in catalog, so it needs {', '.join(missing)} "
+                           f"(built-in: {', '.join(catalog.BUILTIN)})", "gpu-model")
+                continue
+        models[name] = catalog.model_from_config(name, entry, base)
+    return models
+
+
+def _pool(doc: Document, i: int, raw: dict[str, Any], models: dict[str, catalog.GpuModel],
+          mig_strategy: str, errors: _Errors) -> Pool | None:
+    at = ("pools", i)
+    gpu = models.get(raw["gpuModel"])
+    if gpu is None:
+        errors.add(doc, (*at, "gpuModel"), f"unknown GPU model '{raw['gpuModel']}' "
+                   f"(one of: {', '.join(models)}; add others under gpuModels)", "gpu-model")
+        return None
+    prov = raw["provisioner"]
+    nodes = raw.get("nodes")
+    if prov["type"] == "static":
+        names = tuple(prov["nodeNames"])
+        if nodes is not None and nodes != len(names):
+            errors.add(doc, (*at, "nodes"), f"{nodes} nodes declared but {len(names)} nodeNames listed "
+                       "(omit nodes for a static pool, or make them agree)", "node-count")
+        nodes = len(names)
+        provisioner = Provisioner("static", node_names=names)
+    else:
+        if nodes is None:
+            errors.add(doc, at, "missing required field 'nodes' (a cluster-api pool needs its replica count)",
+                       "required")
+            return None
+        scaling = prov.get("autoscaling")
+        if scaling and not scaling["min"] <= nodes <= scaling["max"]:
+            errors.add(doc, (*at, "provisioner", "autoscaling"), f"nodes {nodes} is outside autoscaling "
+                       f"min {scaling['min']} .. max {scaling['max']} (min <= nodes <= max)", "autoscaling")
+        infra = prov["infrastructure"]
+        provisioner = Provisioner("cluster-api", infrastructure=infra, machine=freeze(prov[infra]),
+                                  failure_domain=prov.get("failureDomain"),
+                                  autoscaling=(scaling["min"], scaling["max"]) if scaling else None)
+    sh = raw["sharing"]
+    if sh["mode"] == "mig":
+        layout = dict(sh["layout"])
+        problem = gpu.layout_problem(layout)
+        if problem:
+            errors.add(doc, (*at, "sharing", "layout"), f"{problem} (a layout must fit one GPU)", "mig-layout")
+        if mig_strategy == "single" and len(layout) > 1:
+            errors.add(doc, (*at, "sharing", "layout"), f"{len(layout)} different profiles, but "
+                       "gpuOperator.migStrategy is single (one profile per pool, or use mixed)", "mig-strategy")
+        sharing = Sharing("mig", mig_layout=freeze(layout), mig_config_name=sh.get("configName", raw["name"]))
+    elif sh["mode"] == "time-slicing":
+        sharing = Sharing("time-slicing", replicas=sh["replicas"],
+                          rename_by_default=sh.get("renameByDefault", False),
+                          fail_requests_greater_than_one=sh.get("failRequestsGreaterThanOne", True))
+    else:
+        sharing = Sharing("none")
+    return Pool(raw["name"], gpu, nodes, raw.get("gpusPerNode", gpu.gpus_per_node), provisioner, sharing,
+                Origin(doc.file, doc.line_of(at)))
+
+
+def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
+    before = len(errors)
+    errors.extend(schema.check("region", doc, doc.data))
+    if len(errors) > before:
+        return None
+    d = doc.data
+    if d["name"] != stack:
+        errors.add(doc, ("name",), f"'{d['name']}' differs from the stack name '{stack}' in the file name "
+                   f"(Pulumi.{stack}.yaml holds region {stack})", "stack-name")
+    models = _gpu_models(doc, errors)
+    op = d["gpuOperator"]
+    mig_strategy = op.get("migStrategy", "mixed")
+    pools: list[Pool] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(d["pools"]):
+        if raw["name"] in seen:
+            first = seen[raw["name"]]
+            errors.add(doc, ("pools", i, "name"), f"pool '{raw['name']}' already declared at pools[{first}] "
+                       "(pool names are unique in a region)", "duplicate-pool")
+            continue
+        seen[raw["name"]] = i
+        pool = _pool(doc, i, raw, models, mig_strategy, errors)
+        if pool is not None:
+            pools.append(pool)
+    rules = d["allocation"]
+    shares = rules.get("reservedShares", {})
+    if sum(shares.values()) > 1 + 1e-9:
+        errors.add(doc, ("allocation", "reservedShares"), f"shares add up to {sum(shares.values()):g}, "
+                   "more than the whole region (at most 1)", "reserved-shares")
+    if len(errors) > before:
+        return None
+    loc, k8s, reg = d["location"], d["kubernetes"], d["registries"]
+    return Region(
+        name=d["name"], display_name=d["displayName"], tier=d["tier"],
+        location=Location(loc["country"], loc["province"], loc.get("city", ""), loc.get("site", "")),
+        certification=d["certification"], kubernetes_version=k8s["version"].lstrip("v"),
+        cluster_name=k8s["clusterName"], cluster_namespace=k8s.get("clusterNamespace", "default"),
+        registries=Registries(reg["imageMirror"], reg["chartRepository"], tuple(reg["allowed"])),
+        gpu_models=freeze(models), pools=tuple(pools),
+        gpu_operator=GpuOperatorSettings(
+            chart_version=op["chartVersion"], driver_version=op["driverVersion"],
+            kernel_module_type=op.get("kernelModuleType", "auto"), use_precompiled=op.get("usePrecompiled", False),
+            mig_strategy=mig_strategy, dcgm_exporter=op.get("dcgmExporter", True),
+            service_monitor=op.get("serviceMonitor", True), nfd=op.get("nfd", True), cdi=op.get("cdi", True),
+            gds=op.get("gds", False), rdma=op.get("rdma", False)),
+        kueue=KueueSettings(d["kueue"]["chartVersion"]),
+        allocation=AllocationRules(
+            reserved_shares=freeze(shares), per_tenant_gpu_cap=rules.get("perTenantGpuCap"),
+            per_sector_gpu_cap=freeze(rules.get("perSectorGpuCap", {})),
+            cpu_overcommit=float(rules.get("cpuOvercommit", 1))),
+        origin=Origin(doc.file, 1),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- tenants
+
+def _allocation(doc: Document, i: int, raw: dict[str, Any], regions: dict[str, Region],
+                errors: _Errors) -> Allocation | None:
+    at = ("allocations", i)
+    ok = True
+    start, end = dt.date.fromisoformat(raw["period"]["start"]), dt.date.fromisoformat(raw["period"]["end"])
+    if end <= start:
+        errors.add(doc, (*at, "period", "end"), f"{end} is not after start {start} (end after start)", "period")
+        ok = False
+    region = regions.get(raw["region"])
+    if region is None:
+        errors.add(doc, (*at, "region"), f"unknown region '{raw['region']}' "
+                   f"(one of: {', '.join(sorted(regions)) or 'none declared'})", "unknown-region")
+        return None
+    if "pool" in raw:
+        pool = region.pool(raw["pool"])
+        if pool is None:
+            errors.add(doc, (*at, "pool"), f"no pool '{raw['pool']}' in region {region.name} "
+                       f"(one of: {', '.join(p.name for p in region.pools)})", "unknown-pool")
+            return None
+    else:
+        matches = [p for p in region.pools if p.gpu.name == raw["gpuModel"]]
+        if len(matches) != 1:
+            have = ", ".join(sorted({p.gpu.name for p in region.pools}))
+            why = (f"{len(matches)} pools of {raw['gpuModel']} in region {region.name} "
+                   f"({', '.join(p.name for p in matches)}); name the pool") if matches else \
+                  f"no pool of {raw['gpuModel']} in region {region.name} (models there: {have})"
+            errors.add(doc, (*at, "gpuModel"), why, "unknown-pool")
+            return None
+        pool = matches[0]
+    if pool.sharing.mode == "mig" and raw["gpus"] > 0:
+        errors.add(doc, (*at, "gpus"), f"{raw['gpus']} whole GPUs in pool {pool.name}, whose GPUs are all MIG-"
+                   "partitioned (grant MIG instances under mig, or use a pool with sharing none)", "mig-pool-gpus")
+        ok = False
+    mig = dict(raw.get("mig") or {})
+    for profile in mig:
+        where = (*at, "mig", profile)
+        if profile not in pool.gpu.mig_profiles:
+            have = ", ".join(pool.gpu.mig_profiles) or "none: the model has no MIG"
+            errors.add(doc, where, f"MIG profile {profile} does not exist on {pool.gpu.name} (profiles: {have})",
+                       "mig-profile")
+            ok = False
+        elif profile not in pool.sharing.mig_layout:
+            layout = ", ".join(f"{k} x{v}" for k, v in pool.sharing.mig_layout.items()) or "none: pool is not MIG"
+            errors.add(doc, where, f"pool {pool.name} is not partitioned with {profile} (its layout: {layout})",
+                       "mig-profile")
+            ok = False
+    if not ok:
+        return None
+    return Allocation(
+        region=region.name, pool=pool.name, gpus=raw["gpus"], borrowing_limit=raw.get("borrowingLimit", 0),
+        cpu=str(raw["cpu"]), memory=str(raw["memory"]), storage=str(raw["storage"]),
+        persistent_volume_claims=raw.get("persistentVolumeClaims", 50), priority=raw.get("priority", "normal"),
+        start=start, end=end, origin=Origin(doc.file, doc.line_of(at)), mig=freeze(mig))
+
+
+def _tenant(doc: Document, regions: dict[str, Region], errors: _Errors) -> Tenant | None:
+    before = len(errors)
+    errors.extend(schema.check("tenant", doc, doc.data))
+    if len(errors) > before:
+        return None
+    d = doc.data
+    allocations = []
+    seen: dict[tuple[str, str], int] = {}
+    for i, raw in enumerate(d["allocations"]):
+        a = _allocation(doc, i, raw, regions, errors)
+        if a is None:
+            continue
+        if (a.region, a.pool) in seen:
+            errors.add(doc, ("allocations", i), f"a second allocation in {a.region}/{a.pool} (first is "
+                       f"allocations[{seen[a.region, a.pool]}]; one per region and pool)", "duplicate-allocation")
+            continue
+        seen[a.region, a.pool] = i
+        allocations.append(a)
+    if len(errors) > before:
+        return None
+    org, net = d["organisation"], d.get("network", {})
+    return Tenant(
+        name=d["name"], display_name=d["displayName"], status=d.get("status", "active"),
+        organisation=Organisation(org["name"], org["type"], org["registrationId"], org["country"]),
+        sector=d["sector"], classification=d["classification"], admin_groups=tuple(d["adminGroups"]),
+        contacts=tuple(Contact(c["name"], c["email"], c["role"]) for c in d["contacts"]),
+        network=Network(net.get("internetEgress", False), tuple(net.get("egressCidrs", ()))),
+        allocations=tuple(allocations), origin=Origin(doc.file, doc.line_of(("name",))),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- entry
+
+Progress = Callable[[int, int], None]
+
+
+def load(root: Path, *, tenant_paths: Iterable[Path] | None = None, progress: Progress | None = None) -> Config:
+    """Load and cross-check every region and tenant under ``root``; raise :class:`ConfigInvalid` with all errors.
+
+    ``tenant_paths`` replaces ``tenants/*.yaml`` (used to check a file before it is written there).
+    """
+    errors = _Errors()
+    root = root.resolve()
+    stacks = stack_files(root)
+    if not stacks:
+        raise ConfigInvalid([ConfigError(_rel(root, root / STACKS_DIR), 0, "",
+                                         "no region stack files (stacks/Pulumi.<region>.yaml) found", "missing")])
+    regions: dict[str, Region] = {}
+    for path in stacks:
+        doc = _region_doc(path, root, errors)
+        stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+        region = _region(doc, stack, errors) if doc is not None else None
+        if region is not None:
+            regions[region.name] = region
+    paths = sorted(tenant_paths) if tenant_paths is not None else tenant_files(root)
+    tenants: dict[str, Tenant] = {}
+    for n, path in enumerate(paths, 1):
+        doc, errs = yamlsafe.load(path, _rel(root, path))
+        errors.extend(errs)
+        tenant = _tenant(doc, regions, errors) if doc is not None else None
+        if tenant is not None:
+            first = tenants.get(tenant.name)
+            if first is not None:
+                errors.append(ConfigError(tenant.origin.file, tenant.origin.line, "name",
+                                          f"tenant '{tenant.name}' is already declared in {first.origin} "
+                                          "(tenant names are unique)", "duplicate-tenant"))
+            else:
+                tenants[tenant.name] = tenant
+        if progress is not None:
+            progress(n, len(paths))
+    if errors:
+        raise ConfigInvalid(errors)
+    files = tuple(_rel(root, p) for p in (*stacks, *paths))
+    return Config(regions=freeze(regions), tenants=freeze(tenants), files=files)

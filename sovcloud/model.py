@@ -1,0 +1,223 @@
+"""The typed, frozen config model. Knows nothing of YAML files or Pulumi: the loader builds it, components read it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from sovcloud.catalog import GpuModel
+
+Sector = Literal["research", "public", "startup", "industry"]
+Classification = Literal["low", "moderate", "high"]
+SECTORS: tuple[str, ...] = ("research", "public", "startup", "industry")
+CLASSIFICATIONS: tuple[str, ...] = ("low", "moderate", "high")  # in rising order of sensitivity
+
+
+def freeze(value: Any) -> Any:
+    """Deep-freeze plain data: dicts become read-only mappings, lists tuples."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Inverse of :func:`freeze`, for handing data to APIs that want plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a piece of config was written, for messages that point at it."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Location:
+    country: str
+    province: str
+    city: str = ""
+    site: str = ""
+
+
+@dataclass(frozen=True)
+class Registries:
+    image_mirror: str
+    chart_repository: str
+    allowed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Provisioner:
+    kind: Literal["cluster-api", "static"]
+    infrastructure: Literal["metal3", "openstack"] | None = None
+    machine: Mapping[str, Any] = field(default_factory=dict)  # the metal3 / openstack section, as written
+    failure_domain: str | None = None
+    autoscaling: tuple[int, int] | None = None  # (min, max)
+    node_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sharing:
+    mode: Literal["none", "mig", "time-slicing"]
+    mig_layout: Mapping[str, int] = field(default_factory=dict)  # per GPU
+    mig_config_name: str | None = None
+    replicas: int = 1
+    rename_by_default: bool = False
+    fail_requests_greater_than_one: bool = True
+
+
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    gpu: GpuModel
+    nodes: int
+    gpus_per_node: int
+    provisioner: Provisioner
+    sharing: Sharing
+    origin: Origin
+
+    @property
+    def gpus(self) -> int:
+        """Physical GPUs in the pool."""
+        return self.nodes * self.gpus_per_node
+
+
+@dataclass(frozen=True)
+class GpuOperatorSettings:
+    chart_version: str
+    driver_version: str
+    kernel_module_type: Literal["auto", "open", "proprietary"] = "auto"
+    use_precompiled: bool = False
+    mig_strategy: Literal["single", "mixed"] = "mixed"
+    dcgm_exporter: bool = True
+    service_monitor: bool = True
+    nfd: bool = True
+    cdi: bool = True
+    gds: bool = False
+    rdma: bool = False
+
+
+@dataclass(frozen=True)
+class KueueSettings:
+    chart_version: str
+
+
+@dataclass(frozen=True)
+class AllocationRules:
+    reserved_shares: Mapping[str, float] = field(default_factory=dict)  # sector -> fraction of the region's GPUs
+    per_tenant_gpu_cap: int | None = None
+    per_sector_gpu_cap: Mapping[str, int] = field(default_factory=dict)
+    cpu_overcommit: float = 1.0
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    display_name: str
+    tier: Literal["national", "regional"]
+    location: Location
+    certification: Classification
+    kubernetes_version: str
+    cluster_name: str
+    cluster_namespace: str
+    registries: Registries
+    gpu_models: Mapping[str, GpuModel]  # the catalog as this region sees it (built-in plus overrides)
+    pools: tuple[Pool, ...]
+    gpu_operator: GpuOperatorSettings
+    kueue: KueueSettings
+    allocation: AllocationRules
+    origin: Origin
+
+    def pool(self, name: str) -> Pool | None:
+        return next((p for p in self.pools if p.name == name), None)
+
+    @property
+    def gpus(self) -> int:
+        return sum(p.gpus for p in self.pools)
+
+
+@dataclass(frozen=True)
+class Organisation:
+    name: str
+    type: str
+    registration_id: str
+    country: str
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str
+    email: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Network:
+    internet_egress: bool = False
+    egress_cidrs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Allocation:
+    region: str
+    pool: str  # resolved pool name, also when the file named a GPU model
+    gpus: int  # guaranteed
+    borrowing_limit: int
+    cpu: str
+    memory: str
+    storage: str
+    persistent_volume_claims: int
+    priority: Literal["low", "normal", "high"]
+    start: dt.date
+    end: dt.date
+    origin: Origin
+    mig: Mapping[str, int] = field(default_factory=dict)  # total instances by profile
+
+    def expired(self, today: dt.date) -> bool:
+        return today > self.end
+
+    def active(self, today: dt.date) -> bool:
+        return self.start <= today <= self.end
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    display_name: str
+    status: Literal["active", "offboarding"]
+    organisation: Organisation
+    sector: Sector
+    classification: Classification
+    admin_groups: tuple[str, ...]
+    contacts: tuple[Contact, ...]
+    network: Network
+    allocations: tuple[Allocation, ...]
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the toolkit reads: all regions and all tenants, cross-checked."""
+
+    regions: Mapping[str, Region]
+    tenants: Mapping[str, Tenant]
+    files: tuple[str, ...] = field(default=())  # every file read, for reports
+
+    def allocations_in(self, region: str) -> list[tuple[Tenant, Allocation]]:
+        """The (tenant, allocation) pairs that live in ``region``, in tenant-name order."""
+        return [(t, a) for t in sorted(self.tenants.values(), key=lambda t: t.name)
+                for a in t.allocations if a.region == region]

@@ -1,0 +1,141 @@
+"""The JSON Schemas of the config, compiled once, and their errors turned into lines a person can act on."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from referencing import Registry, Resource
+
+from sovcloud.errors import ConfigError, json_path
+from sovcloud.yamlsafe import Document
+
+SCHEMA_NAMES = ("common", "region", "tenant")
+
+
+def schema_dir() -> Path:
+    """``schemas/`` of the source tree (editable install), or the copy packed into the wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "schemas", here.parent / "schemas"):
+        if (candidate / "region.schema.json").is_file():
+            return candidate
+    raise FileNotFoundError("sovcloud schemas not found next to the package; reinstall sovcloud")
+
+
+@cache
+def schema(name: str) -> dict[str, Any]:
+    return json.loads((schema_dir() / f"{name}.schema.json").read_text(encoding="utf-8"))
+
+
+@cache
+def validator(name: str) -> jsonschema.protocols.Validator:
+    """A compiled validator for ``region`` or ``tenant``; built once per process."""
+    registry: Registry = Registry().with_resources(
+        (f"{n}.schema.json", Resource.from_contents(schema(n))) for n in SCHEMA_NAMES
+    )
+    cls = jsonschema.Draft202012Validator
+    cls.check_schema(schema(name))
+    return cls(schema(name), registry=registry, format_checker=cls.FORMAT_CHECKER)
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_TYPE_NAMES = {"integer": "a whole number", "number": "a number", "string": "a string", "boolean": "true or false",
+               "object": "a mapping", "array": "a list", "null": "null"}
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return "null" if value is None else type(value).__name__
+
+
+def _describe(err: jsonschema.ValidationError) -> Iterator[tuple[tuple[Any, ...], str, str]]:
+    """(path, message, rule) for one schema error; some errors expand to several lines."""
+    path = tuple(err.absolute_path)
+    sch = err.schema if isinstance(err.schema, dict) else {}
+    allowed = sch.get("x-allowed")
+    hint = f" ({allowed})" if allowed else ""
+    v, inst, rule = err.validator_value, err.instance, str(err.validator)
+    if rule == "additionalProperties":
+        known = sorted(sch.get("properties", {}))
+        for key in sorted(set(inst) - set(known)):
+            yield (*path, key), f"unknown field '{key}' (allowed: {', '.join(known)})", rule
+    elif rule == "required":
+        for key in v:
+            if key not in inst:
+                yield path, f"missing required field '{key}'", rule
+    elif rule == "type":
+        want = v if isinstance(v, list) else [v]
+        yield path, (f"{_show(inst)} is {_type_name(inst)}, expected "
+                     f"{' or '.join(_TYPE_NAMES.get(t, t) for t in want)}{hint}"), rule
+    elif rule == "enum":
+        yield path, f"{_show(inst)} is not allowed (one of: {', '.join(map(str, v))})", rule
+    elif rule == "const":
+        yield path, f"{_show(inst)} is not allowed (must be {_show(v)})", rule
+    elif rule in ("minimum", "exclusiveMinimum"):
+        yield path, f"{_show(inst)} is less than {v}{hint}", rule
+    elif rule in ("maximum", "exclusiveMaximum"):
+        yield path, f"{_show(inst)} is more than {v}{hint}", rule
+    elif rule == "pattern":
+        yield path, f"{_show(inst)} is not well-formed{hint or f' (must match {v})'}", rule
+    elif rule == "format":
+        yield path, f"{_show(inst)} is not a valid {v}{hint}", rule
+    elif rule == "maxLength":
+        yield path, f"{_show(inst)} is longer than {v} characters{hint}", rule
+    elif rule == "minLength":
+        yield path, f"is empty (at least {v} character{'s' if v != 1 else ''})", rule
+    elif rule == "minItems":
+        yield path, f"has {len(inst)} item(s), at least {v} needed", rule
+    elif rule == "minProperties":
+        yield path, f"is empty, at least {v} entr{'ies' if v != 1 else 'y'} needed", rule
+    elif rule == "uniqueItems":
+        seen: set[str] = set()
+        dups = [x for x in map(_show, inst) if x in seen or seen.add(x)]
+        yield path, f"repeats {', '.join(dups)} (each entry once)", rule
+    elif rule == "not":
+        yield path, f"{_show(inst)} is a reserved name{hint}", "reserved-name"
+    elif rule == "propertyNames":
+        for key in inst:
+            sub = jsonschema.Draft202012Validator(v)
+            if not sub.is_valid(key):
+                yield (*path, key), f"'{key}' is not an allowed key{hint or f' ({_property_names_hint(v)})'}", rule
+    elif rule == "oneOf" and all(set(s) == {"required"} for s in v):
+        names = [s["required"][0] for s in v]
+        given = [n for n in names if n in inst]
+        yield path, (f"give exactly one of {' or '.join(names)}"
+                     + (f" (both given: {', '.join(given)})" if given else " (none given)")), rule
+    else:
+        yield path, err.message, rule
+
+
+def _property_names_hint(v: dict[str, Any]) -> str:
+    if "enum" in v:
+        return "one of: " + ", ".join(v["enum"])
+    return f"must match {v.get('pattern', '?')}"
+
+
+def check(name: str, doc: Document, data: Any, prefix: tuple[Any, ...] = ()) -> list[ConfigError]:
+    """Schema errors of ``data`` (found at ``prefix`` in ``doc``), one per problem, with lines."""
+    out = []
+    for err in validator(name).iter_errors(data):
+        for path, message, rule in _describe(err):
+            out.append(ConfigError(doc.file, doc.line_of((*prefix, *path)), json_path(path), message, rule))
+    return out

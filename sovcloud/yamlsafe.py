@@ -1,0 +1,157 @@
+"""Safe YAML loading for config files, with the line of every value.
+
+PyYAML's loaders silently keep the last of two equal keys and expand aliases without bound. Config read here
+is composed into nodes (libyaml when available), then built by hand so that:
+- a duplicate key is an error naming both lines;
+- aliases are allowed but their expanded size is bounded (an "alias bomb" is an error, not an OOM);
+- merge keys (``<<``), non-UTF-8 bytes, empty documents, several documents and oversized files are errors;
+- dates stay strings (``2026-01-01``): JSON Schema checks them with ``format: date``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sovcloud.errors import ConfigError, json_path
+
+MAX_BYTES = 1 << 20  # 1 MiB: the largest stack file shipped is a few KiB
+MAX_NODES = 100_000  # nodes after alias expansion
+
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[misc, valid-type]
+    """Safe loader that leaves ISO dates as strings."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for ch, resolvers in _Base.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass(frozen=True)
+class Document:
+    """A loaded YAML document: its data and the line (1-based) of each JSON path in it."""
+
+    file: str
+    data: Any
+    lines: dict[tuple[Any, ...], int]
+
+    def line_of(self, path: tuple[Any, ...] | list[Any]) -> int:
+        """Line of the deepest existing prefix of ``path``."""
+        p = tuple(path)
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return self.lines.get((), 1)
+
+
+class _Fail(Exception):
+    def __init__(self, line: int, message: str, rule: str, path: str = ""):
+        super().__init__(message)
+        self.line, self.message, self.rule, self.path = line, message, rule, path
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = MAX_NODES + 1  # a cycle counts as unbounded
+    if isinstance(node, yaml.ScalarNode):
+        size = 1
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(n, memo) for n in node.value)
+    else:
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    memo[key] = min(size, MAX_NODES + 1)
+    return memo[key]
+
+
+def _build(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int], loader: Any) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_object(node)
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*path, i), lines, loader) for i, item in enumerate(node.value)]
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        first_line: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _Fail(line, "merge keys (<<) are not supported (write the keys out)", "yaml")
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _Fail(line, "mapping keys must be plain strings", "yaml")
+            key = loader.construct_object(key_node)
+            if not isinstance(key, str):
+                key = str(key_node.value)  # keys are names: `1: x` or `true: x` still mean a string key
+            if key in out:
+                raise _Fail(line, f"duplicate key '{key}' (first at line {first_line[key]}; each key once)",
+                            "duplicate-key", json_path((*path, key)))
+            first_line[key] = line
+            out[key] = _build(value_node, (*path, key), lines, loader)
+            lines[(*path, key)] = line
+        return out
+    raise _Fail(node.start_mark.line + 1, f"unsupported YAML node {node.tag}", "yaml")
+
+
+def load(path: Path, display: str | None = None) -> tuple[Document | None, list[ConfigError]]:
+    """Load one YAML file. Returns the document, or None and the errors that stopped it."""
+    name = display or str(path)
+
+    def fail(line: int, message: str, rule: str, where: str = "") -> tuple[None, list[ConfigError]]:
+        return None, [ConfigError(name, line, where, message, rule)]
+
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            return fail(0, f"file is {size} bytes, larger than the {MAX_BYTES} allowed for a config file",
+                        "file-size")
+        raw = path.read_bytes()
+    except OSError as exc:
+        return fail(0, f"cannot read: {exc.strerror}", "file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return fail(line, f"not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} (save the file as UTF-8)",
+                    "encoding")
+    text = text.removeprefix("\ufeff")
+    if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
+        return fail(1, "file is empty (a YAML mapping is expected)", "empty")
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return fail(1, "file is empty (a YAML mapping is expected)", "empty")
+        if _expanded_size(root, {}) > MAX_NODES:
+            return fail(root.start_mark.line + 1,
+                        f"aliases expand to more than {MAX_NODES} values (alias bomb?); write the values out",
+                        "alias-bomb")
+        lines: dict[tuple[Any, ...], int] = {}
+        data = _build(root, (), lines, loader)
+    except _Fail as exc:
+        return fail(exc.line, exc.message, exc.rule, exc.path)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        problem = exc.problem or exc.context or "invalid YAML"
+        if "but found another document" in str(exc):
+            problem = "several YAML documents in one file (one document per file)"
+        return fail(line, f"YAML syntax: {problem}", "yaml")
+    except yaml.YAMLError as exc:
+        return fail(1, f"YAML: {exc}", "yaml")
+    except RecursionError:
+        return fail(1, "nesting too deep", "yaml")
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__} value"
+        return fail(1, f"top level is {kind}; a YAML mapping (key: value) is expected", "top-level")
+    return Document(name, data, lines), []
