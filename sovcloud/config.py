@@ -211,7 +211,7 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
 
 # ---------------------------------------------------------------------------------------------------- tenants
 
-def _allocation(doc: Document, i: int, raw: dict[str, Any], regions: dict[str, Region],
+def _allocation(doc: Document, i: int, raw: dict[str, Any], regions: dict[str, Region], broken: set[str],
                 errors: _Errors) -> Allocation | None:
     at = ("allocations", i)
     ok = True
@@ -219,6 +219,8 @@ def _allocation(doc: Document, i: int, raw: dict[str, Any], regions: dict[str, R
     if end <= start:
         errors.add(doc, (*at, "period", "end"), f"{end} is not after start {start} (end after start)", "period")
         ok = False
+    if raw["region"] in broken:
+        return None  # its stack file has errors of its own; checking against it would only repeat them
     region = regions.get(raw["region"])
     if region is None:
         errors.add(doc, (*at, "region"), f"unknown region '{raw['region']}' "
@@ -266,7 +268,7 @@ def _allocation(doc: Document, i: int, raw: dict[str, Any], regions: dict[str, R
         start=start, end=end, origin=Origin(doc.file, doc.line_of(at)), mig=freeze(mig))
 
 
-def _tenant(doc: Document, regions: dict[str, Region], errors: _Errors) -> Tenant | None:
+def _tenant(doc: Document, regions: dict[str, Region], broken: set[str], errors: _Errors) -> Tenant | None:
     before = len(errors)
     errors.extend(schema.check("tenant", doc, doc.data))
     if len(errors) > before:
@@ -275,7 +277,7 @@ def _tenant(doc: Document, regions: dict[str, Region], errors: _Errors) -> Tenan
     allocations = []
     seen: dict[tuple[str, str], int] = {}
     for i, raw in enumerate(d["allocations"]):
-        a = _allocation(doc, i, raw, regions, errors)
+        a = _allocation(doc, i, raw, regions, broken, errors)
         if a is None:
             continue
         if (a.region, a.pool) in seen:
@@ -314,18 +316,21 @@ def load(root: Path, *, tenant_paths: Iterable[Path] | None = None, progress: Pr
         raise ConfigInvalid([ConfigError(_rel(root, root / STACKS_DIR), 0, "",
                                          "no region stack files (stacks/Pulumi.<region>.yaml) found", "missing")])
     regions: dict[str, Region] = {}
+    broken: set[str] = set()  # stacks that failed: tenants are not checked against them
     for path in stacks:
         doc = _region_doc(path, root, errors)
         stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
         region = _region(doc, stack, errors) if doc is not None else None
         if region is not None:
             regions[region.name] = region
+        else:
+            broken.add(stack)
     paths = sorted(tenant_paths) if tenant_paths is not None else tenant_files(root)
     tenants: dict[str, Tenant] = {}
     for n, path in enumerate(paths, 1):
         doc, errs = yamlsafe.load(path, _rel(root, path))
         errors.extend(errs)
-        tenant = _tenant(doc, regions, errors) if doc is not None else None
+        tenant = _tenant(doc, regions, broken, errors) if doc is not None else None
         if tenant is not None:
             first = tenants.get(tenant.name)
             if first is not None:

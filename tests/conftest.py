@@ -1,0 +1,55 @@
+"""Shared fixtures: a writable copy of the shipped config tree."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+class Tree:
+    """A copy of stacks/ and tenants/ in a temporary directory, with helpers to break it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def tenant_path(self, name: str) -> Path:
+        return self.root / "tenants" / f"{name}.yaml"
+
+    def region_path(self, name: str) -> Path:
+        return self.root / "stacks" / f"Pulumi.{name}.yaml"
+
+    def edit_tenant(self, name: str, fn: Callable[[dict[str, Any]], Any]) -> None:
+        path = self.tenant_path(name)
+        data = yaml.safe_load(path.read_text())
+        fn(data)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def edit_region(self, name: str, fn: Callable[[dict[str, Any]], Any]) -> None:
+        path = self.region_path(name)
+        data = yaml.safe_load(path.read_text())
+        fn(data["config"]["sovcloud:region"])
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def write(self, rel: str, content: str | bytes) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        return path
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Tree:
+    for d in ("stacks", "tenants"):
+        shutil.copytree(REPO / d, tmp_path / d)
+    return Tree(tmp_path)

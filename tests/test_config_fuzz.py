@@ -1,0 +1,239 @@
+"""Property: no mutation of a valid config tree crashes the loader.
+
+``sovcloud.config.load`` either returns a ``Config`` or raises ``ConfigInvalid`` with at least one error, each
+naming a file of the tree and printing as a single line. Any other exception (KeyError, TypeError, OverflowError,
+RecursionError, ...) is a bug in the loader, not in the config.
+
+Mutations start from a copy of the shipped ``stacks/`` and ``tenants/`` and touch at most two files:
+- structural: at a random JSON path of a tenant file, or of the ``config: sovcloud:region`` object of a stack file,
+  replace the value by a random JSON-ish value, delete the key or add an unknown key; written back with
+  ``yaml.safe_dump``;
+- textual: a few byte-level edits of a file's text (inserted, deleted or replaced bytes, invalid UTF-8, tabs,
+  YAML indicators such as ``:`` ``&`` ``*`` ``<<`` ``---``, duplicated lines).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sovcloud import config
+from sovcloud.errors import ConfigError, ConfigInvalid
+from sovcloud.model import Config
+
+REPO = Path(__file__).resolve().parents[1]
+REGION_KEY = "sovcloud:region"
+
+
+def _shipped_files() -> list[str]:
+    stacks = sorted(p for p in (REPO / "stacks").glob("Pulumi.*.yaml") if p.name != "Pulumi.yaml")
+    tenants = sorted([*(REPO / "tenants").glob("*.yaml"), *(REPO / "tenants").glob("*.yml")])
+    return [str(p.relative_to(REPO)) for p in (*stacks, *tenants)]
+
+
+FILES = _shipped_files()
+RAW = {rel: (REPO / rel).read_bytes() for rel in FILES}
+PARSED = {rel: yaml.safe_load(RAW[rel]) for rel in FILES}
+
+
+def _is_stack(rel: str) -> bool:
+    return rel.startswith("stacks/")
+
+
+def _scalars(node: Any, out: set[Any]) -> set[Any]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out.add(str(k))
+            _scalars(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            _scalars(v, out)
+    elif isinstance(node, str | int | float) and not isinstance(node, bool):
+        out.add(node)
+    return out
+
+
+# Values and keys already present in the shipped config (region and pool names, MIG profiles, GPU models, enum
+# values, field names...): swapping them around reaches the cross-file checks, not only the schema.
+NEARBY = sorted(_scalars(PARSED, set()), key=repr)
+
+# ---------------------------------------------------------------------------------------------------- values
+
+HUGE_INTS = [2**31, -(2**31) - 1, 2**63, -(2**63) - 1, 2**64, 10**30, -(10**30), 2**1000, -(2**1000)]
+ODD_TEXT = ["", " ", "\t", "\n", "a\nb", "null", "~", "yes", "no", "on", "0x1F", "1e3", ".inf", ".nan", "-", ":",
+            "a: b", "- a", "&a", "*a", "<<", "---", "...", "{", "[", "!!str", "%", "@", "`", "\x00", "\x07", "\x1b[31m",
+            "\ufeff", "\u2028", "\u200b", "é", "한국어", "🚀", "𝕏", "2026-02-30", "2026-13-01", "2026-01-01T00:00:00",
+            "1.0", "-1", "0", "v1.33.4", "3g.90gb", "9g.999gb", "a" * 300]
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-2, max_value=2),
+    st.sampled_from(HUGE_INTS),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 0.5, 1e308, 5e-324]),
+    st.text(max_size=20),
+    st.sampled_from(ODD_TEXT),
+    st.sampled_from(NEARBY),
+)
+keys = st.one_of(st.text(max_size=12), st.sampled_from(NEARBY).map(str), st.sampled_from(ODD_TEXT),
+                 st.integers(-3, 3), st.booleans())
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4)),
+    max_leaves=12,
+)
+
+# ---------------------------------------------------------------------------------------------------- mutations
+
+
+@dataclass(frozen=True)
+class Structural:
+    """At ``path`` (inside the region object for a stack file): replace, delete, or add ``key``."""
+
+    file: str
+    path: tuple[Any, ...]
+    op: str  # "replace" | "delete" | "add"
+    value: Any = None
+    key: Any = None
+    allow_unicode: bool = False
+
+    def apply(self, root: Path) -> None:
+        data = copy.deepcopy(PARSED[self.file])
+        if _is_stack(self.file):
+            holder, slot = data["config"], REGION_KEY
+        else:
+            holder, slot = None, None
+        for step in self.path:
+            holder, slot = (holder[slot] if holder is not None else data), step
+        if holder is None:  # the whole tenant document
+            if self.op == "add" and isinstance(data, dict):
+                data[self.key] = self.value
+            elif self.op == "replace":
+                data = self.value
+            else:  # deleting the document: an empty file
+                data = None
+        elif self.op == "replace":
+            holder[slot] = self.value
+        elif self.op == "delete":
+            del holder[slot]
+        else:  # add to the dict at path, or to the nearest enclosing dict
+            target = holder[slot]
+            (target if isinstance(target, dict) else holder)[self.key] = self.value
+        text = "" if data is None else yaml.safe_dump(data, sort_keys=False, allow_unicode=self.allow_unicode)
+        (root / self.file).write_text(text, encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Textual:
+    """Byte-level edits of a file, applied in order; positions are clamped to the current length."""
+
+    file: str
+    edits: tuple[tuple[str, int, int, bytes], ...]  # (kind, position, length or line, payload)
+
+    def apply(self, root: Path) -> None:
+        buf = bytearray(RAW[self.file])
+        for kind, pos, n, payload in self.edits:
+            pos = min(pos, len(buf))
+            if kind == "insert":
+                buf[pos:pos] = payload
+            elif kind == "delete":
+                del buf[pos:pos + n]
+            elif kind == "replace":
+                buf[pos:pos + n] = payload
+            else:  # "dupline": copy line n to just after line pos (duplicate keys, misplaced indentation)
+                lines = bytes(buf).splitlines(keepends=True)
+                if lines:
+                    src = lines[n % len(lines)]
+                    lines.insert(pos % (len(lines) + 1), src if src.endswith(b"\n") else src + b"\n")
+                    buf = bytearray(b"".join(lines))
+        (root / self.file).write_bytes(bytes(buf))
+
+
+@st.composite
+def structural(draw: st.DrawFn) -> Structural:
+    rel = draw(st.sampled_from(FILES))
+    node = PARSED[rel]["config"][REGION_KEY] if _is_stack(rel) else PARSED[rel]
+    path: list[Any] = []
+    # Descend with probability 4/5 per level (shrinks towards the root).
+    while isinstance(node, dict | list) and node and draw(st.integers(0, 4)) > 0:
+        step = draw(st.sampled_from(list(node))) if isinstance(node, dict) else draw(st.integers(0, len(node) - 1))
+        path.append(step)
+        node = node[step]
+    op = draw(st.sampled_from(["replace", "delete", "add"] if path else ["replace", "add"]))
+    key = draw(keys) if op == "add" else None
+    value = draw(values) if op != "delete" else None
+    return Structural(rel, tuple(path), op, value, key, draw(st.booleans()))
+
+
+PAYLOADS = [b"\t", b" ", b"  ", b":", b": ", b"&a ", b"*a", b"*x ", b"<<: *a\n", b"---\n", b"...\n", b"\n", b"\r",
+            b"- ", b"#", b"'", b'"', b"{", b"}", b"[", b"]", b",", b"? ", b"|", b">", b"!", b"!!python/object:os.system ",
+            b"!!binary ", b"%YAML 1.1\n", b"\xef\xbb\xbf", b"\x00", b"\x07", b"\x1b", b"\xff", b"\xfe", b"\xc3",
+            b"\xc3\x28", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc2\x85", b"\xe2\x80\xa8", b"\\", b"@", b"`", b"%"]
+
+
+@st.composite
+def textual(draw: st.DrawFn) -> Textual:
+    rel = draw(st.sampled_from(FILES))
+    size = len(RAW[rel])
+    payload = st.one_of(st.sampled_from(PAYLOADS), st.binary(min_size=1, max_size=4),
+                        st.text(min_size=1, max_size=3).map(lambda s: s.encode("utf-8", "surrogatepass")))
+    edit = st.tuples(st.sampled_from(["insert", "delete", "replace", "dupline"]), st.integers(0, size),
+                     st.integers(0, 200), payload)
+    edits = draw(st.lists(edit, min_size=1, max_size=4))
+    # Length of a delete/replace: a few bytes (the third field also picks the line for dupline).
+    return Textual(rel, tuple((k, p, n if k == "dupline" else n % 5, b) for k, p, n, b in edits))
+
+
+mutations = st.lists(st.one_of(structural(), textual()), min_size=1, max_size=2, unique_by=lambda m: m.file)
+
+# ---------------------------------------------------------------------------------------------------- tests
+
+
+def _copy_tree(root: Path) -> None:
+    for d in ("stacks", "tenants"):
+        shutil.copytree(REPO / d, root / d)
+
+
+def test_shipped_copy_loads() -> None:
+    """The base of the property test is valid, so the property cannot hold vacuously."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        _copy_tree(root)
+        cfg = config.load(root)
+    assert isinstance(cfg, Config)
+    assert len(cfg.regions) == 3
+    assert len(cfg.tenants) == len([p for p in (REPO / "tenants").iterdir() if p.is_file()])
+
+
+@settings(max_examples=150, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(mutations)
+def test_mutated_config_never_crashes_the_loader(muts: list[Structural | Textual]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        _copy_tree(root)
+        for m in muts:
+            m.apply(root)
+        try:
+            cfg = config.load(root)
+        except ConfigInvalid as exc:
+            assert exc.errors, "ConfigInvalid without errors"
+            for err in exc.errors:
+                assert isinstance(err, ConfigError)
+                assert not Path(err.file).is_absolute(), err
+                assert (root / err.file).is_file(), f"error names {err.file!r}, not a file of the tree"
+                text = str(err)
+                assert "\n" not in text and "\r" not in text, f"error is not a single line: {text!r}"
+        else:
+            assert isinstance(cfg, Config)
