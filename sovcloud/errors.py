@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """Control characters (newlines included) escaped, so that an error is always one line."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 @dataclass(frozen=True, order=True)
@@ -12,6 +20,11 @@ class ConfigError:
     path: str  # JSON path inside the document, e.g. "allocations[0].gpus"; "" for the whole document
     message: str
     rule: str = ""  # machine-readable rule name (schema keyword or cross-file check), for JSON output and tests
+
+    def __post_init__(self) -> None:
+        # keys and values come from user files: a newline in one must not split the error line
+        object.__setattr__(self, "path", one_line(self.path))
+        object.__setattr__(self, "message", one_line(self.message))
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file

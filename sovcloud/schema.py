@@ -116,6 +116,8 @@ def _describe(err: jsonschema.ValidationError) -> Iterator[tuple[tuple[Any, ...]
         yield path, f"repeats {', '.join(dups)} (each entry once)", rule
     elif rule == "not":
         yield path, f"{_show(inst)} is a reserved name{hint}", "reserved-name"
+    elif rule == "oneOf" and not isinstance(inst, dict):
+        return  # a non-mapping trips "required" alternatives vacuously; its type error says what is wrong
     elif rule == "oneOf" and all(set(s) == {"required"} for s in v):
         names = [s["required"][0] for s in v]
         given = [n for n in names if n in inst]

@@ -145,6 +145,9 @@ def load(path: Path, display: str | None = None) -> tuple[Document | None, list[
         if "but found another document" in str(exc):
             problem = "several YAML documents in one file (one document per file)"
         return fail(line, f"YAML syntax: {problem}", "yaml")
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids, e.g. a control character
+        line = text[: exc.position].count("\n") + 1
+        return fail(line, f"YAML: character {exc.character!r} is not allowed in YAML ({exc.reason})", "yaml")
     except yaml.YAMLError as exc:
         return fail(1, f"YAML: {exc}", "yaml")
     except RecursionError:

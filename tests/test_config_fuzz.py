@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from sovcloud import config
@@ -109,29 +110,23 @@ class Structural:
     allow_unicode: bool = False
 
     def apply(self, root: Path) -> None:
-        data = copy.deepcopy(PARSED[self.file])
-        if _is_stack(self.file):
-            holder, slot = data["config"], REGION_KEY
-        else:
-            holder, slot = None, None
+        doc = copy.deepcopy(PARSED[self.file])
+        # (container, slot) pairs from the top of the mutated object down to the chosen value
+        chain: list[tuple[Any, Any]] = [(doc["config"], REGION_KEY)] if _is_stack(self.file) else [({0: doc}, 0)]
         for step in self.path:
-            holder, slot = (holder[slot] if holder is not None else data), step
-        if holder is None:  # the whole tenant document
-            if self.op == "add" and isinstance(data, dict):
-                data[self.key] = self.value
-            elif self.op == "replace":
-                data = self.value
-            else:  # deleting the document: an empty file
-                data = None
-        elif self.op == "replace":
-            holder[slot] = self.value
+            parent, slot = chain[-1]
+            chain.append((parent[slot], step))
+        parent, slot = chain[-1]
+        if self.op == "replace":
+            parent[slot] = self.value
         elif self.op == "delete":
-            del holder[slot]
-        else:  # add to the dict at path, or to the nearest enclosing dict
-            target = holder[slot]
-            (target if isinstance(target, dict) else holder)[self.key] = self.value
-        text = "" if data is None else yaml.safe_dump(data, sort_keys=False, allow_unicode=self.allow_unicode)
-        (root / self.file).write_text(text, encoding="utf-8")
+            del parent[slot]
+        else:  # add an unknown key to the mapping at path, or to the nearest enclosing mapping
+            target = next(p[s] for p, s in reversed(chain) if isinstance(p[s], dict))
+            target[self.key] = self.value
+        data = chain[0][0][0] if not _is_stack(self.file) else doc
+        (root / self.file).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=self.allow_unicode),
+                                      encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -176,10 +171,12 @@ def structural(draw: st.DrawFn) -> Structural:
     return Structural(rel, tuple(path), op, value, key, draw(st.booleans()))
 
 
-PAYLOADS = [b"\t", b" ", b"  ", b":", b": ", b"&a ", b"*a", b"*x ", b"<<: *a\n", b"---\n", b"...\n", b"\n", b"\r",
-            b"- ", b"#", b"'", b'"', b"{", b"}", b"[", b"]", b",", b"? ", b"|", b">", b"!", b"!!python/object:os.system ",
-            b"!!binary ", b"%YAML 1.1\n", b"\xef\xbb\xbf", b"\x00", b"\x07", b"\x1b", b"\xff", b"\xfe", b"\xc3",
-            b"\xc3\x28", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc2\x85", b"\xe2\x80\xa8", b"\\", b"@", b"`", b"%"]
+PAYLOADS = [
+    b"\t", b" ", b"  ", b":", b": ", b"&a ", b"*a", b"*x ", b"<<: *a\n", b"---\n", b"...\n", b"\n", b"\r", b"- ",
+    b"#", b"'", b'"', b"{", b"}", b"[", b"]", b",", b"? ", b"|", b">", b"!", b"!!python/object:os.system ",
+    b"!!binary ", b"%YAML 1.1\n", b"\xef\xbb\xbf", b"\x00", b"\x07", b"\x1b", b"\xff", b"\xfe", b"\xc3",
+    b"\xc3\x28", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc2\x85", b"\xe2\x80\xa8", b"\\", b"@", b"`", b"%",
+]
 
 
 @st.composite
@@ -187,7 +184,7 @@ def textual(draw: st.DrawFn) -> Textual:
     rel = draw(st.sampled_from(FILES))
     size = len(RAW[rel])
     payload = st.one_of(st.sampled_from(PAYLOADS), st.binary(min_size=1, max_size=4),
-                        st.text(min_size=1, max_size=3).map(lambda s: s.encode("utf-8", "surrogatepass")))
+                        st.text(min_size=1, max_size=3).map(str.encode))
     edit = st.tuples(st.sampled_from(["insert", "delete", "replace", "dupline"]), st.integers(0, size),
                      st.integers(0, 200), payload)
     edits = draw(st.lists(edit, min_size=1, max_size=4))
@@ -205,6 +202,22 @@ def _copy_tree(root: Path) -> None:
         shutil.copytree(REPO / d, root / d)
 
 
+def _assert_loads_or_invalid(root: Path) -> None:
+    """The contract: a Config, or ConfigInvalid with errors that name a file of the tree, one line each."""
+    try:
+        cfg = config.load(root)
+    except ConfigInvalid as exc:
+        assert exc.errors, "ConfigInvalid without errors"
+        for err in exc.errors:
+            assert isinstance(err, ConfigError)
+            assert not Path(err.file).is_absolute(), err
+            assert (root / err.file).is_file(), f"error names {err.file!r}, not a file of the tree"
+            text = str(err)
+            assert "\n" not in text and "\r" not in text, f"error is not a single line: {text!r}"
+    else:
+        assert isinstance(cfg, Config)
+
+
 def test_shipped_copy_loads() -> None:
     """The base of the property test is valid, so the property cannot hold vacuously."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -216,7 +229,10 @@ def test_shipped_copy_loads() -> None:
     assert len(cfg.tenants) == len([p for p in (REPO / "tenants").iterdir() if p.is_file()])
 
 
-@settings(max_examples=150, deadline=None, database=None,
+# database=None: nothing written into the repository (.hypothesis/). report_multiple_bugs=False and no explain
+# phase: shrink one failure only, so that a failing run also stays well under a minute.
+@settings(max_examples=150, deadline=None, database=None, report_multiple_bugs=False,
+          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(mutations)
 def test_mutated_config_never_crashes_the_loader(muts: list[Structural | Textual]) -> None:
@@ -225,15 +241,45 @@ def test_mutated_config_never_crashes_the_loader(muts: list[Structural | Textual
         _copy_tree(root)
         for m in muts:
             m.apply(root)
-        try:
-            cfg = config.load(root)
-        except ConfigInvalid as exc:
-            assert exc.errors, "ConfigInvalid without errors"
-            for err in exc.errors:
-                assert isinstance(err, ConfigError)
-                assert not Path(err.file).is_absolute(), err
-                assert (root / err.file).is_file(), f"error names {err.file!r}, not a file of the tree"
-                text = str(err)
-                assert "\n" not in text and "\r" not in text, f"error is not a single line: {text!r}"
-        else:
-            assert isinstance(cfg, Config)
+        _assert_loads_or_invalid(root)
+
+
+# ---------------------------------------------------------------------------------------------------- regressions
+# Inputs the property test above once shrank to, kept as plain regression tests.
+
+_TENANT = """\
+name: fuzz-min
+displayName: Fuzz minimal
+organisation: {name: Fuzz, type: company, registrationId: "1", country: KR}
+sector: industry
+classification: low
+adminGroups: [fuzz-admins]
+contacts: [{name: Fuzz, email: fuzz@example.kr, role: technical}]
+"""
+
+
+def _with_tenant(text: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        _copy_tree(root)
+        (root / "tenants" / "fuzz-min.yaml").write_bytes(text)
+        _assert_loads_or_invalid(root)
+
+
+# An allocation that is not a mapping: once crashed the oneOf (pool or gpuModel) message.
+@pytest.mark.parametrize("item", ["1", "1.5", "null", "true"])
+def test_allocation_not_a_mapping_is_an_error(item: str) -> None:
+    _with_tenant(f"{_TENANT}allocations: [{item}]\n".encode())
+
+
+# A control character: PyYAML's ReaderError text spans two lines.
+def test_control_character_error_is_one_line() -> None:
+    _with_tenant(_TENANT.replace("Fuzz minimal", "Fuzz\x07minimal").encode())
+
+
+# A key with a newline or carriage return must not split the error line.
+@pytest.mark.parametrize("key", ['"a\\nb"', '"a\\rb"', '"\\n"'])
+def test_key_with_newline_error_is_one_line(key: str) -> None:
+    alloc = ("allocations: [{region: rdc-ulsan, pool: gb200-nvl72, gpus: 1, cpu: '1', memory: 1Gi, storage: 1Gi, "
+             "period: {start: 2026-01-01, end: 2027-01-01}}]\n")
+    _with_tenant(f"{_TENANT}{alloc}{key}: 1\n".encode())
