@@ -304,6 +304,23 @@ def _tenant(doc: Document, regions: dict[str, Region], broken: set[str], errors:
 Progress = Callable[[int, int], None]
 
 
+_preloaded: dict[Path, Config] = {}
+
+
+def preload(root: Path, cfg: Config | None) -> None:
+    """Hand an already loaded config to the stack program run in this process (``sovcloud synth``), so the
+    program does not load and validate the same files a second time; None forgets it."""
+    if cfg is None:
+        _preloaded.pop(root.resolve(), None)
+    else:
+        _preloaded[root.resolve()] = cfg
+
+
+def load_for_program(root: Path) -> Config:
+    """The config for the stack program: what synth preloaded, else a fresh :func:`load`."""
+    return _preloaded.get(root.resolve()) or load(root)
+
+
 def load(root: Path, *, tenant_paths: Iterable[Path] | None = None, progress: Progress | None = None) -> Config:
     """Load and cross-check every region and tenant under ``root``; raise :class:`ConfigInvalid` with all errors.
 

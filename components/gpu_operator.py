@@ -1,0 +1,147 @@
+"""GpuOperator: NVIDIA's gpu-operator chart from the region's mirror, with its MIG and time-slicing configs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components import labels as L
+from components.helm import chart_source, mirror
+from sovcloud import model
+
+NAMESPACE = "gpu-operator"
+RELEASE = "gpu-operator"
+MIG_CONFIGMAP = "sovcloud-mig-parted-config"
+DEVICE_PLUGIN_CONFIGMAP = "sovcloud-device-plugin-config"
+DEVICE_PLUGIN_DEFAULT = "default"
+
+# Every operand of the v26 chart with its upstream repository (deployments/gpu-operator/values.yaml). Each is
+# rewritten to the region's mirror, disabled operands included: enabling one later must not pull from abroad.
+OPERAND_REPOSITORIES: dict[tuple[str, ...], str] = {
+    ("operator",): "nvcr.io/nvidia",
+    ("validator",): "nvcr.io/nvidia",
+    ("driver",): "nvcr.io/nvidia",
+    ("driver", "manager"): "nvcr.io/nvidia/cloud-native",
+    ("toolkit",): "nvcr.io/nvidia/k8s",
+    ("devicePlugin",): "nvcr.io/nvidia",
+    ("dcgm",): "nvcr.io/nvidia/cloud-native",
+    ("dcgmExporter",): "nvcr.io/nvidia/k8s",
+    ("gfd",): "nvcr.io/nvidia",
+    ("migManager",): "nvcr.io/nvidia/cloud-native",
+    ("nodeStatusExporter",): "nvcr.io/nvidia",
+    ("gds",): "nvcr.io/nvidia/cloud-native",
+    ("gdrcopy",): "nvcr.io/nvidia/cloud-native",
+    ("vgpuManager",): "nvcr.io/nvidia",
+    ("vgpuManager", "driverManager"): "nvcr.io/nvidia/cloud-native",
+    ("vgpuDeviceManager",): "nvcr.io/nvidia/cloud-native",
+    ("vfioManager",): "nvcr.io/nvidia/cloud-native",
+    ("vfioManager", "driverManager"): "nvcr.io/nvidia/cloud-native",
+    ("sandboxDevicePlugin",): "nvcr.io/nvidia",
+    ("kataSandboxDevicePlugin",): "nvcr.io/nvidia/cloud-native",
+    ("ccManager",): "nvcr.io/nvidia/cloud-native",
+    ("draDriver",): "nvcr.io/nvidia",
+}
+NFD_REPOSITORY = "registry.k8s.io/nfd/node-feature-discovery"  # the node-feature-discovery subchart's image
+
+
+@dataclass(frozen=True)
+class GpuOperatorArgs:
+    region: model.Region
+
+
+def mig_parted_config(region: model.Region) -> dict[str, Any]:
+    """mig-parted config: ``all-disabled`` plus one named layout per MIG pool (the node's mig.config label)."""
+    configs: dict[str, Any] = {L.MIG_DISABLED: [{"devices": "all", "mig-enabled": False}]}
+    for pool in region.pools:
+        if pool.sharing.mode == "mig":
+            configs[pool.sharing.mig_config_name or pool.name] = [
+                {"devices": "all", "mig-enabled": True, "mig-devices": dict(pool.sharing.mig_layout)}]
+    return {"version": "v1", "mig-configs": configs}
+
+
+def device_plugin_configs(region: model.Region) -> dict[str, dict[str, Any]]:
+    """Device-plugin configs by name: a default, and time-slicing per pool that asks for it."""
+    flags = {"migStrategy": region.gpu_operator.mig_strategy}
+    out: dict[str, dict[str, Any]] = {DEVICE_PLUGIN_DEFAULT: {"version": "v1", "flags": flags}}
+    for pool in region.pools:
+        if pool.sharing.mode == "time-slicing":
+            out[L.device_plugin_config_name(pool)] = {"version": "v1", "flags": flags, "sharing": {"timeSlicing": {
+                "renameByDefault": pool.sharing.rename_by_default,
+                "failRequestsGreaterThanOne": pool.sharing.fail_requests_greater_than_one,
+                "resources": [{"name": L.GPU_RESOURCE, "replicas": pool.sharing.replicas}],
+            }}}
+    return out
+
+
+def _dump(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
+
+def kernel_module_type(region: model.Region) -> str:
+    """``open`` when the config says auto but a Blackwell pool needs open modules: never leave it to chance."""
+    setting = region.gpu_operator.kernel_module_type
+    if setting == "auto" and any(p.gpu.open_kernel_modules for p in region.pools):
+        return "open"
+    return setting
+
+
+def helm_values(region: model.Region) -> dict[str, Any]:
+    """The chart values: pinned driver, sharing configs by reference, every image from the mirror."""
+    op = region.gpu_operator
+    values: dict[str, Any] = {
+        "operator": {"repository": mirror(region, OPERAND_REPOSITORIES[("operator",)])},
+        "daemonsets": {"priorityClassName": "system-node-critical", "tolerations": [dict(L.GPU_TOLERATION)]},
+        "driver": {"enabled": True, "version": op.driver_version, "kernelModuleType": kernel_module_type(region),
+                   "usePrecompiled": op.use_precompiled, "rdma": {"enabled": op.rdma}},
+        "toolkit": {"enabled": True},
+        "mig": {"strategy": op.mig_strategy},
+        "migManager": {"enabled": True, "config": {"create": False, "name": MIG_CONFIGMAP,
+                                                   "default": L.MIG_DISABLED}},
+        "devicePlugin": {"enabled": True, "config": {"create": False, "name": DEVICE_PLUGIN_CONFIGMAP,
+                                                     "default": DEVICE_PLUGIN_DEFAULT}},
+        "gfd": {"enabled": True},
+        "dcgmExporter": {"enabled": op.dcgm_exporter, "serviceMonitor": {"enabled": op.service_monitor}},
+        "nfd": {"enabled": op.nfd},
+        "cdi": {"enabled": op.cdi},
+        "gds": {"enabled": op.gds},
+        "node-feature-discovery": {"image": {"repository": mirror(region, NFD_REPOSITORY)}},
+    }
+    for path, upstream in OPERAND_REPOSITORIES.items():
+        node = values
+        for key in path:
+            node = node.setdefault(key, {})
+        node["repository"] = mirror(region, upstream)
+    return values
+
+
+def namespace_meta(region: model.Region) -> dict[str, Any]:
+    # the operator's daemonsets load kernel modules and mount host paths: privileged by necessity
+    return {"name": NAMESPACE, "labels": {**L.common(region), "pod-security.kubernetes.io/enforce": "privileged"}}
+
+
+class GpuOperator(pulumi.ComponentResource):
+    """The NVIDIA GPU operator of one region."""
+
+    namespace: pulumi.Output[str]
+
+    def __init__(self, name: str, args: GpuOperatorArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sovcloud:gpu:GpuOperator", name, None, opts)
+        region = args.region
+        child = pulumi.ResourceOptions(parent=self)
+        ns = k8s.core.v1.Namespace(f"{name}-namespace", metadata=namespace_meta(region), opts=child)
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
+        meta = {"namespace": NAMESPACE, "labels": L.common(region)}
+        mig = k8s.core.v1.ConfigMap(f"{name}-mig-config", metadata={**meta, "name": MIG_CONFIGMAP},
+                                    data={"config.yaml": _dump(mig_parted_config(region))}, opts=in_ns)
+        dp = k8s.core.v1.ConfigMap(f"{name}-device-plugin-config", metadata={**meta, "name": DEVICE_PLUGIN_CONFIGMAP},
+                                   data={k: _dump(v) for k, v in device_plugin_configs(region).items()}, opts=in_ns)
+        k8s.helm.v3.Release(f"{name}-release", name=RELEASE, namespace=NAMESPACE, create_namespace=False,
+                            **chart_source(region, "gpu-operator", region.gpu_operator.chart_version),
+                            values=helm_values(region), atomic=True, timeout=1800, max_history=10,
+                            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, mig, dp]))
+        self.namespace = ns.metadata.name
+        self.register_outputs({"namespace": self.namespace})

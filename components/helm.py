@@ -1,0 +1,21 @@
+"""Where charts and images come from: the region's mirrors, never the internet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sovcloud import model
+
+
+def mirror(region: model.Region, upstream: str) -> str:
+    """``nvcr.io/nvidia/k8s`` -> ``<mirror>/nvidia/k8s``: the upstream path kept under the region's mirror."""
+    path = upstream.split("/", 1)[1] if "." in upstream.split("/", 1)[0] else upstream
+    return f"{region.registries.image_mirror}/{path}"
+
+
+def chart_source(region: model.Region, chart: str, version: str) -> dict[str, Any]:
+    """``helm.v3.Release`` arguments for a chart on the region's repository: an https index or an OCI registry."""
+    repo = region.registries.chart_repository.rstrip("/")
+    if repo.startswith("oci://"):
+        return {"chart": f"{repo}/{chart}", "version": version}
+    return {"chart": chart, "version": version, "repository_opts": {"repo": repo}}

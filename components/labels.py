@@ -1,0 +1,49 @@
+"""Label keys and values shared by every component: the names a cluster sees."""
+
+from __future__ import annotations
+
+from sovcloud import model
+
+DOMAIN = "sovcloud.kr"
+REGION = f"{DOMAIN}/region"  # on every object: residency
+OWNER = f"{DOMAIN}/owner"  # on every object: "platform" or the tenant name
+POOL = f"{DOMAIN}/pool"
+TENANT = f"{DOMAIN}/tenant"
+SECTOR = f"{DOMAIN}/sector"
+CLASSIFICATION = f"{DOMAIN}/classification"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+PLATFORM = "platform"
+
+# Upstream names (GPU Feature Discovery, device plugin, mig-manager, Cluster API autoscaler); see domain facts.
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT = "nvidia.com/gpu.product"
+MIG_CONFIG = "nvidia.com/mig.config"
+DEVICE_PLUGIN_CONFIG = "nvidia.com/device-plugin.config"
+CAPI_ACCELERATOR = "cluster-api/accelerator"
+GPU_TAINT = {"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"}
+GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+MIG_DISABLED = "all-disabled"  # the mig-manager config name that turns MIG off
+
+
+def common(region: model.Region, owner: str = PLATFORM) -> dict[str, str]:
+    """Labels every object carries: its region and owner, and who manages it."""
+    return {REGION: region.name, OWNER: owner, MANAGED_BY: "sovcloud"}
+
+
+def product_label(pool: model.Pool, mig_strategy: str) -> str:
+    """The ``nvidia.com/gpu.product`` value GFD writes on the pool's nodes.
+
+    GFD appends ``-SHARED`` when time-slicing is on, and ``-MIG-<profile>`` under the single MIG strategy;
+    under the mixed strategy the product stays the plain model name.
+    """
+    product = pool.gpu.gfd_product
+    if pool.sharing.mode == "time-slicing":
+        return f"{product}-SHARED"
+    if pool.sharing.mode == "mig" and mig_strategy == "single":
+        (profile,) = pool.sharing.mig_layout
+        return f"{product}-MIG-{profile}"
+    return product
+
+
+def device_plugin_config_name(pool: model.Pool) -> str:
+    return f"{pool.name}-time-slicing"

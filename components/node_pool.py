@@ -1,0 +1,160 @@
+"""GpuNodePool: the nodes of one GPU pool, through Cluster API or by labelling existing (static) nodes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import labels as L
+from components.custom_object import CustomObject
+from sovcloud import model
+from sovcloud.model import thaw
+
+CAPI_GROUP = "cluster.x-k8s.io"
+BOOTSTRAP_GROUP = "bootstrap.cluster.x-k8s.io"
+INFRA_GROUP = "infrastructure.cluster.x-k8s.io"
+INFRA_KINDS = {"metal3": "Metal3MachineTemplate", "openstack": "OpenStackMachineTemplate"}
+AUTOSCALER = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-"
+CAPACITY = "capacity.cluster-autoscaler.kubernetes.io/"
+
+
+@dataclass(frozen=True)
+class GpuNodePoolArgs:
+    region: model.Region
+    pool: model.Pool
+
+
+def node_labels(region: model.Region, pool: model.Pool) -> dict[str, str]:
+    """Labels the pool's nodes carry: region and pool, accelerator, and the sharing config mig-manager or the
+    device plugin read from the node."""
+    out = {L.REGION: region.name, L.POOL: pool.name, L.CAPI_ACCELERATOR: pool.gpu.name.lower()}
+    if pool.sharing.mode == "mig":
+        out[L.MIG_CONFIG] = pool.sharing.mig_config_name or pool.name
+    elif pool.gpu.mig_capable:
+        out[L.MIG_CONFIG] = L.MIG_DISABLED  # MIG-capable GPUs run whole: say so, do not inherit a default
+    if pool.sharing.mode == "time-slicing":
+        out[L.DEVICE_PLUGIN_CONFIG] = L.device_plugin_config_name(pool)
+    return out
+
+
+def machine_name(region: model.Region, pool: model.Pool) -> str:
+    return f"{region.cluster_name}-{pool.name}"
+
+
+def kubeadm_config_template(region: model.Region, pool: model.Pool) -> dict[str, Any]:
+    """KubeadmConfigTemplate (v1beta2): node labels through the kubelet, the GPU taint at registration."""
+    node_label_arg = ",".join(f"{k}={v}" for k, v in sorted(node_labels(region, pool).items()))
+    return {
+        "apiVersion": f"{BOOTSTRAP_GROUP}/v1beta2", "kind": "KubeadmConfigTemplate",
+        "metadata": {"name": machine_name(region, pool), "namespace": region.cluster_namespace,
+                     "labels": {**L.common(region), L.POOL: pool.name}},
+        "spec": {"template": {"spec": {"joinConfiguration": {"nodeRegistration": {
+            "kubeletExtraArgs": [{"name": "node-labels", "value": node_label_arg}],
+            "taints": [dict(L.GPU_TAINT)],
+        }}}}},
+    }
+
+
+def metal3_template(region: model.Region, pool: model.Pool) -> dict[str, Any]:
+    """Metal3MachineTemplate: image and host selection for bare-metal GPU servers."""
+    m = thaw(pool.provisioner.machine)
+    image = {"url": m["image"]["url"], "checksum": m["image"]["checksum"],
+             "checksumType": m["image"].get("checksumType", "sha256"), "format": m["image"].get("format", "raw")}
+    spec: dict[str, Any] = {"image": image}
+    if "hostSelector" in m:
+        spec["hostSelector"] = m["hostSelector"]
+    if "dataTemplate" in m:
+        spec["dataTemplate"] = {"name": m["dataTemplate"]}
+    return {"apiVersion": f"{INFRA_GROUP}/v1beta1", "kind": "Metal3MachineTemplate",
+            "metadata": {"name": machine_name(region, pool), "namespace": region.cluster_namespace,
+                         "labels": {**L.common(region), L.POOL: pool.name}},
+            "spec": {"template": {"spec": spec}}}
+
+
+def openstack_template(region: model.Region, pool: model.Pool) -> dict[str, Any]:
+    """OpenStackMachineTemplate: flavor, image and cloud identity for OpenStack-provisioned GPU servers."""
+    m = thaw(pool.provisioner.machine)
+    spec: dict[str, Any] = {"flavor": m["flavor"], "image": {"filter": {"name": m["image"]}},
+                            "identityRef": m["identityRef"]}
+    if "sshKeyName" in m:
+        spec["sshKeyName"] = m["sshKeyName"]
+    if "rootVolumeGiB" in m:
+        spec["rootVolume"] = {"sizeGiB": m["rootVolumeGiB"]}
+    return {"apiVersion": f"{INFRA_GROUP}/v1beta1", "kind": "OpenStackMachineTemplate",
+            "metadata": {"name": machine_name(region, pool), "namespace": region.cluster_namespace,
+                         "labels": {**L.common(region), L.POOL: pool.name}},
+            "spec": {"template": {"spec": spec}}}
+
+
+def machine_deployment(region: model.Region, pool: model.Pool) -> dict[str, Any]:
+    """MachineDeployment (v1beta2) with the cluster-autoscaler bounds and scale-from-zero capacity."""
+    name = machine_name(region, pool)
+    selector = {"cluster.x-k8s.io/cluster-name": region.cluster_name, L.POOL: pool.name}
+    annotations = {
+        f"{CAPACITY}gpu-type": pool.gpu.gfd_product,
+        f"{CAPACITY}gpu-count": str(pool.gpus_per_node),
+        f"{CAPACITY}labels": ",".join(f"{k}={v}" for k, v in sorted(node_labels(region, pool).items())),
+        f"{CAPACITY}taints": f"{L.GPU_TAINT['key']}={L.GPU_TAINT['value']}:{L.GPU_TAINT['effect']}",
+    }
+    # replicas is the declared size; with autoscaling on, the component ignores later changes to it, so a
+    # `pulumi up` never fights the autoscaler
+    spec: dict[str, Any] = {"clusterName": region.cluster_name, "replicas": pool.nodes,
+                            "selector": {"matchLabels": selector}}
+    if pool.provisioner.autoscaling is not None:
+        lo, hi = pool.provisioner.autoscaling
+        annotations[f"{AUTOSCALER}min-size"] = str(lo)
+        annotations[f"{AUTOSCALER}max-size"] = str(hi)
+    template_spec: dict[str, Any] = {
+        "clusterName": region.cluster_name,
+        "version": f"v{region.kubernetes_version}",
+        "bootstrap": {"configRef": {"apiGroup": BOOTSTRAP_GROUP, "kind": "KubeadmConfigTemplate", "name": name}},
+        "infrastructureRef": {"apiGroup": INFRA_GROUP, "kind": INFRA_KINDS[pool.provisioner.infrastructure or ""],
+                              "name": name},
+    }
+    if pool.provisioner.failure_domain:
+        template_spec["failureDomain"] = pool.provisioner.failure_domain
+    spec["template"] = {"metadata": {"labels": {**selector, L.REGION: region.name}}, "spec": template_spec}
+    return {"apiVersion": f"{CAPI_GROUP}/v1beta2", "kind": "MachineDeployment",
+            "metadata": {"name": name, "namespace": region.cluster_namespace,
+                         "labels": {**L.common(region), L.POOL: pool.name}, "annotations": annotations},
+            "spec": spec}
+
+
+def node_patch(region: model.Region, pool: model.Pool, node: str) -> dict[str, Any]:
+    """Server-side-apply patch for one existing node: pool labels and the GPU taint."""
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node, "labels": {**L.common(region), **node_labels(region, pool)}},
+            "spec": {"taints": [dict(L.GPU_TAINT)]}}
+
+
+class GpuNodePool(pulumi.ComponentResource):
+    """One GPU node pool. Cluster API objects go to the provider given for them (the management cluster)."""
+
+    gpu_model: pulumi.Output[str]
+    nodes: pulumi.Output[int]
+    gpu_capacity: pulumi.Output[int]
+
+    def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sovcloud:nodepools:GpuNodePool", name, None, opts)
+        region, pool = args.region, args.pool
+        child = pulumi.ResourceOptions(parent=self)
+        if pool.provisioner.kind == "cluster-api":
+            kct = CustomObject(f"{name}-kubeadmconfig", kubeadm_config_template(region, pool), child)
+            infra_body = (metal3_template if pool.provisioner.infrastructure == "metal3" else openstack_template)(
+                region, pool)
+            infra = CustomObject(f"{name}-machinetemplate", infra_body, child)
+            scaled = pool.provisioner.autoscaling is not None
+            CustomObject(f"{name}-machinedeployment", machine_deployment(region, pool),
+                    pulumi.ResourceOptions(parent=self, depends_on=[kct, infra],
+                                           ignore_changes=["spec.replicas"] if scaled else None))
+        else:
+            for node in pool.provisioner.node_names:
+                body = node_patch(region, pool, node)
+                k8s.core.v1.NodePatch(f"{name}-{node}", metadata=body["metadata"], spec=body["spec"], opts=child)
+        self.gpu_model = pulumi.Output.from_input(pool.gpu.name)
+        self.nodes = pulumi.Output.from_input(pool.nodes)
+        self.gpu_capacity = pulumi.Output.from_input(pool.gpus)
+        self.register_outputs({"gpuModel": self.gpu_model, "nodes": self.nodes, "gpuCapacity": self.gpu_capacity})

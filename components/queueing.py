@@ -1,0 +1,86 @@
+"""Queueing: the Kueue chart from the mirror, a ResourceFlavor per pool, a Cohort per region, priorities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import labels as L
+from components.custom_object import CustomObject
+from components.helm import chart_source, mirror
+from sovcloud import model
+
+KUEUE_API = "kueue.x-k8s.io/v1beta2"
+NAMESPACE = "kueue-system"
+RELEASE = "kueue"
+KUEUE_REPOSITORY = "registry.k8s.io/kueue/kueue"
+KUEUEVIZ_REPOSITORIES = {"backend": "registry.k8s.io/kueue/kueueviz-backend",
+                         "frontend": "registry.k8s.io/kueue/kueueviz-frontend"}
+PRIORITIES = {"low": 100, "normal": 1000, "high": 10000}
+
+
+@dataclass(frozen=True)
+class QueueingArgs:
+    region: model.Region
+
+
+def priority_class_name(priority: str) -> str:
+    return f"sovcloud-{priority}"
+
+
+def helm_values(region: model.Region) -> dict[str, Any]:
+    tag = "v" + region.kueue.chart_version.lstrip("v")  # the chart's appVersion: images are tagged like it
+    return {
+        "controllerManager": {"manager": {"image": {"repository": mirror(region, KUEUE_REPOSITORY), "tag": tag,
+                                                    "pullPolicy": "IfNotPresent"}}},
+        "enablePrometheus": True,
+        "kueueViz": {part: {"image": {"repository": mirror(region, repo), "tag": tag}}
+                     for part, repo in KUEUEVIZ_REPOSITORIES.items()},
+    }
+
+
+def resource_flavor(region: model.Region, pool: model.Pool) -> dict[str, Any]:
+    """One flavor per pool: pods land on the pool's nodes, with the product GFD reports there."""
+    return {"apiVersion": KUEUE_API, "kind": "ResourceFlavor",
+            "metadata": {"name": pool.name, "labels": {**L.common(region), L.POOL: pool.name}},
+            "spec": {"nodeLabels": {L.POOL: pool.name,
+                                    L.GPU_PRODUCT: L.product_label(pool, region.gpu_operator.mig_strategy)},
+                     "tolerations": [dict(L.GPU_TOLERATION)]}}
+
+
+def cohort(region: model.Region) -> dict[str, Any]:
+    return {"apiVersion": KUEUE_API, "kind": "Cohort", "metadata": {"name": region.name, "labels": L.common(region)},
+            "spec": {}}
+
+
+def workload_priority_class(region: model.Region, priority: str) -> dict[str, Any]:
+    return {"apiVersion": KUEUE_API, "kind": "WorkloadPriorityClass",
+            "metadata": {"name": priority_class_name(priority), "labels": L.common(region)},
+            "value": PRIORITIES[priority], "description": f"sovcloud {priority} priority"}
+
+
+class Queueing(pulumi.ComponentResource):
+    """Kueue and the region-wide queueing objects."""
+
+    cohort_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: QueueingArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sovcloud:queueing:Queueing", name, None, opts)
+        region = args.region
+        ns = k8s.core.v1.Namespace(f"{name}-namespace", metadata={"name": NAMESPACE, "labels": L.common(region)},
+                                   opts=pulumi.ResourceOptions(parent=self))
+        release = k8s.helm.v3.Release(f"{name}-kueue", name=RELEASE, namespace=NAMESPACE, create_namespace=False,
+                                      **chart_source(region, "kueue", region.kueue.chart_version),
+                                      values=helm_values(region), atomic=True, timeout=600, max_history=10,
+                                      opts=pulumi.ResourceOptions(parent=self, depends_on=[ns]))
+        after = pulumi.ResourceOptions(parent=self, depends_on=[release])  # the CRDs come with the chart
+        for pool in region.pools:
+            CustomObject(f"{name}-flavor-{pool.name}", resource_flavor(region, pool), after)
+        CustomObject(f"{name}-cohort", cohort(region), after)
+        for priority in PRIORITIES:
+            CustomObject(f"{name}-priority-{priority}", workload_priority_class(region, priority), after)
+        self.cohort_name = pulumi.Output.from_input(region.name)
+        self.register_outputs({"cohortName": self.cohort_name})

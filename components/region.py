@@ -1,0 +1,72 @@
+"""Region: one region's GPU pools, GPU operator, queueing layer and tenants, composed from the typed model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.gpu_operator import GpuOperator, GpuOperatorArgs
+from components.node_pool import GpuNodePool, GpuNodePoolArgs
+from components.queueing import Queueing, QueueingArgs
+from components.tenant import Tenant, TenantArgs
+from sovcloud import model
+
+
+@dataclass(frozen=True)
+class RegionArgs:
+    region: model.Region
+    tenants: tuple[tuple[model.Tenant, tuple[model.Allocation, ...]], ...]  # only allocations in this region
+    # Cluster API objects live in the management cluster: the caller passes its provider here (None: the same
+    # provider as everything else).
+    management_provider: pulumi.ProviderResource | None = None
+
+
+def region_args(cfg: model.Config, region: str, management_provider: pulumi.ProviderResource | None = None
+                ) -> RegionArgs:
+    """The RegionArgs of ``region`` from the whole config: its tenants with their allocations there."""
+    by_tenant: dict[str, list[model.Allocation]] = {}
+    for tenant, alloc in cfg.allocations_in(region):
+        by_tenant.setdefault(tenant.name, []).append(alloc)
+    return RegionArgs(cfg.regions[region],
+                      tuple((cfg.tenants[name], tuple(allocs)) for name, allocs in sorted(by_tenant.items())),
+                      management_provider)
+
+
+def summary(args: RegionArgs) -> dict[str, object]:
+    """Capacity and allocation: GPUs per pool; guaranteed and borrowable GPUs per tenant."""
+    r = args.region
+    return {
+        "region": r.name,
+        "pools": {p.name: {"gpuModel": p.gpu.name, "nodes": p.nodes, "gpus": p.gpus,
+                           "guaranteed": sum(a.gpus for _, allocs in args.tenants for a in allocs if a.pool == p.name)}
+                  for p in r.pools},
+        "tenants": {t.name: {"guaranteed": sum(a.gpus for a in allocs),
+                             "borrowable": sum(a.borrowing_limit for a in allocs),
+                             "mig": {p: sum(a.mig.get(p, 0) for a in allocs)
+                                     for p in sorted({p for a in allocs for p in a.mig})}}
+                    for t, allocs in args.tenants},
+    }
+
+
+class Region(pulumi.ComponentResource):
+    """Everything sovcloud manages in one region."""
+
+    capacity: pulumi.Output[dict]
+
+    def __init__(self, name: str, args: RegionArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sovcloud:regions:Region", name, None, opts)
+        r = args.region
+        child = pulumi.ResourceOptions(parent=self)
+        pool_opts = child
+        if args.management_provider is not None:
+            pool_opts = pulumi.ResourceOptions(parent=self, providers={"kubernetes": args.management_provider})
+        for pool in r.pools:
+            GpuNodePool(f"{r.name}-{pool.name}", GpuNodePoolArgs(r, pool), pool_opts)
+        operator = GpuOperator(f"{r.name}-gpu-operator", GpuOperatorArgs(r), child)
+        queueing = Queueing(f"{r.name}-queueing", QueueingArgs(r), child)
+        for tenant, allocs in args.tenants:
+            Tenant(f"{r.name}-{tenant.name}", TenantArgs(tenant, allocs, r),
+                   pulumi.ResourceOptions(parent=self, depends_on=[queueing, operator]))
+        self.capacity = pulumi.Output.from_input(summary(args))
+        self.register_outputs({"capacity": self.capacity})

@@ -1,0 +1,198 @@
+"""Tenant: one tenant's namespace in one region, its quota, isolation, admins and Kueue queues."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+from kubernetes.utils.quantity import parse_quantity
+
+from components import labels as L
+from components.custom_object import CustomObject
+from components.queueing import KUEUE_API
+from sovcloud import model
+
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"]
+LOCAL_QUEUE = "default"
+
+
+@dataclass(frozen=True)
+class TenantArgs:
+    tenant: model.Tenant  # already validated: components never parse YAML
+    allocations: tuple[model.Allocation, ...]  # the tenant's allocations in this region (one per pool)
+    region: model.Region
+
+
+def _pool(args: TenantArgs, alloc: model.Allocation) -> model.Pool:
+    pool = args.region.pool(alloc.pool)
+    assert pool is not None, f"allocation names pool {alloc.pool}, absent from {args.region.name}"  # loader checked
+    return pool
+
+
+def gpu_quota(pool: model.Pool, gpus: int) -> int:
+    """``nvidia.com/gpu`` units for ``gpus`` physical GPUs: time-sliced pools advertise ``replicas`` per GPU."""
+    return gpus * (pool.sharing.replicas if pool.sharing.mode == "time-slicing" else 1)
+
+
+def _number(value: Decimal) -> str:
+    text = f"{value.normalize():f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _split(quantity: str) -> tuple[str, str]:
+    """``"64Gi"`` -> ``("64", "Gi")``."""
+    digits = quantity.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    return digits, quantity[len(digits):]
+
+
+def _scale(quantity: str, factor: float) -> str:
+    """A quantity times ``factor``, in the unit it was written in."""
+    if factor == 1:
+        return quantity
+    digits, unit = _split(quantity)
+    return _number(Decimal(digits) * Decimal(str(factor))) + unit
+
+
+def _sum(quantities: list[str]) -> str:
+    """Add quantities: in their unit when they share one, else in base units (cores, bytes)."""
+    if len(quantities) == 1:
+        return quantities[0]
+    units = {_split(q)[1] for q in quantities}
+    if len(units) == 1:
+        (unit,) = units
+        return _number(sum((Decimal(_split(q)[0]) for q in quantities), Decimal(0))) + unit
+    return _number(sum((parse_quantity(q) for q in quantities), Decimal(0)))
+
+
+def namespace_meta(args: TenantArgs) -> dict[str, Any]:
+    t = args.tenant
+    return {"name": t.name, "labels": {
+        **L.common(args.region, owner=t.name), L.TENANT: t.name, L.SECTOR: t.sector,
+        L.CLASSIFICATION: t.classification,
+        "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest",
+        "pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/audit": "restricted"},
+        "annotations": {"sovcloud.kr/display-name": t.display_name, "sovcloud.kr/organisation": t.organisation.name}}
+
+
+def _meta(args: TenantArgs, name: str) -> dict[str, Any]:
+    return {"name": name, "namespace": args.tenant.name,
+            "labels": {**L.common(args.region, owner=args.tenant.name), L.TENANT: args.tenant.name}}
+
+
+def quota_hard(args: TenantArgs) -> dict[str, str]:
+    """ResourceQuota ``hard``: GPUs up to guaranteed + borrowing, MIG instances, CPU, memory, storage; no
+    LoadBalancer or NodePort services. Extended resources only take ``requests.`` keys."""
+    gpus = sum(gpu_quota(_pool(args, a), a.gpus + a.borrowing_limit) for a in args.allocations)
+    hard: dict[str, str] = {f"requests.{L.GPU_RESOURCE}": str(gpus)}
+    mig: dict[str, int] = {}
+    for a in args.allocations:
+        for profile, count in a.mig.items():
+            mig[profile] = mig.get(profile, 0) + count
+    for profile in sorted(mig):
+        hard[f"requests.nvidia.com/mig-{profile}"] = str(mig[profile])
+    cpu = _sum([a.cpu for a in args.allocations])
+    memory = _sum([a.memory for a in args.allocations])
+    hard.update({
+        "requests.cpu": cpu, "limits.cpu": _scale(cpu, args.region.allocation.cpu_overcommit),
+        "requests.memory": memory, "limits.memory": memory,
+        "requests.storage": _sum([a.storage for a in args.allocations]),
+        "persistentvolumeclaims": str(sum(a.persistent_volume_claims for a in args.allocations)),
+        "services.loadbalancers": "0", "services.nodeports": "0",
+    })
+    return hard
+
+
+def limit_range_spec() -> dict[str, Any]:
+    """Defaults for containers that set no requests or limits, so the quota can admit them."""
+    return {"limits": [{"type": "Container", "default": {"cpu": "1", "memory": "2Gi"},
+                        "defaultRequest": {"cpu": "100m", "memory": "256Mi"}}]}
+
+
+def network_policies(args: TenantArgs) -> dict[str, dict[str, Any]]:
+    """Default deny; DNS and the namespace itself allowed; internet or extra CIDRs only when asked for and the
+    tenant's classification allows (never for high)."""
+    out: dict[str, dict[str, Any]] = {
+        "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        "allow-same-namespace": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+                                 "ingress": [{"from": [{"podSelector": {}}]}],
+                                 "egress": [{"to": [{"podSelector": {}}]}]},
+        "allow-dns": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
+            "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]},
+    }
+    t = args.tenant
+    if t.classification != "high":
+        if t.network.internet_egress:
+            out["allow-internet-egress"] = {"podSelector": {}, "policyTypes": ["Egress"], "egress": [
+                {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}]}]}
+        if t.network.egress_cidrs:
+            out["allow-egress-cidrs"] = {"podSelector": {}, "policyTypes": ["Egress"], "egress": [
+                {"to": [{"ipBlock": {"cidr": c}} for c in t.network.egress_cidrs]}]}
+    return out
+
+
+def role_binding_subjects(args: TenantArgs) -> list[dict[str, str]]:
+    return [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": g} for g in args.tenant.admin_groups]
+
+
+def cluster_queue_spec(args: TenantArgs) -> dict[str, Any]:
+    """ClusterQueue: nominal quota per flavor = guaranteed GPUs, borrowing limit, in the region's cohort."""
+    covered = ["cpu", "memory", L.GPU_RESOURCE]
+    migs = sorted({p for a in args.allocations for p in a.mig})
+    covered += [f"nvidia.com/mig-{p}" for p in migs]
+    flavors = []
+    for a in sorted(args.allocations, key=lambda a: a.pool):
+        pool = _pool(args, a)
+        gpu = {"name": L.GPU_RESOURCE, "nominalQuota": gpu_quota(pool, a.gpus)}
+        if a.borrowing_limit:
+            gpu["borrowingLimit"] = gpu_quota(pool, a.borrowing_limit)
+        resources = [{"name": "cpu", "nominalQuota": a.cpu}, {"name": "memory", "nominalQuota": a.memory}, gpu]
+        resources += [{"name": f"nvidia.com/mig-{p}", "nominalQuota": a.mig.get(p, 0)} for p in migs]
+        flavors.append({"name": a.pool, "resources": resources})
+    return {
+        "cohortName": args.region.name,
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": args.tenant.name}},
+        "resourceGroups": [{"coveredResources": covered, "flavors": flavors}],
+        "preemption": {"reclaimWithinCohort": "Any", "withinClusterQueue": "LowerPriority"},
+        "queueingStrategy": "BestEffortFIFO",
+    }
+
+
+class Tenant(pulumi.ComponentResource):
+    """A tenant's footprint in one region. The namespace is retained on delete: a config mistake never deletes a
+    tenant's data."""
+
+    namespace: pulumi.Output[str]
+    guaranteed_gpus: pulumi.Output[int]
+
+    def __init__(self, name: str, args: TenantArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sovcloud:tenants:Tenant", name, None, opts)
+        t = args.tenant
+        ns = k8s.core.v1.Namespace(f"{name}-namespace", metadata=namespace_meta(args),
+                                   opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
+        k8s.core.v1.ResourceQuota(f"{name}-quota", metadata=_meta(args, "sovcloud-quota"),
+                                  spec={"hard": quota_hard(args)}, opts=in_ns)
+        k8s.core.v1.LimitRange(f"{name}-limits", metadata=_meta(args, "sovcloud-defaults"), spec=limit_range_spec(),
+                               opts=in_ns)
+        for policy, spec in network_policies(args).items():
+            k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{policy}", metadata=_meta(args, policy), spec=spec,
+                                            opts=in_ns)
+        k8s.rbac.v1.RoleBinding(f"{name}-admins", metadata=_meta(args, "sovcloud-tenant-admins"),
+                                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                          "name": "admin"},
+                                subjects=role_binding_subjects(args), opts=in_ns)
+        cq_meta = {"name": t.name, "labels": {**L.common(args.region, owner=t.name), L.TENANT: t.name}}
+        cq = CustomObject(f"{name}-clusterqueue", {"apiVersion": KUEUE_API, "kind": "ClusterQueue",
+                                                   "metadata": cq_meta, "spec": cluster_queue_spec(args)},
+                          pulumi.ResourceOptions(parent=self))
+        CustomObject(f"{name}-localqueue", {"apiVersion": KUEUE_API, "kind": "LocalQueue",
+                                            "metadata": _meta(args, LOCAL_QUEUE), "spec": {"clusterQueue": t.name}},
+                     pulumi.ResourceOptions(parent=self, depends_on=[ns, cq]))
+        self.namespace = ns.metadata.name
+        self.guaranteed_gpus = pulumi.Output.from_input(sum(a.gpus for a in args.allocations))
+        self.register_outputs({"namespace": self.namespace, "guaranteedGpus": self.guaranteed_gpus})

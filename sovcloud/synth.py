@@ -1,0 +1,219 @@
+"""Offline synthesis: run the real stack program under the Pulumi SDK's mock monitor and record what it registers.
+
+The SDK keeps global runtime state, so one process synthesises one region (``sovcloud check`` fans regions out to
+worker processes). Nothing here talks to a cluster or to the Pulumi engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import runpy
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sovcloud import config as config_loader
+from sovcloud.model import Config
+
+PROGRAM = Path(config_loader.STACKS_DIR) / "__main__.py"
+MANAGEMENT_GROUPS = ("cluster.x-k8s.io/", "bootstrap.cluster.x-k8s.io/", "infrastructure.cluster.x-k8s.io/")
+CLUSTER_SCOPED = {"Namespace", "Node", "ResourceFlavor", "Cohort", "ClusterQueue", "WorkloadPriorityClass",
+                  "ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass"}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One resource the program registered: type token, logical name, parent, options the engine would see."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    provider: str
+    retain_on_delete: bool
+    protect: bool
+    inputs: dict[str, Any] = field(hash=False)
+
+
+@dataclass
+class Synthesis:
+    region: str
+    records: list[Record]
+
+    def kubernetes_objects(self) -> list[Record]:
+        return [r for r in self.records if r.custom and r.type.startswith("kubernetes:")
+                and r.type != "kubernetes:helm.sh/v3:Release"]
+
+    def helm_releases(self) -> list[Record]:
+        return [r for r in self.records if r.type == "kubernetes:helm.sh/v3:Release"]
+
+    def counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(r.type for r in self.records if r.custom).items()))
+
+
+def plain(value: Any) -> Any:
+    """Inputs as plain, sorted data: the mock monitor's protobuf round trip turns every number into a float."""
+    if isinstance(value, dict):
+        return {k: plain(value[k]) for k in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _monitor_class() -> type:
+    from pulumi.runtime.mocks import MockMonitor
+
+    class RecordingMonitor(MockMonitor):
+        """The SDK's mock monitor, keeping each registration with the parent and options it arrived with."""
+
+        def __init__(self, mocks: Any):
+            super().__init__(mocks)
+            self.records: list[Record] = []
+
+        def RegisterResource(self, request: Any) -> Any:
+            response = super().RegisterResource(request)
+            if request.type != "pulumi:pulumi:Stack":
+                from pulumi.runtime import rpc
+                inputs = rpc.deserialize_properties(request.object)
+                self.records.append(Record(
+                    urn=response.urn, type=request.type, name=request.name, parent=request.parent,
+                    custom=bool(request.custom), provider=request.provider,
+                    retain_on_delete=bool(request.retainOnDelete), protect=bool(request.protect),
+                    inputs=plain(inputs)))
+            return response
+
+    return RecordingMonitor
+
+
+def run(root: Path, region: str, cfg: Config) -> Synthesis:
+    """Run ``stacks/__main__.py`` of ``root`` as stack ``region`` under mocks (preview=False); return the record."""
+    import pulumi
+    from pulumi.runtime.stack import wait_for_rpcs
+
+    class Mocks(pulumi.runtime.Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+            return f"{args.name}-id", args.inputs  # state = inputs: outputs such as metadata.name resolve
+
+        def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+            return {}
+
+    program = root / PROGRAM
+    if not program.is_file():
+        raise FileNotFoundError(f"{program} not found: the stack program synth runs")
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    mocks = Mocks()
+    monitor = _monitor_class()(mocks)
+    pulumi.runtime.set_mocks(mocks, project="sovcloud", stack=region, preview=False, monitor=monitor)
+    raw = _stack_region_object(root, region)
+    pulumi.runtime.set_all_config({f"{config_loader.REGION_KEY}": json.dumps(raw)})
+    config_loader.preload(root, cfg)
+    try:
+        runpy.run_path(str(program), run_name="__main__")
+        loop.run_until_complete(wait_for_rpcs())
+    finally:
+        config_loader.preload(root, None)
+        loop.close()
+        asyncio.set_event_loop(None)
+    return Synthesis(region, monitor.records)
+
+
+def _stack_region_object(root: Path, region: str) -> Any:
+    """What the Pulumi CLI would hand the program as ``sovcloud:region``: the object in the stack file."""
+    import yaml
+
+    path = root / config_loader.STACKS_DIR / f"Pulumi.{region}.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))["config"][config_loader.REGION_KEY]
+
+
+# ---------------------------------------------------------------------------------------------------- writing
+
+_FIRST = ("apiVersion", "kind", "metadata")
+
+
+def _manifest(inputs: dict[str, Any]) -> dict[str, Any]:
+    first = {k: inputs[k] for k in _FIRST if k in inputs}
+    return {**first, **{k: v for k, v in inputs.items() if k not in _FIRST}}
+
+
+def object_path(inputs: dict[str, Any]) -> Path:
+    """Stable, readable place of an object: management/, cluster/ or namespaces/<ns>/, then ``Kind-name.yaml``."""
+    kind, meta = inputs.get("kind", "Object"), inputs.get("metadata", {})
+    name = meta.get("name", "unnamed")
+    ns = meta.get("namespace")
+    file = f"{kind}-{name}.yaml"
+    if str(inputs.get("apiVersion", "")).startswith(MANAGEMENT_GROUPS):
+        return Path("management") / (ns or "_cluster") / file
+    if ns and kind not in CLUSTER_SCOPED:
+        return Path("namespaces") / ns / file
+    return Path("cluster") / file
+
+
+def helm_spec(inputs: dict[str, Any]) -> dict[str, Any]:
+    return {"name": inputs.get("name"), "namespace": inputs.get("namespace"), "chart": inputs.get("chart"),
+            "version": inputs.get("version"), "repository": (inputs.get("repositoryOpts") or {}).get("repo"),
+            "values": inputs.get("values", {})}
+
+
+def _yaml(data: Any) -> str:
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
+
+
+def write(synthesis: Synthesis, out: Path, plan: dict[str, Any]) -> Path:
+    """Write manifests, Helm release specs and plan.json under ``out/<region>``, replacing it whole.
+
+    Written to a temporary directory beside it first, then swapped in: a failure leaves the old output intact.
+    """
+    target = out / synthesis.region
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{synthesis.region}-", dir=out))
+    try:
+        for rec in synthesis.kubernetes_objects():
+            path = staging / object_path(rec.inputs)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists():
+                raise RuntimeError(f"two objects would be written to {path.relative_to(staging)}")
+            path.write_text(_yaml(_manifest(rec.inputs)), encoding="utf-8")
+        for rec in synthesis.helm_releases():
+            path = staging / "helm" / f"{rec.inputs.get('name', rec.name)}.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(_yaml(helm_spec(rec.inputs)), encoding="utf-8")
+        (staging / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        old = None
+        if target.exists():
+            old = target.with_name(f".{synthesis.region}-old-{os.getpid()}")
+            target.rename(old)
+        staging.rename(target)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def plan(synthesis: Synthesis, cfg: Config) -> dict[str, Any]:
+    """plan.json: resource counts by type, GPU capacity per pool, guaranteed and borrowable GPUs per tenant."""
+    from components.region import region_args, summary
+
+    region = cfg.regions[synthesis.region]
+    s = summary(region_args(cfg, synthesis.region))
+    return {
+        "region": region.name, "displayName": region.display_name, "tier": region.tier,
+        "kubernetesVersion": region.kubernetes_version,
+        "resources": {"total": sum(synthesis.counts().values()), "byType": synthesis.counts()},
+        "gpus": {"capacity": region.gpus, "guaranteed": sum(t["guaranteed"] for t in s["tenants"].values()),
+                 "borrowable": sum(t["borrowable"] for t in s["tenants"].values())},
+        "pools": s["pools"], "tenants": s["tenants"],
+    }

@@ -1,0 +1,56 @@
+"""The sovcloud Pulumi program: one region per stack (`pulumi up -s <region>`).
+
+Reads the region from this stack's config (key ``sovcloud:region``, i.e. ``Pulumi.<stack>.yaml``) and the tenants
+from ``../tenants``, validated exactly as ``sovcloud validate`` does, and builds the Region component.
+
+Providers (components never build their own):
+- workload cluster: stack config ``sovcloud:kubeconfig`` (a secret: ``pulumi config set --secret sovcloud:kubeconfig
+  < file``), else the ``KUBECONFIG`` file; optional ``sovcloud:context``.
+- management cluster (Cluster API objects): ``sovcloud:managementKubeconfig`` / ``sovcloud:managementContext``;
+  when neither is set, the workload cluster's provider (a self-managed cluster).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.region import Region, region_args
+from sovcloud import config as config_loader
+from sovcloud.errors import ConfigInvalid
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _provider(name: str, cfg: pulumi.Config, kubeconfig_key: str, context_key: str) -> k8s.Provider | None:
+    kubeconfig = cfg.get_secret(kubeconfig_key)
+    context = cfg.get(context_key)
+    if kubeconfig is None and context is None and name != "workload":
+        return None
+    # with no kubeconfig in config, the provider reads KUBECONFIG / ~/.kube/config itself
+    return k8s.Provider(name, kubeconfig=kubeconfig, context=context, enable_server_side_apply=True)
+
+
+def main() -> None:
+    stack = pulumi.get_stack()
+    try:
+        cfg = config_loader.load_for_program(ROOT)
+    except ConfigInvalid as exc:
+        raise pulumi.RunError(f"sovcloud config is invalid:\n{exc}") from None
+    if stack not in cfg.regions:
+        raise pulumi.RunError(f"stack {stack} has no region (create stacks/Pulumi.{stack}.yaml; regions: "
+                              f"{', '.join(sorted(cfg.regions))})")
+    declared = pulumi.Config("sovcloud").get_object("region")
+    if declared is not None and declared.get("name") != stack:
+        raise pulumi.RunError(f"config sovcloud:region names {declared.get('name')}, the stack is {stack}")
+    settings = pulumi.Config("sovcloud")
+    workload = _provider("workload", settings, "kubeconfig", "context")
+    management = _provider("management", settings, "managementKubeconfig", "managementContext")
+    region = Region(stack, region_args(cfg, stack, management),
+                    pulumi.ResourceOptions(providers={"kubernetes": workload} if workload else None))
+    pulumi.export("capacity", region.capacity)
+
+
+main()
