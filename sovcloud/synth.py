@@ -96,6 +96,7 @@ def _monitor_class() -> type:
 def run(root: Path, region: str, cfg: Config) -> Synthesis:
     """Run ``stacks/__main__.py`` of ``root`` as stack ``region`` under mocks (preview=False); return the record."""
     import pulumi
+    from pulumi.runtime import settings
     from pulumi.runtime.stack import wait_for_rpcs
 
     class Mocks(pulumi.runtime.Mocks):
@@ -112,6 +113,7 @@ def run(root: Path, region: str, cfg: Config) -> Synthesis:
     asyncio.set_event_loop(loop)
     mocks = Mocks()
     monitor = _monitor_class()(mocks)
+    settings.ROOT.set(None)  # set_mocks keeps an earlier run's root Stack; each synthesis gets its own
     pulumi.runtime.set_mocks(mocks, project="sovcloud", stack=region, preview=False, monitor=monitor)
     raw = _stack_region_object(root, region)
     pulumi.runtime.set_all_config({f"{config_loader.REGION_KEY}": json.dumps(raw)})
@@ -123,7 +125,8 @@ def run(root: Path, region: str, cfg: Config) -> Synthesis:
         config_loader.preload(root, None)
         loop.close()
         asyncio.set_event_loop(None)
-    return Synthesis(region, monitor.records)
+    # registrations complete in whatever order the event loop runs them: sort for stable output
+    return Synthesis(region, sorted(monitor.records, key=lambda r: r.urn))
 
 
 def _stack_region_object(root: Path, region: str) -> Any:

@@ -53,3 +53,22 @@ def tree(tmp_path: Path) -> Tree:
     for d in ("stacks", "tenants"):
         shutil.copytree(REPO / d, tmp_path / d)
     return Tree(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def shipped_synthesis():
+    """Synthesise each shipped region once per test session: ``shipped_synthesis(region) -> Synthesis``."""
+    from sovcloud import config, synth
+
+    cfg = config.load(REPO)
+    cache: dict[str, synth.Synthesis] = {}
+
+    def get(region: str) -> synth.Synthesis:
+        if region not in cache:
+            cache[region] = synth.run(REPO, region, cfg)
+        return cache[region]
+
+    return get
+
+
+SHIPPED_REGIONS = ("ncc-haenam", "rdc-gwangju", "rdc-ulsan")
