@@ -93,8 +93,12 @@ def _monitor_class() -> type:
     return RecordingMonitor
 
 
-def run(root: Path, region: str, cfg: Config) -> Synthesis:
-    """Run ``stacks/__main__.py`` of ``root`` as stack ``region`` under mocks (preview=False); return the record."""
+def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | None = None) -> Synthesis:
+    """Run ``stacks/__main__.py`` of ``root`` as stack ``region`` under mocks (preview=False); return the record.
+
+    ``stack_config`` adds other stack config values (e.g. ``sovcloud:managementContext``), as ``pulumi config set``
+    would.
+    """
     import pulumi
     from pulumi.runtime import settings
     from pulumi.runtime.stack import wait_for_rpcs
@@ -116,7 +120,7 @@ def run(root: Path, region: str, cfg: Config) -> Synthesis:
     settings.ROOT.set(None)  # set_mocks keeps an earlier run's root Stack; each synthesis gets its own
     pulumi.runtime.set_mocks(mocks, project="sovcloud", stack=region, preview=False, monitor=monitor)
     raw = _stack_region_object(root, region)
-    pulumi.runtime.set_all_config({f"{config_loader.REGION_KEY}": json.dumps(raw)})
+    pulumi.runtime.set_all_config({config_loader.REGION_KEY: json.dumps(raw), **(stack_config or {})})
     config_loader.preload(root, cfg)
     try:
         runpy.run_path(str(program), run_name="__main__")

@@ -1,0 +1,262 @@
+"""Benchmark: how long ``sovcloud synth`` takes for a region with many tenants, against the Pulumi SDK's own floor.
+
+Generates ``--tenants N`` valid tenant files (with ``bench/load_scale.py``'s generator), all with allocations in
+``--region`` (default ncc-haenam) on its whole-GPU pools only, in a temporary tree holding a copy of the shipped
+``stacks/`` (the stack program ``stacks/__main__.py``, ``Pulumi.yaml`` and the region stack files) and ``tenants/``.
+Allocations may exceed the pools' capacity: nothing checks capacity at synth time. Then it times, each in a fresh
+subprocess (the SDK keeps global runtime state):
+
+- synth: ``config.load`` + ``synth.run`` + ``synth.plan`` + ``synth.write``, i.e. what ``sovcloud synth`` does, at N
+  and at 2N tenants (for the scaling ratio);
+- floor: as many resources as synth registered (``len(synthesis.records)``, component and custom records alike),
+  registered as plain ``pulumi_kubernetes.core.v1.ConfigMap`` objects with data of about the same size, by a stack
+  program written into a second temporary tree and run through the very same harness, ``synth.run`` (same event
+  loop setup, ``settings.ROOT.set(None)``, ``set_mocks(..., preview=False, monitor=RecordingMonitor)``,
+  ``wait_for_rpcs``). The floor is the cost of registration alone: no config load, no plan, no files written.
+
+In both subprocesses ``pulumi`` and ``pulumi_kubernetes.core.v1`` are imported before the clock starts, so neither
+figure pays for the SDK's import; the project's own imports at synth time are part of the synth figure. Each
+measurement is repeated ``--repeat`` times (each in its own subprocess) and the best time is kept. Peak RSS is the
+largest ``ru_maxrss`` reported by the measured subprocesses. Phase times of the synth runs go to stderr.
+
+Targets on this machine (2 cores): synth_seconds / floor_seconds <= 1.3 at N = 1,000, and
+time(2N) / time(N) <= 2.2.
+
+    python bench/synth_scale.py --tenants 1000 [--region ncc-haenam] [--repeat 1]
+
+Prints one JSON object:
+{"region": .., "tenants": N, "resources": R, "synth_seconds": .., "floor_seconds": .., "ratio": synth/floor,
+ "resources_per_second": R/synth_seconds, "peak_rss_mib": ..,
+ "scaling": {"tenants_2n": 2N, "synth_seconds_2n": .., "time_2n_over_n": ..}}.
+Exits 1 with the first errors if the generated tree does not load, or if a measurement fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from load_scale import MAX_FAILURES_SHOWN, _pools, _tenant  # bench/ is sys.path[0] when run as a script
+
+from sovcloud import config
+from sovcloud.errors import ConfigInvalid
+from sovcloud.model import Config
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = Path(__file__).resolve()
+
+FLOOR_PROGRAM = '''"""Floor program written by bench/synth_scale.py: {count} plain ConfigMaps and nothing else."""
+
+import pulumi_kubernetes as k8s
+
+COUNT = {count}
+PAYLOAD = "x" * {payload}
+
+for i in range(COUNT):
+    k8s.core.v1.ConfigMap(f"floor-{{i:06d}}", metadata={{"name": f"floor-{{i:06d}}", "namespace": "floor"}},
+                          data={{"payload": PAYLOAD}})
+'''
+# bytes of json.dumps(inputs) of a floor ConfigMap besides its payload (apiVersion, kind, metadata, the data key)
+FLOOR_OVERHEAD = len(json.dumps({"apiVersion": "v1", "data": {"payload": ""}, "kind": "ConfigMap",
+                                 "metadata": {"name": "floor-000000", "namespace": "floor"}}))
+
+
+def peak_rss_mib() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (1 << 20) if sys.platform == "darwin" else rss / 1024
+
+
+def _report_invalid(exc: ConfigInvalid, root: Path) -> None:
+    print(f"generated tree at {root} does not load: {len(exc.errors)} error(s); the first:", file=sys.stderr)
+    for err in exc.errors[:MAX_FAILURES_SHOWN]:
+        print(f"  {err}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------------- trees
+
+def generate(root: Path, n: int, seed: int, shipped: Config, region: str) -> None:
+    """Copy the shipped stacks/ to ``root`` and write ``n`` valid tenants, every allocation in ``region``."""
+    shutil.copytree(REPO / config.STACKS_DIR, root / config.STACKS_DIR)
+    tenants = root / config.TENANTS_DIR
+    tenants.mkdir()
+    rng = random.Random(seed)
+    pools = [p for p in _pools(shipped) if p[0] == region]  # whole-GPU pools (sharing none) of the region
+    if not pools:
+        raise SystemExit(f"region {region} has no pool with sharing none: nothing to allocate whole GPUs in")
+    certs = {name: r.certification for name, r in shipped.regions.items()}
+    for i in range(n):
+        data = _tenant(i, rng, pools, certs)  # names end in -{i:05d}: unique
+        (tenants / f"{data['name']}.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def check_tree(root: Path, n: int, region: str) -> None:
+    """Load the generated tree once (untimed): exit 1 with a clear message if it does not load as intended."""
+    try:
+        cfg = config.load(root)
+    except ConfigInvalid as exc:
+        _report_invalid(exc, root)
+        sys.exit(1)
+    in_region = {t.name for t, _ in cfg.allocations_in(region)}
+    if len(cfg.tenants) != n or len(in_region) != n:
+        sys.exit(f"generated {n} tenants at {root}, but {len(cfg.tenants)} loaded and {len(in_region)} have "
+                 f"allocations in {region}")
+
+
+def floor_tree(root: Path, count: int, payload: int) -> None:
+    """A tree whose stack program registers ``count`` ConfigMaps; the stack files are there for synth.run."""
+    stacks = root / config.STACKS_DIR
+    stacks.mkdir(parents=True)
+    for path in config.stack_files(REPO):
+        shutil.copy2(path, stacks / path.name)
+    shutil.copy2(REPO / config.STACKS_DIR / "Pulumi.yaml", stacks / "Pulumi.yaml")
+    (stacks / "__main__.py").write_text(FLOOR_PROGRAM.format(count=count, payload=payload), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------- children
+
+def _preimport() -> None:
+    """The SDK imports both measurements share, done before the clock starts."""
+    import pulumi
+    import pulumi.runtime  # noqa: F401
+    import pulumi_kubernetes.core.v1  # noqa: F401
+
+
+def measure_synth(root: Path, region: str, out: Path) -> dict[str, Any]:
+    from sovcloud import synth
+
+    _preimport()
+    t0 = time.perf_counter()
+    try:
+        cfg = config.load(root)
+    except ConfigInvalid as exc:
+        _report_invalid(exc, root)
+        sys.exit(1)
+    if region not in cfg.regions:
+        sys.exit(f"no region {region} in {root} (one of: {', '.join(sorted(cfg.regions))})")
+    t1 = time.perf_counter()
+    result = synth.run(root, region, cfg)
+    t2 = time.perf_counter()
+    plan = synth.plan(result, cfg)
+    t3 = time.perf_counter()
+    synth.write(result, out, plan)
+    t4 = time.perf_counter()
+    sizes = [len(json.dumps(r.inputs)) for r in result.records]
+    return {"seconds": t4 - t0, "resources": len(result.records), "mean_inputs_bytes": sum(sizes) / len(sizes),
+            "phases": {"load": t1 - t0, "run": t2 - t1, "plan": t3 - t2, "write": t4 - t3},
+            "peak_rss_mib": peak_rss_mib()}
+
+
+def measure_floor(root: Path, region: str) -> dict[str, Any]:
+    from sovcloud import synth
+
+    _preimport()
+    cfg = config.load(root)  # the shipped regions, no tenants: untimed, the floor program does not read it
+    t0 = time.perf_counter()
+    result = synth.run(root, region, cfg)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "resources": len(result.records), "peak_rss_mib": peak_rss_mib()}
+
+
+def child(mode: str, root: Path, region: str, out: Path) -> dict[str, Any]:
+    """Run this script in a fresh process in ``mode``; its last stdout line is the JSON result."""
+    cmd = [sys.executable, str(SCRIPT), "--_measure", mode, "--_root", str(root), "--region", region,
+           "--_out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        sys.exit(f"{mode} measurement on {root} failed (exit {proc.returncode})")
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    return json.loads(lines[-1])
+
+
+def best(mode: str, root: Path, region: str, tmp: Path, repeat: int, label: str) -> tuple[dict[str, Any], float]:
+    """The fastest of ``repeat`` runs (each in its own process, each writing to a fresh out dir); the peak RSS."""
+    runs = [child(mode, root, region, tmp / f"out-{label}-{k}") for k in range(repeat)]
+    fastest = min(runs, key=lambda r: r["seconds"])
+    if mode == "synth":
+        phases = ", ".join(f"{k} {v:.2f} s" for k, v in fastest["phases"].items())
+        print(f"{label}: synth {fastest['seconds']:.2f} s ({phases}), {fastest['resources']} resources",
+              file=sys.stderr)
+    else:
+        print(f"{label}: floor {fastest['seconds']:.2f} s, {fastest['resources']} resources", file=sys.stderr)
+    return fastest, max(r["peak_rss_mib"] for r in runs)
+
+
+# ---------------------------------------------------------------------------------------------------- entry
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, default=1000, help="tenant files to generate (default 1000)")
+    parser.add_argument("--region", default="ncc-haenam", help="region every allocation is in (default ncc-haenam)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the best is kept (default 1)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the generated tenants (default 1)")
+    parser.add_argument("--_measure", choices=("synth", "floor"), help=argparse.SUPPRESS)
+    parser.add_argument("--_root", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--_out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args._measure:
+        if args._root is None or args._out is None:
+            parser.error("--_measure needs --_root and --_out")
+        if args._measure == "synth":
+            result = measure_synth(args._root, args.region, args._out)
+        else:
+            result = measure_floor(args._root, args.region)
+        print(json.dumps(result))
+        return 0
+
+    if args.tenants < 1 or args.repeat < 1:
+        parser.error("--tenants and --repeat must be 1 or more")
+    if 2 * args.tenants > 99_999:
+        parser.error("--tenants at most 49999 (tenant names carry a 5-digit index, and 2N are generated)")
+    try:
+        shipped = config.load(REPO)
+    except ConfigInvalid as exc:
+        _report_invalid(exc, REPO)
+        return 1
+    if args.region not in shipped.regions:
+        parser.error(f"no region {args.region} (one of: {', '.join(sorted(shipped.regions))})")
+
+    n, n2 = args.tenants, 2 * args.tenants
+    with tempfile.TemporaryDirectory(prefix="sovcloud-synth-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        tree, tree2 = tmp / f"tree-{n}", tmp / f"tree-{n2}"
+        for root, count in ((tree, n), (tree2, n2)):
+            generate(root, count, args.seed, shipped, args.region)
+            check_tree(root, count, args.region)
+
+        synth_n, rss_n = best("synth", tree, args.region, tmp, args.repeat, f"N={n}")
+        resources = synth_n["resources"]
+        payload = max(0, round(synth_n["mean_inputs_bytes"]) - FLOOR_OVERHEAD)
+        floor_root = tmp / "floor"
+        floor_tree(floor_root, resources, payload)
+        floor, rss_floor = best("floor", floor_root, args.region, tmp, args.repeat, f"floor K={resources}")
+        if floor["resources"] != resources:
+            print(f"floor registered {floor['resources']} resources, expected {resources}", file=sys.stderr)
+            return 1
+        synth_2n, rss_2n = best("synth", tree2, args.region, tmp, args.repeat, f"2N={n2}")
+
+    synth_s, floor_s = synth_n["seconds"], floor["seconds"]
+    print(json.dumps({
+        "region": args.region, "tenants": n, "resources": resources,
+        "synth_seconds": round(synth_s, 3), "floor_seconds": round(floor_s, 3), "ratio": round(synth_s / floor_s, 3),
+        "resources_per_second": round(resources / synth_s, 1),
+        "peak_rss_mib": round(max(rss_n, rss_floor, rss_2n), 1),
+        "scaling": {"tenants_2n": n2, "synth_seconds_2n": round(synth_2n["seconds"], 3),
+                    "time_2n_over_n": round(synth_2n["seconds"] / synth_s, 3)},
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""What the components register, read from the real stack program run under the SDK mock monitor."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from sovcloud import config, synth
+from sovcloud.synth import Record, Synthesis
+from tests.conftest import REPO, SHIPPED_REGIONS, Tree
+
+MIRROR = "registry.ncc.example.kr/mirror"
+TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+
+
+def one(s: Synthesis, kind: str, name: str, namespace: str | None = None) -> Record:
+    found = [r for r in s.kubernetes_objects() if r.inputs["kind"] == kind and r.inputs["metadata"]["name"] == name
+             and r.inputs["metadata"].get("namespace") == namespace]
+    assert len(found) == 1, f"{kind} {namespace}/{name}: {len(found)} found"
+    return found[0]
+
+
+def kinds(s: Synthesis, kind: str) -> list[Record]:
+    return [r for r in s.kubernetes_objects() if r.inputs["kind"] == kind]
+
+
+def release(s: Synthesis, name: str) -> dict:
+    (rec,) = [r for r in s.helm_releases() if r.inputs["name"] == name]
+    return rec.inputs
+
+
+# ------------------------------------------------------------------------------------------------ node pools
+
+def test_kubeadm_template_labels_nodes_and_taints_them(shipped_synthesis) -> None:
+    kct = one(shipped_synthesis("ncc-haenam"), "KubeadmConfigTemplate", "ncc-haenam-gpu-b200-mig", "capi-ncc-haenam")
+    registration = kct.inputs["spec"]["template"]["spec"]["joinConfiguration"]["nodeRegistration"]
+    assert registration["taints"] == [TAINT]
+    assert registration["kubeletExtraArgs"] == [{"name": "node-labels", "value": (
+        "cluster-api/accelerator=b200,nvidia.com/mig.config=b200-mig,sovcloud.kr/pool=b200-mig,"
+        "sovcloud.kr/region=ncc-haenam")}]
+
+
+def test_whole_gpu_pool_of_mig_capable_model_pins_mig_off(shipped_synthesis) -> None:
+    kct = one(shipped_synthesis("ncc-haenam"), "KubeadmConfigTemplate", "ncc-haenam-gpu-h200-hall-d",
+              "capi-ncc-haenam")
+    value = kct.inputs["spec"]["template"]["spec"]["joinConfiguration"]["nodeRegistration"]["kubeletExtraArgs"][0]
+    assert "nvidia.com/mig.config=all-disabled" in value["value"].split(",")
+
+
+def test_machine_deployment_carries_autoscaler_bounds_and_scale_from_zero_capacity(shipped_synthesis) -> None:
+    md = one(shipped_synthesis("ncc-haenam"), "MachineDeployment", "ncc-haenam-gpu-b200-hall-c", "capi-ncc-haenam")
+    ann = md.inputs["metadata"]["annotations"]
+    assert ann["cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"] == "380"
+    assert ann["cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size"] == "404"
+    assert ann["capacity.cluster-autoscaler.kubernetes.io/gpu-type"] == "NVIDIA-B200"
+    assert ann["capacity.cluster-autoscaler.kubernetes.io/gpu-count"] == "8"
+    assert ann["capacity.cluster-autoscaler.kubernetes.io/taints"] == "nvidia.com/gpu=present:NoSchedule"
+    spec = md.inputs["spec"]
+    assert spec["replicas"] == 404
+    assert spec["template"]["spec"]["version"] == "v1.33.4"
+    assert spec["template"]["spec"]["failureDomain"] == "hall-c"
+    assert spec["template"]["spec"]["bootstrap"]["configRef"] == {
+        "apiGroup": "bootstrap.cluster.x-k8s.io", "kind": "KubeadmConfigTemplate", "name": "ncc-haenam-gpu-b200-hall-c"}
+    assert spec["template"]["spec"]["infrastructureRef"] == {
+        "apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "Metal3MachineTemplate",
+        "name": "ncc-haenam-gpu-b200-hall-c"}
+
+
+def test_fixed_size_pool_has_no_autoscaler_bounds(shipped_synthesis) -> None:
+    md = one(shipped_synthesis("ncc-haenam"), "MachineDeployment", "ncc-haenam-gpu-b200-hall-a", "capi-ncc-haenam")
+    assert md.inputs["spec"]["replicas"] == 420
+    assert not [k for k in md.inputs["metadata"]["annotations"] if "autoscaler-node-group" in k]
+
+
+def test_gb200_tray_capacity_and_openstack_template(shipped_synthesis) -> None:
+    s = shipped_synthesis("rdc-ulsan")
+    md = one(s, "MachineDeployment", "ulsan-gpu-gb200-nvl72", "capi-ulsan")
+    assert md.inputs["metadata"]["annotations"]["capacity.cluster-autoscaler.kubernetes.io/gpu-count"] == "4"
+    osmt = one(s, "OpenStackMachineTemplate", "ulsan-gpu-gb200-nvl72", "capi-ulsan")
+    assert osmt.inputs["spec"]["template"]["spec"] == {
+        "flavor": "bm.gb200.tray", "image": {"filter": {"name": "ubuntu-24.04-gpu-arm64"}},
+        "sshKeyName": "platform-breakglass", "identityRef": {"name": "ulsan-openstack-cloud", "cloudName": "ulsan"}}
+
+
+def test_metal3_template_from_pool_config(shipped_synthesis) -> None:
+    m3 = one(shipped_synthesis("ncc-haenam"), "Metal3MachineTemplate", "ncc-haenam-gpu-h200-hall-d",
+             "capi-ncc-haenam")
+    spec = m3.inputs["spec"]["template"]["spec"]
+    assert spec["image"] == {"url": "https://images.ncc.example.kr/ubuntu-24.04-gpu.raw",
+                             "checksum": "https://images.ncc.example.kr/ubuntu-24.04-gpu.raw.sha256sum",
+                             "checksumType": "sha256", "format": "raw"}
+    assert spec["hostSelector"] == {"matchLabels": {"sovcloud.kr/hall": "hall-d", "sovcloud.kr/gpu-model": "h200"}}
+
+
+def test_static_pool_patches_every_listed_node(shipped_synthesis) -> None:
+    s = shipped_synthesis("rdc-gwangju")
+    nodes = {r.inputs["metadata"]["name"]: r.inputs for r in kinds(s, "Node")}
+    assert len(nodes) == 50  # 32 + 2 H100 nodes, 16 L40S nodes
+    assert nodes["gj-h100-033"]["metadata"]["labels"]["nvidia.com/mig.config"] == "all-balanced"
+    assert nodes["gj-l40s-07"]["metadata"]["labels"]["nvidia.com/device-plugin.config"] == "l40s-infer-time-slicing"
+    assert nodes["gj-l40s-07"]["metadata"]["labels"]["sovcloud.kr/pool"] == "l40s-infer"
+    assert "nvidia.com/mig.config" not in nodes["gj-l40s-07"]["metadata"]["labels"]  # L40S has no MIG
+    assert all(n["spec"]["taints"] == [TAINT] for n in nodes.values())
+    assert all(r.type == "kubernetes:core/v1:NodePatch" for r in kinds(s, "Node"))
+
+
+# ------------------------------------------------------------------------------------------------ GPU operator
+
+def test_gpu_operator_release_is_pinned_from_the_mirror(shipped_synthesis) -> None:
+    rel = release(shipped_synthesis("ncc-haenam"), "gpu-operator")
+    assert (rel["chart"], rel["version"], rel["repositoryOpts"]) == (
+        "gpu-operator", "v26.3.3", {"repo": "https://charts.ncc.example.kr/stable"})
+    v = rel["values"]
+    assert v["driver"]["version"] == "580.126.20"
+    assert v["driver"]["kernelModuleType"] == "open"
+    assert v["mig"] == {"strategy": "mixed"}
+    assert v["migManager"]["config"] == {"create": False, "name": "sovcloud-mig-parted-config",
+                                         "default": "all-disabled"}
+    assert v["devicePlugin"]["config"] == {"create": False, "name": "sovcloud-device-plugin-config",
+                                           "default": "default"}
+    assert v["dcgmExporter"] == {"enabled": True, "serviceMonitor": {"enabled": True},
+                                 "repository": f"{MIRROR}/nvidia/k8s"}
+
+
+def test_every_operand_image_comes_from_the_region_mirror(shipped_synthesis) -> None:
+    values = release(shipped_synthesis("ncc-haenam"), "gpu-operator")["values"]
+    found = {}
+
+    def walk(node: object, path: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "repository":
+                    found[path] = v
+                walk(v, f"{path}.{k}" if path else k)
+
+    walk(values, "")
+    assert len(found) >= 22
+    assert all(repo.startswith(f"{MIRROR}/") for repo in found.values()), found
+    assert found["driver"] == f"{MIRROR}/nvidia"
+    assert found["node-feature-discovery.image"] == f"{MIRROR}/nfd/node-feature-discovery"
+
+
+def test_auto_kernel_modules_become_open_for_blackwell_and_stay_auto_for_hopper(shipped_synthesis) -> None:
+    assert release(shipped_synthesis("rdc-gwangju"), "gpu-operator")["values"]["driver"]["kernelModuleType"] == "auto"
+
+
+def test_oci_chart_repository_goes_into_the_chart_reference(shipped_synthesis) -> None:
+    rel = release(shipped_synthesis("rdc-gwangju"), "gpu-operator")
+    assert rel["chart"] == "oci://harbor.gwangju.example.kr/charts/gpu-operator"
+    assert "repositoryOpts" not in rel
+
+
+def test_mig_manager_config_holds_each_mig_pool_layout(shipped_synthesis) -> None:
+    cm = one(shipped_synthesis("rdc-gwangju"), "ConfigMap", "sovcloud-mig-parted-config", "gpu-operator")
+    assert yaml.safe_load(cm.inputs["data"]["config.yaml"]) == {"version": "v1", "mig-configs": {
+        "all-disabled": [{"devices": "all", "mig-enabled": False}],
+        "all-balanced": [{"devices": "all", "mig-enabled": True,
+                          "mig-devices": {"1g.10gb": 2, "2g.20gb": 1, "3g.40gb": 1}}]}}
+
+
+def test_time_slicing_config_per_pool(shipped_synthesis) -> None:
+    cm = one(shipped_synthesis("rdc-gwangju"), "ConfigMap", "sovcloud-device-plugin-config", "gpu-operator")
+    assert sorted(cm.inputs["data"]) == ["default", "l40s-infer-time-slicing"]
+    assert yaml.safe_load(cm.inputs["data"]["l40s-infer-time-slicing"])["sharing"] == {"timeSlicing": {
+        "renameByDefault": False, "failRequestsGreaterThanOne": True,
+        "resources": [{"name": "nvidia.com/gpu", "replicas": 4}]}}
+
+
+# ------------------------------------------------------------------------------------------------ queueing
+
+def test_resource_flavor_per_pool_selects_pool_and_gfd_product(shipped_synthesis) -> None:
+    s = shipped_synthesis("rdc-gwangju")
+    assert sorted(r.inputs["metadata"]["name"] for r in kinds(s, "ResourceFlavor")) == [
+        "h100-a", "h100-mig", "l40s-infer"]
+    h100 = one(s, "ResourceFlavor", "h100-a").inputs["spec"]
+    assert h100 == {"nodeLabels": {"sovcloud.kr/pool": "h100-a", "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}
+    # GFD appends -SHARED to the product of a time-sliced GPU
+    assert one(s, "ResourceFlavor", "l40s-infer").inputs["spec"]["nodeLabels"]["nvidia.com/gpu.product"] == \
+        "NVIDIA-L40S-SHARED"
+
+
+def test_one_cohort_per_region_and_kueue_from_the_mirror(shipped_synthesis) -> None:
+    s = shipped_synthesis("rdc-ulsan")
+    assert [r.inputs["metadata"]["name"] for r in kinds(s, "Cohort")] == ["rdc-ulsan"]
+    rel = release(s, "kueue")
+    assert (rel["chart"], rel["version"], rel["namespace"]) == ("kueue", "0.19.2", "kueue-system")
+    assert rel["values"]["controllerManager"]["manager"]["image"] == {
+        "repository": "cr.ulsan.example.kr/mirror/kueue/kueue", "tag": "v0.19.2", "pullPolicy": "IfNotPresent"}
+
+
+# ------------------------------------------------------------------------------------------------ tenants
+
+def test_tenant_namespace_labels_and_retention(shipped_synthesis) -> None:
+    ns = one(shipped_synthesis("ncc-haenam"), "Namespace", "gov-doc-ai")
+    assert ns.retain_on_delete is True
+    assert ns.inputs["metadata"]["labels"] == {
+        "sovcloud.kr/region": "ncc-haenam", "sovcloud.kr/owner": "gov-doc-ai",
+        "app.kubernetes.io/managed-by": "sovcloud",
+        "sovcloud.kr/tenant": "gov-doc-ai", "sovcloud.kr/sector": "public", "sovcloud.kr/classification": "high",
+        "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest",
+        "pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/audit": "restricted"}
+
+
+def test_quota_is_guaranteed_plus_borrowing_and_bans_external_services(shipped_synthesis) -> None:
+    hard = one(shipped_synthesis("ncc-haenam"), "ResourceQuota", "sovcloud-quota", "hanbit-llm-lab").inputs["spec"][
+        "hard"]
+    assert hard == {"requests.nvidia.com/gpu": "1280", "requests.cpu": "8192", "limits.cpu": "12288",
+                    "requests.memory": "96Ti", "limits.memory": "96Ti", "requests.storage": "2Pi",
+                    "persistentvolumeclaims": "50", "services.loadbalancers": "0", "services.nodeports": "0"}
+
+
+def test_mig_quota_uses_requests_keys(shipped_synthesis) -> None:
+    hard = one(shipped_synthesis("rdc-gwangju"), "ResourceQuota", "sovcloud-quota", "nuri-teaching").inputs["spec"][
+        "hard"]
+    assert (hard["requests.nvidia.com/gpu"], hard["requests.nvidia.com/mig-1g.10gb"],
+            hard["requests.nvidia.com/mig-3g.40gb"]) == ("0", "24", "8")
+    assert not [k for k in hard if k.startswith(("nvidia.com/", "limits.nvidia.com/"))]
+
+
+def test_time_sliced_quota_counts_replicas(shipped_synthesis) -> None:
+    s = shipped_synthesis("rdc-gwangju")
+    hard = one(s, "ResourceQuota", "sovcloud-quota", "city-traffic-twin").inputs["spec"]["hard"]
+    assert hard["requests.nvidia.com/gpu"] == "192"  # (32 guaranteed + 16 borrowable) GPUs x 4 replicas
+    cq = one(s, "ClusterQueue", "city-traffic-twin").inputs["spec"]
+    gpu = cq["resourceGroups"][0]["flavors"][0]["resources"][2]
+    assert gpu == {"name": "nvidia.com/gpu", "nominalQuota": 128, "borrowingLimit": 64}
+
+
+def test_cluster_queue_nominal_quota_is_guaranteed_gpus_in_region_cohort(shipped_synthesis) -> None:
+    cq = one(shipped_synthesis("ncc-haenam"), "ClusterQueue", "hanbit-llm-lab").inputs["spec"]
+    assert cq["cohortName"] == "ncc-haenam"
+    assert cq["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "hanbit-llm-lab"}}
+    assert cq["resourceGroups"] == [{"coveredResources": ["cpu", "memory", "nvidia.com/gpu"], "flavors": [
+        {"name": "b200-hall-a", "resources": [
+            {"name": "cpu", "nominalQuota": "8192"}, {"name": "memory", "nominalQuota": "96Ti"},
+            {"name": "nvidia.com/gpu", "nominalQuota": 1024, "borrowingLimit": 256}]}]}]
+
+
+def test_tenant_with_two_pools_in_a_region_gets_one_queue_with_two_flavors(shipped_synthesis) -> None:
+    s = shipped_synthesis("rdc-ulsan")
+    cq = one(s, "ClusterQueue", "baram-shipyard").inputs["spec"]
+    (group,) = cq["resourceGroups"]
+    assert group["coveredResources"] == ["cpu", "memory", "nvidia.com/gpu", "nvidia.com/mig-2g.48gb"]
+    assert [f["name"] for f in group["flavors"]] == ["gb200-nvl72", "rtxpro-mig"]
+    assert group["flavors"][1]["resources"][3] == {"name": "nvidia.com/mig-2g.48gb", "nominalQuota": 64}
+    hard = one(s, "ResourceQuota", "sovcloud-quota", "baram-shipyard").inputs["spec"]["hard"]
+    assert (hard["requests.nvidia.com/gpu"], hard["requests.nvidia.com/mig-2g.48gb"], hard["requests.cpu"]) == (
+        "216", "64", "2816")
+    assert len(kinds(s, "Namespace")) == 2 + 4  # gpu-operator, kueue-system and four tenants, one namespace each
+
+
+def test_local_queue_feeds_the_tenant_cluster_queue(shipped_synthesis) -> None:
+    lq = one(shipped_synthesis("ncc-haenam"), "LocalQueue", "default", "voicebridge")
+    assert lq.inputs["spec"] == {"clusterQueue": "voicebridge"}
+
+
+def test_admin_groups_bound_to_namespaced_admin_role(shipped_synthesis) -> None:
+    rb = one(shipped_synthesis("ncc-haenam"), "RoleBinding", "sovcloud-tenant-admins", "orbit-lm").inputs
+    assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"}
+    assert rb["subjects"] == [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io",
+                               "name": "sovcloud:orbit-lm:admins"}]
+
+
+def test_default_deny_dns_and_same_namespace_for_every_tenant(shipped_synthesis) -> None:
+    s = shipped_synthesis("ncc-haenam")
+    policies = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in kinds(s, "NetworkPolicy")
+                if r.inputs["metadata"]["namespace"] == "dasom-bio-ai"}
+    assert sorted(policies) == ["allow-dns", "allow-same-namespace", "default-deny"]
+    assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    assert policies["allow-dns"]["egress"][0]["ports"] == [{"protocol": "UDP", "port": 53},
+                                                           {"protocol": "TCP", "port": 53}]
+
+
+def test_internet_egress_only_when_asked_and_classification_allows(shipped_synthesis) -> None:
+    s = shipped_synthesis("ncc-haenam")
+    egress = {r.inputs["metadata"]["namespace"] for r in kinds(s, "NetworkPolicy")
+              if r.inputs["metadata"]["name"] == "allow-internet-egress"}
+    assert egress == {"saebyeol-climate", "orbit-lm", "nuri-teaching"}  # the low tenants that asked for it
+
+
+def test_high_classification_tenant_gets_no_internet_egress(tree: Tree) -> None:
+    tree.edit_tenant("gov-doc-ai", lambda d: d.update(network={"internetEgress": True, "egressCidrs": ["10.1.0.0/16"]}))
+    cfg = config.load(tree.root)
+    s = synth.run(tree.root, "ncc-haenam", cfg)
+    names = {r.inputs["metadata"]["name"] for r in kinds(s, "NetworkPolicy")
+             if r.inputs["metadata"]["namespace"] == "gov-doc-ai"}
+    assert names == {"default-deny", "allow-dns", "allow-same-namespace"}
+
+
+def test_only_allocations_of_the_region_become_tenants_there(shipped_synthesis) -> None:
+    names = {r.inputs["metadata"]["name"] for r in kinds(shipped_synthesis("rdc-ulsan"), "Namespace")}
+    assert names == {"gpu-operator", "kueue-system", "orbit-lm", "pixelforge", "hyeon-motors-ai", "baram-shipyard"}
+
+
+def test_tenant_objects_land_in_its_namespace(shipped_synthesis) -> None:
+    s = shipped_synthesis("ncc-haenam")
+    tenant_parent = "sovcloud:tenants:Tenant::ncc-haenam-"
+    for rec in s.kubernetes_objects():
+        if tenant_parent in rec.parent:
+            tenant = rec.parent.rsplit("::ncc-haenam-", 1)[1]
+            meta = rec.inputs["metadata"]
+            assert meta.get("namespace", meta["name"]) == tenant, rec.urn
+            assert meta["labels"]["sovcloud.kr/owner"] == tenant
+
+
+@pytest.mark.parametrize("region", SHIPPED_REGIONS)
+def test_every_object_carries_region_and_owner(shipped_synthesis, region: str) -> None:
+    for rec in shipped_synthesis(region).kubernetes_objects():
+        labels = rec.inputs["metadata"].get("labels", {})
+        assert labels.get("sovcloud.kr/region") == region, rec.urn
+        assert labels.get("sovcloud.kr/owner"), rec.urn
+
+
+def test_every_resource_is_parented_by_a_component(shipped_synthesis) -> None:
+    s = shipped_synthesis("ncc-haenam")
+    types = {r.urn: r.type for r in s.records}
+    components = {"sovcloud:nodepools:GpuNodePool", "sovcloud:gpu:GpuOperator", "sovcloud:queueing:Queueing",
+                  "sovcloud:tenants:Tenant"}
+    for rec in s.records:
+        if rec.custom and not rec.type.startswith("pulumi:providers:"):
+            assert types.get(rec.parent) in components, rec.urn
+    assert {types[r.parent] for r in s.records if r.type in components} == {"sovcloud:regions:Region"}
+
+
+def test_cluster_api_objects_use_the_management_provider_when_configured(tree: Tree) -> None:
+    cfg = config.load(tree.root)
+    s = synth.run(tree.root, "rdc-ulsan", cfg, {"sovcloud:managementContext": "capi-mgmt"})
+    providers = {r.urn: r.inputs for r in s.records if r.type == "pulumi:providers:kubernetes"}
+    capi = [r for r in s.kubernetes_objects() if r.inputs["apiVersion"].startswith("cluster.x-k8s.io/")]
+    assert capi and all("::management::" in r.provider for r in capi)
+    tenants = [r for r in s.kubernetes_objects() if r.inputs["kind"] == "Namespace"]
+    assert all("::workload::" in r.provider for r in tenants)
+    (mgmt,) = [p for urn, p in providers.items() if urn.endswith("::management")]
+    assert mgmt["context"] == "capi-mgmt"
+
+
+def test_shipped_regions_synthesise(shipped_synthesis) -> None:
+    counts = {r: shipped_synthesis(r).counts() for r in SHIPPED_REGIONS}
+    assert counts["ncc-haenam"]["kubernetes:cluster.x-k8s.io/v1beta2:MachineDeployment"] == 5
+    assert counts["rdc-gwangju"]["kubernetes:core/v1:NodePatch"] == 50
+    assert counts["rdc-ulsan"]["kubernetes:helm.sh/v3:Release"] == 2
+    assert REPO.joinpath("stacks", "__main__.py").is_file()

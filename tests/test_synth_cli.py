@@ -1,0 +1,75 @@
+"""`sovcloud synth`: files written, deterministic, plan.json, and the same errors as validate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from sovcloud.cli import main
+from tests.conftest import Tree
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def tree_files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_synth_writes_manifests_helm_specs_and_plan(tree: Tree, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run("synth", "rdc-ulsan", "--root", str(tree.root), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    files = tree_files(out / "rdc-ulsan")
+    assert "management/capi-ulsan/MachineDeployment-ulsan-gpu-gb200-nvl72.yaml" in files
+    assert "namespaces/baram-shipyard/ResourceQuota-sovcloud-quota.yaml" in files
+    assert "cluster/ClusterQueue-baram-shipyard.yaml" in files
+    helm = yaml.safe_load(files["helm/gpu-operator.yaml"])
+    assert (helm["chart"], helm["version"], helm["repository"]) == (
+        "gpu-operator", "v26.3.3", "https://cr.ulsan.example.kr/chartrepo/platform")
+    plan = json.loads(files["plan.json"])
+    assert plan["gpus"] == {"capacity": 768, "guaranteed": 504, "borrowable": 144}
+    assert plan["pools"]["gb200-nvl72"] == {"gpuModel": "GB200", "nodes": 144, "gpus": 576, "guaranteed": 504}
+    assert plan["tenants"]["baram-shipyard"] == {"guaranteed": 144, "borrowable": 72, "mig": {"2g.48gb": 64}}
+    assert plan["resources"]["byType"]["kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue"] == 4
+    manifest = yaml.safe_load(files["cluster/Namespace-pixelforge.yaml"])
+    assert list(manifest)[:3] == ["apiVersion", "kind", "metadata"]
+    assert "gb200-nvl72" in result.output and "written to" in result.output  # the summary table
+
+
+def test_synth_output_is_byte_identical_across_runs(tree: Tree, tmp_path: Path) -> None:
+    for n in (1, 2):
+        assert run("synth", "rdc-gwangju", "--root", str(tree.root), "--out", str(tmp_path / f"o{n}")).exit_code == 0
+    first, second = tree_files(tmp_path / "o1" / "rdc-gwangju"), tree_files(tmp_path / "o2" / "rdc-gwangju")
+    assert len(first) == 99 + 2 + 1
+    assert first == second
+
+
+def test_synth_replaces_old_output_whole(tree: Tree, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    stale = out / "rdc-ulsan" / "cluster" / "Namespace-gone.yaml"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("stale")
+    assert run("synth", "rdc-ulsan", "--root", str(tree.root), "--out", str(out)).exit_code == 0
+    assert not stale.exists()
+    assert [p.name for p in out.iterdir()] == ["rdc-ulsan"]  # no staging directory left behind
+
+
+def test_synth_of_bad_config_prints_validate_errors_and_writes_nothing(tree: Tree, tmp_path: Path) -> None:
+    tree.edit_tenant("orbit-lm", lambda d: d["allocations"][0].update(gpus=-1))
+    synth = run("synth", "ncc-haenam", "--root", str(tree.root), "--out", str(tmp_path / "out"))
+    validate = run("validate", "--root", str(tree.root))
+    assert synth.exit_code == 1
+    assert synth.stdout == validate.stdout
+    assert "allocations[0].gpus: -1 is less than 0" in synth.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_synth_unknown_region_is_a_usage_error(tree: Tree, tmp_path: Path) -> None:
+    result = run("synth", "ncc-seoul", "--root", str(tree.root), "--out", str(tmp_path))
+    assert result.exit_code == 2
+    assert "no region ncc-seoul (one of: ncc-haenam, rdc-gwangju, rdc-ulsan)" in result.output
