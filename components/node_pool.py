@@ -19,6 +19,7 @@ INFRA_GROUP = "infrastructure.cluster.x-k8s.io"
 INFRA_KINDS = {"metal3": "Metal3MachineTemplate", "openstack": "OpenStackMachineTemplate"}
 AUTOSCALER = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-"
 CAPACITY = "capacity.cluster-autoscaler.kubernetes.io/"
+GPUS_ANNOTATION = "sovcloud.kr/gpus"
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,9 @@ def machine_deployment(region: model.Region, pool: model.Pool) -> dict[str, Any]
 def node_patch(region: model.Region, pool: model.Pool, node: str) -> dict[str, Any]:
     """Server-side-apply patch for one existing node: pool labels and the GPU taint."""
     return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": node, "labels": {**L.common(region), **node_labels(region, pool)}},
+            "metadata": {"name": node, "labels": {**L.common(region), **node_labels(region, pool)},
+                         # GPUs the node brings to the pool: the capacity policy counts pools from these
+                         "annotations": {GPUS_ANNOTATION: str(pool.gpus_per_node)}},
             "spec": {"taints": [dict(L.GPU_TAINT)]}}
 
 

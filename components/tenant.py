@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,7 @@ from sovcloud import model
 
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"]
 LOCAL_QUEUE = "default"
+ALLOCATIONS_ANNOTATION = "sovcloud.kr/allocations"
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,11 @@ def namespace_meta(args: TenantArgs) -> dict[str, Any]:
         L.CLASSIFICATION: t.classification,
         "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest",
         "pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/audit": "restricted"},
-        "annotations": {"sovcloud.kr/display-name": t.display_name, "sovcloud.kr/organisation": t.organisation.name}}
+        # what the eligibility and lifecycle policies read: they see resources, not tenant files
+        "annotations": {"sovcloud.kr/display-name": t.display_name, "sovcloud.kr/organisation": t.organisation.name,
+                        "sovcloud.kr/organisation-id": t.organisation.registration_id,
+                        "sovcloud.kr/organisation-country": t.organisation.country,
+                        "sovcloud.kr/status": t.status}}
 
 
 def _meta(args: TenantArgs, name: str) -> dict[str, Any]:
@@ -135,6 +141,13 @@ def network_policies(args: TenantArgs) -> dict[str, dict[str, Any]]:
     return out
 
 
+def allocations_annotation(args: TenantArgs) -> str:
+    """The allocations behind the queue, for the period and MIG policies: JSON, sorted by pool."""
+    return json.dumps([{"pool": a.pool, "gpus": a.gpus, "borrowingLimit": a.borrowing_limit, "mig": dict(a.mig),
+                        "start": a.start.isoformat(), "end": a.end.isoformat()}
+                       for a in sorted(args.allocations, key=lambda a: a.pool)], sort_keys=True)
+
+
 def role_binding_subjects(args: TenantArgs) -> list[dict[str, str]]:
     return [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": g} for g in args.tenant.admin_groups]
 
@@ -186,7 +199,8 @@ class Tenant(pulumi.ComponentResource):
                                 role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                           "name": "admin"},
                                 subjects=role_binding_subjects(args), opts=in_ns)
-        cq_meta = {"name": t.name, "labels": {**L.common(args.region, owner=t.name), L.TENANT: t.name}}
+        cq_meta = {"name": t.name, "labels": {**L.common(args.region, owner=t.name), L.TENANT: t.name},
+                   "annotations": {ALLOCATIONS_ANNOTATION: allocations_annotation(args)}}
         cq = CustomObject(f"{name}-clusterqueue", {"apiVersion": KUEUE_API, "kind": "ClusterQueue",
                                                    "metadata": cq_meta, "spec": cluster_queue_spec(args)},
                           pulumi.ResourceOptions(parent=self))

@@ -18,6 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.region import Region, region_args
+from components.retention import record_retain_on_delete
 from sovcloud import config as config_loader
 from sovcloud.errors import ConfigInvalid
 
@@ -45,6 +46,7 @@ def main() -> None:
     declared = pulumi.Config("sovcloud").get_object("region")
     if declared is not None and declared.get("name") != stack:
         raise pulumi.RunError(f"config sovcloud:region names {declared.get('name')}, the stack is {stack}")
+    pulumi.runtime.register_stack_transformation(record_retain_on_delete)
     settings = pulumi.Config("sovcloud")
     workload = _provider("workload", settings, "kubeconfig", "context")
     management = _provider("management", settings, "managementKubeconfig", "managementContext")

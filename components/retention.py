@@ -1,0 +1,24 @@
+"""Make retain-on-delete visible to policies.
+
+The policy analyzer protocol hands policies a resource's protect, ignoreChanges and parent, but not its
+retainOnDelete option. This SDK stack transformation (it runs under ``pulumi up`` and under the mock monitor alike)
+writes the option the engine will act on into the object as an annotation, so the data-safety policy checks the
+real option rather than a component's claim.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+RETAIN_ANNOTATION = "sovcloud.kr/retain-on-delete"
+
+
+def record_retain_on_delete(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+    if not args.type_.startswith("kubernetes:") or not args.opts.retain_on_delete:
+        return None
+    metadata = args.props.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
+    annotations = {**(metadata.get("annotations") or {}), RETAIN_ANNOTATION: "true"}
+    return pulumi.ResourceTransformationResult({**args.props, "metadata": {**metadata, "annotations": annotations}},
+                                               args.opts)
