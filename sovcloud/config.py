@@ -204,7 +204,9 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
         allocation=AllocationRules(
             reserved_shares=freeze(shares), per_tenant_gpu_cap=rules.get("perTenantGpuCap"),
             per_sector_gpu_cap=freeze(rules.get("perSectorGpuCap", {})),
-            cpu_overcommit=float(rules.get("cpuOvercommit", 1))),
+            cpu_overcommit=float(rules.get("cpuOvercommit", 1)),
+            approved_foreign_organisations=tuple(rules.get("approvedForeignOrganisations", ())),
+            national_gpu_budget=rules.get("nationalGpuBudget")),
         origin=Origin(doc.file, 1),
     )
 
@@ -296,6 +298,7 @@ def _tenant(doc: Document, regions: dict[str, Region], broken: set[str], errors:
         contacts=tuple(Contact(c["name"], c["email"], c["role"]) for c in d["contacts"]),
         network=Network(net.get("internetEgress", False), tuple(net.get("egressCidrs", ()))),
         allocations=tuple(allocations), origin=Origin(doc.file, doc.line_of(("name",))),
+        grant_gpus=d.get("grantGpus"),
     )
 
 

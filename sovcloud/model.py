@@ -122,6 +122,8 @@ class AllocationRules:
     per_tenant_gpu_cap: int | None = None
     per_sector_gpu_cap: Mapping[str, int] = field(default_factory=dict)
     cpu_overcommit: float = 1.0
+    approved_foreign_organisations: tuple[str, ...] = ()
+    national_gpu_budget: int | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,7 @@ class Tenant:
     network: Network
     allocations: tuple[Allocation, ...]
     origin: Origin
+    grant_gpus: int | None = None  # most guaranteed GPUs across all regions
 
 
 @dataclass(frozen=True)

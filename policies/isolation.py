@@ -1,0 +1,67 @@
+"""Isolation: tenants are fenced in: restricted pods, default-deny networking, no internet for high data, no
+external services, no cluster-wide rights."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from policies.resources import CLASSIFICATION, TENANT, kind, labels, meta, name, objects, tenant_namespaces
+
+PRIVATE = [ipaddress.ip_network(c) for c in
+           ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8")]
+
+
+def pod_security_restricted(args, report_violation) -> None:
+    """Tenant namespaces enforce the Pod Security `restricted` standard."""
+    if kind(args) == "Namespace" and labels(args).get(TENANT):
+        level = labels(args).get("pod-security.kubernetes.io/enforce")
+        if level != "restricted":
+            report_violation(f"pod-security.kubernetes.io/enforce is {level or 'unset'}, must be restricted")
+
+
+def _is_default_deny(spec) -> bool:
+    return (spec.get("podSelector") == {} and set(spec.get("policyTypes") or []) == {"Ingress", "Egress"}
+            and not spec.get("ingress") and not spec.get("egress"))
+
+
+def _reaches_internet(cidr: str) -> bool:
+    """A CIDR that is not wholly inside private or link-local space reaches the internet (whatever it excepts)."""
+    try:
+        net = ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return True
+    return not any(net.version == p.version and net.subnet_of(p) for p in PRIVATE)
+
+
+def tenant_isolation(args, report_violation) -> None:
+    """Per tenant namespace: a default-deny NetworkPolicy; no internet egress for high classification; no
+    LoadBalancer or NodePort services; no ClusterRoleBinding granting a tenant's subjects cluster-wide rights."""
+    resources = list(args.resources)
+    tenants = tenant_namespaces(resources)
+    policies_by_ns: dict[str, list] = {}
+    for np in objects(resources, "NetworkPolicy"):
+        policies_by_ns.setdefault(meta(np).get("namespace", ""), []).append(np)
+    for ns_name, ns in tenants.items():
+        specs = [(np, np.props.get("spec") or {}) for np in policies_by_ns.get(ns_name, [])]
+        if not any(_is_default_deny(spec) for _, spec in specs):
+            report_violation(f"tenant namespace {ns_name} has no default-deny NetworkPolicy", ns.urn)
+        if labels(ns).get(CLASSIFICATION) == "high":
+            for np, spec in specs:
+                for rule in spec.get("egress") or []:
+                    for peer in rule.get("to") or []:
+                        block = peer.get("ipBlock")
+                        if block and _reaches_internet(block.get("cidr", "")):
+                            report_violation(f"high-classification tenant {ns_name}: NetworkPolicy {name(np)} "
+                                             f"allows egress to {block.get('cidr')}", np.urn)
+    for svc in objects(resources, "Service"):
+        ns_name = meta(svc).get("namespace", "")
+        svc_type = (svc.props.get("spec") or {}).get("type", "ClusterIP")
+        if ns_name in tenants and svc_type in ("LoadBalancer", "NodePort"):
+            report_violation(f"service {ns_name}/{name(svc)} is of type {svc_type}", svc.urn)
+    for crb in objects(resources, "ClusterRoleBinding"):
+        owner = labels(crb).get(TENANT) or labels(crb).get("sovcloud.kr/owner")
+        subjects = crb.props.get("subjects") or []
+        in_tenant = [s for s in subjects if s.get("namespace") in tenants]
+        if owner in tenants or in_tenant:
+            report_violation(f"ClusterRoleBinding {name(crb)} grants cluster-wide rights to tenant "
+                             f"{owner if owner in tenants else in_tenant[0].get('namespace')}", crb.urn)

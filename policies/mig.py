@@ -1,0 +1,65 @@
+"""MIG: quota'd MIG instances exist on the pool's GPU model and in the layout its nodes are partitioned with."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from policies.resources import (
+    GPU,
+    MIG_LABEL,
+    configmap_data,
+    labels,
+    name,
+    objects,
+    pool_label,
+    queue_flavors,
+    release_chart,
+    releases,
+)
+
+MIG_RESOURCE = re.compile(r"^nvidia\.com/mig-(\d+g\.\d+gb)$")
+
+
+def _layouts(resources) -> dict[str, dict]:
+    cm_name = ""
+    for rel in releases(resources):
+        if release_chart(rel) == "gpu-operator":
+            cm_name = (((rel.props.get("values") or {}).get("migManager") or {}).get("config") or {}).get("name", "")
+    text = configmap_data(resources, cm_name).get("config.yaml", "") if cm_name else ""
+    configs = (yaml.safe_load(text or "{}") or {}).get("mig-configs") or {}
+    out = {}
+    for config_name, devices in configs.items():
+        merged: dict[str, int] = {}
+        for d in devices or []:
+            merged.update(d.get("mig-devices") or {})
+        out[config_name] = merged
+    return out
+
+
+def mig_quota_in_layout(args, report_violation) -> None:
+    """A MIG resource in a tenant's queue is a profile of the pool's GPU model and part of the pool's MIG layout."""
+    resources = list(args.resources)
+    models = args.get_config().get("gpuModels") or {}
+    layouts = _layouts(resources)
+    mig_config = pool_label(resources, MIG_LABEL)
+    products = {}
+    for rf in objects(resources, "ResourceFlavor"):
+        product = ((rf.props.get("spec") or {}).get("nodeLabels") or {}).get(f"{GPU}.product", "")
+        products[name(rf)] = re.sub(r"(-SHARED|-MIG-.*)$", "", product)
+    for cq in objects(resources, "ClusterQueue"):
+        tenant = labels(cq).get("sovcloud.kr/tenant") or name(cq)
+        for pool, res in queue_flavors(cq):
+            for resource, quota in res.items():
+                m = MIG_RESOURCE.match(resource or "")
+                if not m or not float(quota.get("nominalQuota", 0) or 0):
+                    continue
+                profile = m.group(1)
+                model = models.get(products.get(pool, ""), {})
+                if profile not in (model.get("migProfiles") or []):
+                    report_violation(f"tenant {tenant}: {profile} is not a MIG profile of {products.get(pool) or '?'} "
+                                     f"(pool {pool})", cq.urn)
+                elif profile not in layouts.get(mig_config.get(pool, ""), {}):
+                    report_violation(f"tenant {tenant}: pool {pool} is not partitioned with {profile} (its MIG "
+                                     f"config: {mig_config.get(pool, 'none')})", cq.urn)

@@ -1,0 +1,24 @@
+"""National: the programme's GPU budget holds across all regions, and each tenant stays within its grant."""
+
+from __future__ import annotations
+
+from policies.resources import guaranteed_by_pool_and_tenant
+
+
+def national_budget(args, report_violation) -> None:
+    """This region's guaranteed GPUs plus the other regions' stay within the national budget; a tenant's total
+    across regions stays within its grant. The other regions' figures arrive in the policy config."""
+    cfg = args.get_config()
+    here: dict[str, int] = {}
+    for (_pool, tenant), gpus in guaranteed_by_pool_and_tenant(list(args.resources)).items():
+        here[tenant] = here.get(tenant, 0) + gpus
+    budget = int(cfg.get("nationalGpuBudget") or 0)
+    if budget:
+        total = sum(here.values()) + int(cfg.get("otherRegionsGuaranteed") or 0)
+        if total > budget:
+            report_violation(f"{total} GPUs guaranteed across all regions, national budget is {budget}")
+    others = cfg.get("otherRegionsTenantGuaranteed") or {}
+    for tenant, grant in sorted((cfg.get("tenantGrants") or {}).items()):
+        total = here.get(tenant, 0) + int(others.get(tenant, 0))
+        if total > grant:
+            report_violation(f"tenant {tenant}: {total} GPUs guaranteed across regions, grant is {grant}")

@@ -1,0 +1,154 @@
+"""The policy objects of the sovcloud pack: rule functions wrapped with description, severity, remediation,
+enforcement level and config schema. Importing this module starts nothing; ``__main__.py`` hands the list to
+``PolicyPack`` (which starts the analyzer server), ``sovcloud check`` evaluates the same objects offline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ResourceValidationPolicy,
+    Severity,
+    StackValidationPolicy,
+)
+
+from policies.capacity import gpu_quota_present, guaranteed_within_capacity
+from policies.classification import classification_within_certification
+from policies.data_safety import tenant_namespaces_retained
+from policies.eligibility import domestic_organisations
+from policies.isolation import pod_security_restricted, tenant_isolation
+from policies.mig import mig_quota_in_layout
+from policies.national import national_budget
+from policies.periods import allocation_periods
+from policies.pinning import driver_supports_models, pinned_versions
+from policies.registries import approved_registries
+from policies.residency import residency_labels
+from policies.shares import shares_and_caps
+
+PACK_NAME = "sovcloud"
+MANDATORY, ADVISORY = EnforcementLevel.MANDATORY, EnforcementLevel.ADVISORY
+
+
+def _gpu_models_default() -> dict[str, Any]:
+    """What the pack knows of each GPU product without config: the toolkit's catalog (GFD product as key)."""
+    from sovcloud.catalog import BUILTIN
+
+    return {m.gfd_product: {"name": m.name, "minDriver": m.min_driver, "minOperator": m.min_operator,
+                            "openKernelModules": m.open_kernel_modules, "migProfiles": list(m.mig_profiles)}
+            for m in BUILTIN.values()}
+
+
+def _schema(**properties: dict[str, Any]) -> PolicyConfigSchema:
+    return PolicyConfigSchema(properties=properties)
+
+
+REGION = {"type": "string", "default": "", "description": "The region this stack deploys."}
+GPU_MODELS = {"type": "object", "default": _gpu_models_default(),
+              "description": "GPU products by GFD name: minDriver, minOperator, openKernelModules, migProfiles."}
+SECTOR_NUMBERS = {"type": "object", "default": {}, "additionalProperties": {"type": "number"}}
+
+
+def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+    return [
+        ResourceValidationPolicy(
+            name="residency-labels", description="Every object carries its region and owner labels, and the "
+            "region is this stack's.", validate=residency_labels, enforcement_level=MANDATORY,
+            severity=Severity.HIGH, config_schema=_schema(region=REGION),
+            remediation_steps="Create objects through the sovcloud components, which label them; for objects made "
+            "elsewhere add sovcloud.kr/region and sovcloud.kr/owner."),
+        ResourceValidationPolicy(
+            name="approved-registries", description="Charts, chart-value images and container images come from the "
+            "region's approved registries.", validate=approved_registries, enforcement_level=MANDATORY,
+            severity=Severity.CRITICAL,
+            config_schema=_schema(allowedRegistries={"type": "array", "items": {"type": "string"}, "default": []}),
+            remediation_steps="Mirror the chart or image into the region's registry and point registries."
+            "imageMirror / chartRepository (or the workload) at it; add a registry to registries.allowed only "
+            "once it is approved."),
+        ResourceValidationPolicy(
+            name="classification-within-certification", description="A tenant's data classification does not "
+            "exceed its region's CSAP certification.", validate=classification_within_certification,
+            enforcement_level=MANDATORY, severity=Severity.CRITICAL,
+            config_schema=_schema(certification={"type": "string", "enum": ["low", "moderate", "high"],
+                                                  "default": "low"}),
+            remediation_steps="Allocate the tenant in a region certified for its classification."),
+        ResourceValidationPolicy(
+            name="domestic-organisations", description="Tenant organisations are domestic unless explicitly "
+            "approved.", validate=domestic_organisations, enforcement_level=MANDATORY, severity=Severity.HIGH,
+            config_schema=_schema(homeCountry={"type": "string", "default": "KR"},
+                                  approvedForeignOrganisations={"type": "array", "items": {"type": "string"},
+                                                                "default": []}),
+            remediation_steps="Record the approval (its registration id) under the region's allocation."
+            "approvedForeignOrganisations, or remove the tenant."),
+        ResourceValidationPolicy(
+            name="pod-security-restricted", description="Tenant namespaces enforce Pod Security restricted.",
+            validate=pod_security_restricted, enforcement_level=MANDATORY, severity=Severity.HIGH,
+            remediation_steps="Label the namespace pod-security.kubernetes.io/enforce=restricted."),
+        StackValidationPolicy(
+            name="tenant-isolation", description="Tenant namespaces are default-deny, high-classification tenants "
+            "have no internet egress, and tenants get no LoadBalancer/NodePort services or cluster-wide bindings.",
+            validate=tenant_isolation, enforcement_level=MANDATORY, severity=Severity.CRITICAL,
+            remediation_steps="Keep the Tenant component's NetworkPolicies; drop internetEgress and public "
+            "egressCidrs for high tenants; expose services through the platform ingress; bind roles per namespace."),
+        ResourceValidationPolicy(
+            name="pinned-versions", description="Charts, the GPU driver and images are pinned: no floating tags.",
+            validate=pinned_versions, enforcement_level=MANDATORY, severity=Severity.MEDIUM,
+            remediation_steps="Set exact versions (gpuOperator.chartVersion, driverVersion, kueue.chartVersion; "
+            "image tags or digests)."),
+        StackValidationPolicy(
+            name="driver-supports-models", description="The GPU operator's driver and chart support every GPU model "
+            "in the region; Blackwell gets open kernel modules.", validate=driver_supports_models,
+            enforcement_level=MANDATORY, severity=Severity.HIGH, config_schema=_schema(gpuModels=GPU_MODELS),
+            remediation_steps="Raise gpuOperator.driverVersion / chartVersion to the model's minimum; set "
+            "kernelModuleType to open or auto for Blackwell."),
+        ResourceValidationPolicy(
+            name="tenant-namespaces-retained", description="Tenant namespaces are retained on delete.",
+            validate=tenant_namespaces_retained, enforcement_level=MANDATORY, severity=Severity.CRITICAL,
+            remediation_steps="Create tenant namespaces with retain_on_delete=True (the Tenant component does)."),
+        StackValidationPolicy(
+            name="guaranteed-within-capacity", description="Per pool, guaranteed GPUs never exceed the GPUs the "
+            "pool's nodes have.", validate=guaranteed_within_capacity, enforcement_level=MANDATORY,
+            severity=Severity.CRITICAL,
+            remediation_steps="Lower the tenants' gpus in that pool, move them to a pool with room, or add nodes."),
+        StackValidationPolicy(
+            name="shares-and-caps", description="Reserved sector shares are honoured; per-tenant and per-sector GPU "
+            "caps hold.", validate=shares_and_caps, enforcement_level=MANDATORY, severity=Severity.HIGH,
+            config_schema=_schema(reservedShares=SECTOR_NUMBERS,
+                                  perTenantGpuCap={"type": ["integer", "null"], "default": None},
+                                  perSectorGpuCap=SECTOR_NUMBERS),
+            remediation_steps="Reduce the guaranteed GPUs of the sector or tenant named, or change the region's "
+            "allocation rules through review."),
+        StackValidationPolicy(
+            name="mig-quota-in-layout", description="Quota'd MIG instances exist on the pool's GPU model and in its "
+            "MIG layout.", validate=mig_quota_in_layout, enforcement_level=MANDATORY, severity=Severity.HIGH,
+            config_schema=_schema(gpuModels=GPU_MODELS),
+            remediation_steps="Grant profiles of the pool's sharing.layout, or repartition the pool."),
+        StackValidationPolicy(
+            name="gpu-quota-present", description="Every tenant namespace has a ResourceQuota with a GPU key.",
+            validate=gpu_quota_present, enforcement_level=MANDATORY, severity=Severity.HIGH,
+            remediation_steps="Create tenants through the Tenant component, which sets requests.nvidia.com/gpu."),
+        StackValidationPolicy(
+            name="allocation-periods", description="Allocations past their end date are reported.",
+            validate=allocation_periods, enforcement_level=ADVISORY, severity=Severity.LOW,
+            config_schema=_schema(today={"type": "string", "default": "",
+                                         "description": "Date to judge periods by (YYYY-MM-DD); empty: today."}),
+            remediation_steps="Renew the allocation (a new period end) or offboard the tenant."),
+        StackValidationPolicy(
+            name="national-budget", description="The national GPU budget holds across regions; each tenant stays "
+            "within its grant.", validate=national_budget, enforcement_level=MANDATORY, severity=Severity.HIGH,
+            config_schema=_schema(
+                nationalGpuBudget={"type": "integer", "default": 0, "description": "0: no budget set."},
+                otherRegionsGuaranteed={"type": "integer", "default": 0},
+                tenantGrants={"type": "object", "default": {}, "additionalProperties": {"type": "integer"}},
+                otherRegionsTenantGuaranteed={"type": "object", "default": {},
+                                              "additionalProperties": {"type": "integer"}}),
+            remediation_steps="Reduce guaranteed GPUs, or raise the budget or the tenant's grant through review."),
+    ]
+
+
+def config_defaults(policy: ResourceValidationPolicy | StackValidationPolicy) -> dict[str, Any]:
+    """A policy's config as the engine builds it when the user sets nothing: each property's schema default."""
+    if policy.config_schema is None:
+        return {}
+    return {k: v["default"] for k, v in policy.config_schema.properties.items() if "default" in v}

@@ -1,0 +1,60 @@
+"""Registries: charts and images come only from the region's approved (domestic) registries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from policies.resources import RELEASE, kind, walk_values
+
+WORKLOAD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
+
+
+def approved(reference: str, allowed: list[str]) -> bool:
+    """``reference`` (an image, repository or chart URL) starts with an allowed registry prefix."""
+    ref = reference.split("://", 1)[-1]
+    return any(ref == a.rstrip("/") or ref.startswith(a.rstrip("/") + "/") for a in allowed)
+
+
+def _pod_spec(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    spec = props.get("spec") or {}
+    k = props.get("kind")
+    if k == "Pod":
+        return spec
+    if k == "CronJob":
+        return ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template", {}).get("spec") or {}
+    return (spec.get("template") or {}).get("spec") or {}
+
+
+def workload_images(props: Mapping[str, Any]) -> Iterator[str]:
+    pod = _pod_spec(props)
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for c in pod.get(key) or []:
+            if c.get("image"):
+                yield c["image"]
+
+
+def approved_registries(args, report_violation) -> None:
+    """Helm chart repositories, every image and repository in chart values, and every container image come from the
+    region's approved registries."""
+    allowed = list(args.get_config().get("allowedRegistries") or [])
+    if args.resource_type == RELEASE:
+        if not allowed:
+            report_violation("no approved registries configured (policy config allowedRegistries)")
+            return
+        repo = (args.props.get("repositoryOpts") or {}).get("repo") or ""
+        chart = str(args.props.get("chart") or "")
+        source = repo or (chart if "://" in chart else "")
+        if not source:
+            report_violation(f"chart {chart} names no repository: it would resolve outside the approved registries")
+        elif not approved(source, allowed):
+            report_violation(f"chart repository {source} is not an approved registry ({', '.join(allowed)})")
+        for path, value in walk_values(args.props.get("values") or {}):
+            leaf = path.rsplit(".", 1)[-1]
+            is_reference = leaf in ("repository", "image", "registry") and isinstance(value, str) and "/" in value
+            if is_reference and not approved(value, allowed):
+                report_violation(f"values.{path} = {value} is not from an approved registry")
+    elif kind(args) in WORKLOAD_KINDS:
+        for image in workload_images(args.props):
+            if not approved(image, allowed):
+                report_violation(f"image {image} is not from an approved registry ({', '.join(allowed) or 'none'})")

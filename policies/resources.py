@@ -1,0 +1,178 @@
+"""Reading the stack's resources as the policy engine hands them over: props of Kubernetes objects and releases.
+
+Rules use these helpers and nothing else: they know what a Kubernetes object looks like, not which component made
+it. Works on ``PolicyResource`` objects and on anything with ``resource_type``, ``props`` and ``urn``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Protocol
+
+import yaml
+
+REGION = "sovcloud.kr/region"
+OWNER = "sovcloud.kr/owner"
+POOL = "sovcloud.kr/pool"
+TENANT = "sovcloud.kr/tenant"
+SECTOR = "sovcloud.kr/sector"
+CLASSIFICATION = "sovcloud.kr/classification"
+RETAIN = "sovcloud.kr/retain-on-delete"
+GPUS = "sovcloud.kr/gpus"
+ALLOCATIONS = "sovcloud.kr/allocations"
+GPU = "nvidia.com/gpu"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+DEVICE_PLUGIN_LABEL = "nvidia.com/device-plugin.config"
+MIG_LABEL = "nvidia.com/mig.config"
+CLASSIFICATIONS = ("low", "moderate", "high")
+
+
+class Resource(Protocol):
+    resource_type: str
+    props: Mapping[str, Any]
+    urn: str
+
+
+def is_object(resource_type: str) -> bool:
+    """A Kubernetes object (not a provider, not a Helm release)."""
+    return resource_type.startswith("kubernetes:") and resource_type != RELEASE
+
+
+def kind(r: Resource) -> str:
+    return str(r.props.get("kind") or "")
+
+
+def meta(r: Resource) -> Mapping[str, Any]:
+    return r.props.get("metadata") or {}
+
+
+def labels(r: Resource) -> Mapping[str, str]:
+    return meta(r).get("labels") or {}
+
+
+def annotations(r: Resource) -> Mapping[str, str]:
+    return meta(r).get("annotations") or {}
+
+
+def name(r: Resource) -> str:
+    return str(meta(r).get("name") or "")
+
+
+def objects(resources: Iterable[Resource], *kinds: str) -> Iterator[Resource]:
+    for r in resources:
+        if is_object(r.resource_type) and (not kinds or kind(r) in kinds):
+            yield r
+
+
+def tenant_namespaces(resources: Iterable[Resource]) -> dict[str, Resource]:
+    """Namespaces that belong to a tenant (labelled with it), by name."""
+    return {name(r): r for r in objects(resources, "Namespace") if labels(r).get(TENANT)}
+
+
+def releases(resources: Iterable[Resource]) -> Iterator[Resource]:
+    return (r for r in resources if r.resource_type == RELEASE)
+
+
+def release_chart(r: Resource) -> str:
+    """The chart's name, also when the chart is given as an oci:// reference."""
+    return str(r.props.get("chart") or "").rstrip("/").rsplit("/", 1)[-1]
+
+
+def _parse_labels(text: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in text.split(",") if "=" in item)
+
+
+def pool_nodes(resources: Iterable[Resource]) -> dict[str, list[tuple[Resource, int, dict[str, str]]]]:
+    """Per pool: (resource, GPUs it brings, node labels) for each MachineDeployment and each static-node patch."""
+    out: dict[str, list[tuple[Resource, int, dict[str, str]]]] = {}
+    for r in objects(resources, "MachineDeployment", "Node"):
+        pool = labels(r).get(POOL)
+        if not pool:
+            continue
+        if kind(r) == "MachineDeployment":
+            ann = annotations(r)
+            per_node = int(ann.get("capacity.cluster-autoscaler.kubernetes.io/gpu-count", 0) or 0)
+            replicas = int((r.props.get("spec") or {}).get("replicas") or 0)
+            node_labels = _parse_labels(ann.get("capacity.cluster-autoscaler.kubernetes.io/labels", ""))
+            out.setdefault(pool, []).append((r, per_node * replicas, node_labels))
+        else:
+            out.setdefault(pool, []).append((r, int(annotations(r).get(GPUS, 0) or 0), dict(labels(r))))
+    return out
+
+
+def pool_capacity(resources: Iterable[Resource]) -> dict[str, int]:
+    """Physical GPUs per pool, from the node-pool resources themselves."""
+    return {pool: sum(g for _, g, _ in nodes) for pool, nodes in pool_nodes(resources).items()}
+
+
+def pool_label(resources: Iterable[Resource], label: str) -> dict[str, str]:
+    """A node label per pool (e.g. the MIG or device-plugin config name), read from the pool's node resources."""
+    out: dict[str, str] = {}
+    for pool, nodes in pool_nodes(resources).items():
+        for _, _, node_labels in nodes:
+            if label in node_labels:
+                out[pool] = node_labels[label]
+    return out
+
+
+def configmap_data(resources: Iterable[Resource], cm_name: str) -> Mapping[str, str]:
+    for r in objects(resources, "ConfigMap"):
+        if name(r) == cm_name:
+            return r.props.get("data") or {}
+    return {}
+
+
+def time_slicing_replicas(resources: list[Resource]) -> dict[str, int]:
+    """Replicas per time-sliced pool: the pool's device-plugin config label, resolved in the device-plugin
+    ConfigMap the GPU operator release points at."""
+    cm_name = ""
+    for rel in releases(resources):
+        if release_chart(rel) == "gpu-operator":
+            cm_name = (((rel.props.get("values") or {}).get("devicePlugin") or {}).get("config") or {}).get("name", "")
+    data = configmap_data(resources, cm_name) if cm_name else {}
+    out: dict[str, int] = {}
+    for pool, config_name in pool_label(resources, DEVICE_PLUGIN_LABEL).items():
+        parsed = yaml.safe_load(data.get(config_name, "") or "{}") or {}
+        for res in ((parsed.get("sharing") or {}).get("timeSlicing") or {}).get("resources") or []:
+            if res.get("name") == GPU:
+                out[pool] = int(res.get("replicas", 1))
+    return out
+
+
+def queue_flavors(cq: Resource) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(flavor name, {resource name: {nominalQuota, borrowingLimit}}) of a ClusterQueue."""
+    for group in (cq.props.get("spec") or {}).get("resourceGroups") or []:
+        for flavor in group.get("flavors") or []:
+            yield flavor.get("name", ""), {res.get("name"): res for res in flavor.get("resources") or []}
+
+
+def guaranteed_by_pool_and_tenant(resources: list[Resource]) -> dict[tuple[str, str], int]:
+    """Guaranteed physical GPUs per (pool, tenant): ClusterQueue nominal quota, replicas divided out."""
+    replicas = time_slicing_replicas(resources)
+    out: dict[tuple[str, str], int] = {}
+    for cq in objects(resources, "ClusterQueue"):
+        tenant = labels(cq).get(TENANT) or name(cq)
+        for flavor, res in queue_flavors(cq):
+            nominal = int(float((res.get(GPU) or {}).get("nominalQuota", 0) or 0))
+            out[flavor, tenant] = out.get((flavor, tenant), 0) + nominal // replicas.get(flavor, 1)
+    return out
+
+
+def allocations(cq: Resource) -> list[dict[str, Any]]:
+    try:
+        return list(json.loads(annotations(cq).get(ALLOCATIONS, "[]")))
+    except ValueError:
+        return []
+
+
+def walk_values(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted path, leaf) pairs of a Helm values tree."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from walk_values(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from walk_values(v, f"{path}[{i}]")
+    else:
+        yield path, value

@@ -1,0 +1,35 @@
+"""Shares and caps: reserved sector shares are honoured; per-tenant and per-sector GPU caps hold."""
+
+from __future__ import annotations
+
+from policies.resources import SECTOR, guaranteed_by_pool_and_tenant, labels, pool_capacity, tenant_namespaces
+
+
+def shares_and_caps(args, report_violation) -> None:
+    """Each sector keeps what is reserved for it (others may not guarantee into it); no tenant or sector exceeds its
+    GPU cap."""
+    resources = list(args.resources)
+    cfg = args.get_config()
+    capacity = sum(pool_capacity(resources).values())
+    sectors = {n: labels(ns).get(SECTOR, "") for n, ns in tenant_namespaces(resources).items()}
+    by_tenant: dict[str, int] = {}
+    for (_pool, tenant), gpus in guaranteed_by_pool_and_tenant(resources).items():
+        by_tenant[tenant] = by_tenant.get(tenant, 0) + gpus
+    by_sector: dict[str, int] = {}
+    for tenant, gpus in by_tenant.items():
+        by_sector[sectors.get(tenant, "")] = by_sector.get(sectors.get(tenant, ""), 0) + gpus
+    shares = cfg.get("reservedShares") or {}
+    for sector, used in sorted(by_sector.items()):
+        reserved_for_others = sum(int(capacity * share) for s, share in shares.items() if s != sector)
+        room = capacity - reserved_for_others
+        if used > room:
+            report_violation(f"sector {sector}: {used} GPUs guaranteed, but only {room} of {capacity} are not "
+                             "reserved for other sectors")
+    cap = cfg.get("perTenantGpuCap")
+    if cap is not None:
+        for tenant, gpus in sorted(by_tenant.items()):
+            if gpus > cap:
+                report_violation(f"tenant {tenant}: {gpus} GPUs guaranteed, cap is {cap} per tenant")
+    for sector, sector_cap in sorted((cfg.get("perSectorGpuCap") or {}).items()):
+        if by_sector.get(sector, 0) > sector_cap:
+            report_violation(f"sector {sector}: {by_sector[sector]} GPUs guaranteed, cap is {sector_cap}")

@@ -1,0 +1,144 @@
+"""`sovcloud check`: synthesise a region and evaluate the policy pack's own policy objects on it, offline.
+
+Arguments are built as the Pulumi engine builds them for an analyzer: a ``ResourceValidationArgs`` per custom
+resource and one ``StackValidationArgs`` over all resources, props wrapped in pulumi_policy's unknown-checking
+proxy, each policy's config = its schema defaults overlaid with the region's policy config.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sovcloud.model import Config, Origin
+
+
+@dataclass(frozen=True)
+class Violation:
+    region: str
+    policy: str
+    enforcement: str  # mandatory | advisory
+    severity: str
+    message: str
+    urn: str  # "" for the stack as a whole
+    resource: str  # "Kind namespace/name" or the resource type and name
+    file: str
+    line: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _origins(synthesis: Any, cfg: Config) -> dict[str, Origin]:
+    """URN -> the config file and line behind it: tenant file, pool entry, else the region's stack file."""
+    region = cfg.regions[synthesis.region]
+    by_urn = {r.urn: r for r in synthesis.records}
+    component_origin: dict[str, Origin] = {}
+    for rec in synthesis.records:
+        prefix = f"{region.name}-"
+        if rec.type == "sovcloud:tenants:Tenant" and rec.name.startswith(prefix):
+            tenant = cfg.tenants.get(rec.name[len(prefix):])
+            if tenant is not None:
+                component_origin[rec.urn] = tenant.origin
+        elif rec.type == "sovcloud:nodepools:GpuNodePool" and rec.name.startswith(prefix):
+            pool = region.pool(rec.name[len(prefix):])
+            if pool is not None:
+                component_origin[rec.urn] = pool.origin
+    out: dict[str, Origin] = {}
+    for rec in synthesis.records:
+        urn, origin = rec.urn, None
+        while urn and origin is None:
+            origin = component_origin.get(urn)
+            urn = by_urn[urn].parent if urn in by_urn else ""
+        out[rec.urn] = origin or region.origin
+    return out
+
+
+def _describe(rec: Any) -> str:
+    meta = rec.inputs.get("metadata") or {}
+    if rec.inputs.get("kind") and meta.get("name"):
+        ns = meta.get("namespace")
+        return f"{rec.inputs['kind']} {ns + '/' if ns else ''}{meta['name']}"
+    return f"{rec.type.rsplit(':', 1)[-1]} {rec.inputs.get('name') or rec.name}"
+
+
+def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any]]) -> list[Violation]:
+    """Run every policy of the pack over the synthesised region; return what they report."""
+    from pulumi_policy import (
+        PolicyCustomTimeouts,
+        PolicyProviderResource,
+        PolicyResource,
+        PolicyResourceOptions,
+        ResourceValidationArgs,
+        ResourceValidationPolicy,
+        StackValidationArgs,
+    )
+    from pulumi_policy.proxy import unknown_checking_proxy
+
+    from policies.pack import config_defaults, policies
+
+    records = {r.urn: r for r in synthesis.records}
+    origins = _origins(synthesis, cfg)
+    region_origin = cfg.regions[synthesis.region].origin
+
+    def opts(rec: Any) -> PolicyResourceOptions:
+        return PolicyResourceOptions(rec.protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], rec.parent or None)
+
+    def provider(rec: Any) -> PolicyProviderResource | None:
+        prov = records.get(rec.provider.rsplit("::", 1)[0]) if rec.provider else None
+        if prov is None:
+            return None
+        return PolicyProviderResource(prov.type, unknown_checking_proxy(prov.inputs), prov.urn, prov.name)
+
+    stack_resources = [PolicyResource(r.type, unknown_checking_proxy(r.inputs), r.urn, r.name, opts(r), provider(r),
+                                      None, [], {}) for r in synthesis.records]
+    by_urn = {pr.urn: pr for pr in stack_resources}
+    for pr in stack_resources:
+        pr.parent = by_urn.get(records[pr.urn].parent)
+
+    found: list[Violation] = []
+    for policy in policies():
+        config = {**config_defaults(policy), **region_config.get(policy.name, {})}
+        enforcement = policy.enforcement_level.value if policy.enforcement_level else "advisory"
+        severity = policy.severity.value if policy.severity else "low"
+
+        def report(message: str, urn: str | None = None, _p: Any = policy, _e: str = enforcement,
+                   _s: str = severity) -> None:
+            urn = urn or ""
+            origin = origins.get(urn, region_origin)
+            rec = records.get(urn)
+            found.append(Violation(synthesis.region, _p.name, _e, _s, message, urn,
+                                   _describe(rec) if rec else f"stack {synthesis.region}", origin.file, origin.line))
+
+        if isinstance(policy, ResourceValidationPolicy):
+            for rec in synthesis.records:
+                if not rec.custom:
+                    continue
+                args = ResourceValidationArgs(rec.type, unknown_checking_proxy(rec.inputs), rec.urn, rec.name,
+                                              opts(rec), provider(rec), config)
+                policy.validate(args, lambda m, u=None, _r=rec.urn: report(m, u or _r))
+        else:
+            policy.validate(StackValidationArgs(stack_resources, config), report)
+    return found
+
+
+def check_region(root: str, region: str, today: str | None) -> dict[str, Any]:
+    """Worker entry (one process per region): load, synthesise, evaluate. Returns plain data with timings."""
+    from sovcloud import config as config_loader
+    from sovcloud import synth
+    from sovcloud.policy_config import policy_config
+
+    tree = Path(root)
+    cfg = config_loader.load(tree)
+    started = time.perf_counter()
+    synthesis = synth.run(tree, region, cfg)
+    synth_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    region_config = policy_config(cfg, region, dt.date.fromisoformat(today) if today else None)
+    violations = evaluate(synthesis, cfg, region_config)
+    policy_seconds = time.perf_counter() - started
+    return {"region": region, "resources": len(synthesis.records), "synthSeconds": synth_seconds,
+            "policySeconds": policy_seconds, "violations": [v.as_dict() for v in violations]}

@@ -1,0 +1,721 @@
+"""The synthesized objects against the real upstream APIs, not against what the toolkit believes they are.
+
+- built-in kinds: the Kubernetes OpenAPI schemas of the region's Kubernetes minor, strict (``kubernetes_validate``);
+- Kueue and Cluster API kinds: the openAPIV3Schema of the upstream CRD for the version the object names, made strict
+  (unknown fields rejected, as a CRD would silently prune them);
+- Metal3 / OpenStack machine templates (no CRD in the reference data): the provider's field names;
+- Helm values: key paths of the chart's own values.yaml, and every image repository of the chart on the mirror;
+- ``nvidia.com/gpu.product`` values: only products GPU Feature Discovery writes (domain facts, hard-coded here).
+
+Upstream reference data is ``../shared/upstream`` (see its README.md): Kueue v0.19.2 and Cluster API v1.14.0 CRDs,
+gpu-operator v26.7.0 and kueue 0.19.2 chart values. Failures name the object, the field, what upstream expects and the
+upstream file and line that says so, all at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import kubernetes_validate.utils as kv_utils
+import pytest
+import yaml
+
+from sovcloud import config
+from sovcloud.model import Config
+from sovcloud.synth import Record
+from tests.conftest import REPO, SHARED, SHIPPED_REGIONS
+
+UPSTREAM = SHARED / "upstream"
+CRDS = UPSTREAM / "crds"
+CHARTS = UPSTREAM / "charts"
+DOMAIN_FACTS = "shared/reference/domain-facts.md"
+NO_UPSTREAM = "upstream reference data (../shared/upstream) not present"
+CHARTS_CHECKED = ("gpu-operator", "kueue")
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@pytest.fixture
+def upstream() -> Path:
+    if not UPSTREAM.is_dir():
+        pytest.skip(NO_UPSTREAM)
+    return UPSTREAM
+
+
+@functools.cache
+def _config() -> Config:
+    return config.load(REPO)
+
+
+def _ident(body: dict[str, Any]) -> str:
+    meta = body.get("metadata") or {}
+    ns = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{body.get('kind', '?')} {ns}{meta.get('name', '?')} ({body.get('apiVersion', '?')})"
+
+
+def _group(api_version: str) -> str:
+    return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+
+
+def _is_builtin(api_version: str) -> bool:
+    """Core (``v1``), dotless groups (``apps``, ``batch``) and ``*.k8s.io`` groups; ``x-k8s.io`` is not ``k8s.io``."""
+    group = _group(api_version)
+    return "." not in group or group.endswith(".k8s.io")
+
+
+def _fail_all(problems: list[str], what: str) -> None:
+    if problems:
+        pytest.fail(f"{len(problems)} {what}:\n" + "\n".join(problems), pytrace=False)
+
+
+# ---------------------------------------------------------------------------------------- YAML line lookup
+
+@functools.cache
+def _composed(path: Path) -> yaml.Node:
+    return yaml.compose(path.read_text(encoding="utf-8"), Loader=_LOADER)
+
+
+def _line_of(path: Path, keys: tuple[Any, ...]) -> tuple[int, tuple[Any, ...]]:
+    """Line (1-based) of the deepest node of ``keys`` present in the YAML file, and the keys that reached it."""
+    node = _composed(path)
+    line, reached = node.start_mark.line + 1, ()
+    for key in keys:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == key:
+                    line, child = k.start_mark.line + 1, v
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            child = node.value[key]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node, reached = child, (*reached, key)
+    return line, reached
+
+
+def _where(path: Path, keys: tuple[Any, ...]) -> str:
+    line, _ = _line_of(path, keys)
+    return f"{path.relative_to(SHARED.parent)}:{line}"
+
+
+# --------------------------------------------------------------------------------- metadata (apimachinery)
+
+# k8s.io/apimachinery/pkg/util/validation/validation.go: IsDNS1123Subdomain, IsDNS1123Label, IsQualifiedName,
+# IsValidLabelValue.
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_LABEL = re.compile(_DNS_LABEL)
+DNS1123_SUBDOMAIN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
+QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+RBAC_KINDS = {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+CR_METADATA_KEYS = {"name", "namespace", "labels", "annotations"}
+
+
+def _qualified_name_problem(key: str) -> str | None:
+    prefix, _, name = key.rpartition("/")
+    if "/" in prefix or (prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.fullmatch(prefix))):
+        return "prefix must be a DNS-1123 subdomain"
+    if len(name) > 63 or not QUALIFIED_NAME.fullmatch(name):
+        return "name part must be <= 63 alphanumerics, '-', '_', '.', starting and ending alphanumeric"
+    return None
+
+
+def _name_problem(kind: str, name: Any) -> str | None:
+    if not isinstance(name, str) or not name:
+        return "metadata.name missing"
+    if kind in RBAC_KINDS:  # rbac ValidateRBACName: a path segment
+        return "metadata.name must be a path segment" if name in (".", "..") or set(name) & {"/", "%"} else None
+    if kind == "Namespace":  # ValidateNamespaceName: a DNS-1123 label
+        ok = len(name) <= 63 and DNS1123_LABEL.fullmatch(name)
+        return None if ok else f"metadata.name {name!r} is not a DNS-1123 label"
+    ok = len(name) <= 253 and DNS1123_SUBDOMAIN.fullmatch(name)
+    return None if ok else f"metadata.name {name!r} is not a DNS-1123 subdomain"
+
+
+def _metadata_problems(body: dict[str, Any], allowed_keys: set[str] | None = None,
+                       scope: str | None = None) -> list[str]:
+    """Name, labels and annotations as the API server validates them for every object (ValidateObjectMeta);
+    with ``allowed_keys``, only those keys (a custom resource's metadata is not in its CRD schema); with ``scope``
+    (a CRD's Namespaced / Cluster), a namespace exactly when the kind is namespaced."""
+    meta = body.get("metadata")
+    if not isinstance(meta, dict):
+        return ["metadata: missing or not a mapping"]
+    out = []
+    if allowed_keys is not None and set(meta) - allowed_keys:
+        out.append(f"metadata: unexpected {sorted(set(meta) - allowed_keys)}, expected only {sorted(allowed_keys)}")
+    if (problem := _name_problem(str(body.get("kind")), meta.get("name"))) is not None:
+        out.append(problem)
+    if scope == "Namespaced" and not meta.get("namespace"):
+        out.append("metadata.namespace missing: the CRD's spec.scope is Namespaced")
+    if scope == "Cluster" and "namespace" in meta:
+        out.append("metadata.namespace set: the CRD's spec.scope is Cluster")
+    if "namespace" in meta and not (isinstance(meta["namespace"], str) and DNS1123_LABEL.fullmatch(meta["namespace"])):
+        out.append(f"metadata.namespace {meta['namespace']!r} is not a DNS-1123 label")
+    for field in ("labels", "annotations"):
+        entries = meta.get(field, {})
+        if not isinstance(entries, dict):
+            out.append(f"metadata.{field}: not a mapping")
+            continue
+        for key, value in entries.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                out.append(f"metadata.{field}[{key!r}]: keys and values must be strings, got {value!r}")
+            elif (problem := _qualified_name_problem(key)) is not None:
+                out.append(f"metadata.{field}[{key!r}]: key {problem}")
+            elif field == "labels" and (len(value) > 63 or not LABEL_VALUE.fullmatch(value)):
+                out.append(f"metadata.labels[{key!r}]: value {value!r} is not a label value (<= 63 alphanumerics, "
+                           "'-', '_', '.', starting and ending alphanumeric)")
+    return out
+
+
+# ------------------------------------------------------------------------------- 1. built-in kinds, strict
+
+# kubernetes_validate re-reads and re-parses its 1.4 MB _definitions.json for every object; the schema files are
+# read-only data, so one parse per file serves every validation (10x faster, same validation).
+_cached_schema_contents = functools.cache(kv_utils.schema_contents)
+
+
+def kubernetes_schema_version(version: str) -> str:
+    """The kubernetes_validate schema version for a cluster version: the same minor, else the nearest minor of the
+    same major that kubernetes_validate ships (the older on a tie). LookupError when it has none."""
+    m = re.fullmatch(r"v?(\d+)\.(\d+)(\.\d+)?([-+].*)?", version)
+    if m is None:
+        raise LookupError(f"{version!r} is not a Kubernetes version")
+    major, minor = int(m[1]), int(m[2])
+    supported = sorted({tuple(int(p) for p in v.split(".")[:2]) for v in kv_utils.all_versions()})
+    same_major = [mm for mm in supported if mm[0] == major]
+    if not same_major:
+        shipped = ", ".join(f"{a}.{b}" for a, b in supported)
+        raise LookupError(f"kubernetes_validate {kubernetes_validate.__version__} has schemas for {shipped}, none "
+                          f"for Kubernetes {version}")
+    best = min(same_major, key=lambda mm: (abs(mm[1] - minor), mm[1]))
+    return f"{best[0]}.{best[1]}.0"
+
+
+def test_kubernetes_version_maps_to_the_nearest_schema_minor() -> None:
+    supported = {v.rsplit(".", 1)[0] for v in kv_utils.all_versions()}
+    assert "1.33" in supported and "1.32" in supported  # the shipped regions' minors
+    assert kubernetes_schema_version("1.33.4") == "1.33.0"
+    assert kubernetes_schema_version("v1.32.8") == "1.32.0"
+    newest = max(kv_utils.all_versions(), key=lambda v: tuple(int(p) for p in v.split(".")))
+    assert kubernetes_schema_version("1.999.0") == newest.rsplit(".", 1)[0] + ".0"
+    with pytest.raises(LookupError, match=r"none for Kubernetes 2\.0\.0"):
+        kubernetes_schema_version("2.0.0")
+
+
+def test_kubernetes_validate_strict_rejects_what_the_api_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the oracle itself: strict mode must reject unknown fields, or test 1 proves nothing
+    monkeypatch.setattr(kv_utils, "schema_contents", _cached_schema_contents)
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+            "spec": {"taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]}}
+    kubernetes_validate.validate(node, "1.33.0", strict=True)
+    with pytest.raises(kubernetes_validate.ValidationError, match="'taint' was unexpected"):
+        kubernetes_validate.validate({**node, "spec": {"taint": []}}, "1.33.0", strict=True)
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate({**node, "spec": {"taints": [{"key": "k"}]}}, "1.33.0", strict=True)
+
+
+@pytest.mark.parametrize("region", SHIPPED_REGIONS)
+def test_builtin_objects_validate_strictly_for_the_region_kubernetes_version(
+        shipped_synthesis, region: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kv_utils, "schema_contents", _cached_schema_contents)
+    k8s_version = _config().regions[region].kubernetes_version
+    try:
+        version = kubernetes_schema_version(k8s_version)
+    except LookupError as exc:
+        pytest.fail(f"{region}: kubernetesVersion {k8s_version}: {exc}", pytrace=False)
+    schema_dir = f"kubernetes_validate {kubernetes_validate.__version__} kubernetes-json-schema/v{version}-local-strict"
+    problems, checked = [], 0
+    for rec in shipped_synthesis(region).kubernetes_objects():
+        body = rec.inputs
+        if not _is_builtin(body.get("apiVersion", "")):
+            continue
+        checked += 1
+        try:
+            kubernetes_validate.validate(body, version, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            path = ".".join(str(p) for p in e.path) or "<root>"
+            problems.append(f"{_ident(body)}: {path}: {e.message} [{schema_dir}, schema path "
+                            f"{'/'.join(str(p) for p in e.schema_path)}]")
+        except kubernetes_validate.SchemaNotFoundError as e:
+            problems.append(f"{_ident(body)}: not a built-in kind of Kubernetes {version}: {e.message}")
+        problems += [f"{_ident(body)}: {p} [k8s.io/apimachinery ValidateObjectMeta]" for p in _metadata_problems(body)]
+    assert checked, f"{region}: no built-in objects synthesised"
+    _fail_all(problems, f"built-in objects of {region} invalid for Kubernetes {k8s_version} (schemas {version})")
+
+
+# --------------------------------------------------------------------- 2. Kueue and Cluster API: the CRDs
+
+# Kinds whose CRD is not in the reference data: checked by field names in test_infra_machine_templates_*.
+INFRA_TEMPLATE_KINDS = {"Metal3MachineTemplate", "OpenStackMachineTemplate"}
+# OpenAPI keywords holding subschemas: the only places the strictness rewrite descends into.
+_SCHEMA_MAPS = ("properties", "patternProperties")
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
+_SCHEMA_ONE = ("items", "additionalProperties", "not")
+
+
+def strict_schema(node: Any) -> Any:
+    """A CRD's structural OpenAPI v3 schema as strict JSON Schema: ``x-kubernetes-int-or-string`` as integer or
+    string, ``nullable`` as a null type, and ``additionalProperties: false`` on every object with ``properties``
+    (and no ``additionalProperties`` or ``x-kubernetes-preserve-unknown-fields``), where the API server would
+    silently prune an unknown field and so hide a typo."""
+    if not isinstance(node, dict):
+        return node
+    out = dict(node)
+    for key in _SCHEMA_MAPS:
+        if isinstance(out.get(key), dict):
+            out[key] = {name: strict_schema(sub) for name, sub in out[key].items()}
+    for key in _SCHEMA_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [strict_schema(sub) for sub in out[key]]
+    for key in _SCHEMA_ONE:
+        if isinstance(out.get(key), dict):
+            out[key] = strict_schema(out[key])
+        elif isinstance(out.get(key), list):
+            out[key] = [strict_schema(sub) for sub in out[key]]
+    if out.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        if "anyOf" not in out:
+            out["type"] = ["integer", "string"]
+    if out.get("nullable") and "type" in out:
+        types = out["type"] if isinstance(out["type"], list) else [out["type"]]
+        out["type"] = [*types, "null"]
+    if ("properties" in out and "additionalProperties" not in out
+            and not out.get("x-kubernetes-preserve-unknown-fields")):
+        out["additionalProperties"] = False
+    return out
+
+
+@functools.cache
+def _crd_index() -> dict[tuple[str, str], tuple[Path, dict[str, Any]]]:
+    """(spec.group, spec.names.kind) -> (file, CRD) for every CRD file in the reference data."""
+    index: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
+    for path in sorted(CRDS.glob("*.yaml")):
+        for doc in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_LOADER):
+            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                index[(doc["spec"]["group"], doc["spec"]["names"]["kind"])] = (path, doc)
+    return index
+
+
+@functools.cache
+def crd_validator(group: str, kind: str, version: str) -> tuple[jsonschema.protocols.Validator, str, Path, int]:
+    """Strict validator of ``group/version`` ``kind``, the CRD's scope, its file and the version's index in
+    spec.versions. LookupError when the reference data has no such CRD or version."""
+    if (group, kind) not in _crd_index():
+        raise LookupError(f"no upstream CRD for group {group} kind {kind} in {CRDS}")
+    path, crd = _crd_index()[(group, kind)]
+    versions = [v["name"] for v in crd["spec"]["versions"]]
+    if version not in versions:
+        raise LookupError(f"{path.name}: {group}/{version} is not a version of {kind} (versions: {versions})")
+    index = versions.index(version)
+    served = crd["spec"]["versions"][index]
+    if not served.get("served", False):
+        raise LookupError(f"{_where(path, ('spec', 'versions', index))}: {group}/{version} {kind} is not served")
+    if served.get("deprecated"):
+        raise LookupError(f"{_where(path, ('spec', 'versions', index, 'deprecated'))}: {group}/{version} {kind} is "
+                          f"deprecated upstream ({served.get('deprecationWarning', 'no warning given')})")
+    schema = strict_schema(served["schema"]["openAPIV3Schema"])
+    # A CRD leaves metadata to the API server (type: object, nothing more): _metadata_problems checks it instead.
+    schema["properties"]["metadata"] = {"type": "object"}
+    return jsonschema.Draft202012Validator(schema), crd["spec"]["scope"], path, index
+
+
+def _crd_error(body: dict[str, Any], e: jsonschema.ValidationError, path: Path, index: int, version: str) -> str:
+    at = ".".join(str(p) for p in e.absolute_path) or "<root>"
+    message = e.message
+    if e.validator == "additionalProperties" and isinstance(e.schema, dict):
+        message += f"; allowed: {sorted(e.schema.get('properties', {}))}"
+    schema_path = tuple(e.absolute_schema_path)
+    upstream = _where(path, ("spec", "versions", index, "schema", "openAPIV3Schema", *schema_path))
+    pointer = "/".join(str(p) for p in schema_path)
+    return (f"{_ident(body)}: {at}: {message} [{upstream}: spec.versions[name={version}].schema.openAPIV3Schema/"
+            f"{pointer}]")
+
+
+def test_strict_crd_schema_rejects_unknown_and_renamed_fields(upstream: Path) -> None:
+    # the oracle itself: a v1beta1 field name under v1beta2 must fail, int-or-string quotas must pass
+    validator, scope, _, _ = crd_validator("kueue.x-k8s.io", "ClusterQueue", "v1beta2")
+    assert scope == "Cluster"
+    quota = [{"name": "f", "resources": [{"name": "cpu", "nominalQuota": "8"},
+                                         {"name": "nvidia.com/gpu", "nominalQuota": 8}]}]
+    cq = {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue", "metadata": {"name": "t"},
+          "spec": {"cohortName": "c", "resourceGroups": [{"coveredResources": ["cpu", "nvidia.com/gpu"],
+                                                          "flavors": quota}]}}
+    assert list(validator.iter_errors(cq)) == []
+    renamed = {**cq, "spec": {**cq["spec"], "cohort": "c"}}
+    assert [e.message for e in validator.iter_errors(renamed)] == [
+        "Additional properties are not allowed ('cohort' was unexpected)"]
+    bad_quota = [{"name": "f", "resources": [{"name": "cpu", "nominalQuota": [8]}]}]
+    wrong = {**cq, "spec": {**cq["spec"], "resourceGroups": [{"coveredResources": ["cpu"], "flavors": bad_quota}]}}
+    assert list(validator.iter_errors(wrong))
+    assert _metadata_problems({**cq, "metadata": {"name": "t", "namespace": "x", "uid": "1"}},
+                              CR_METADATA_KEYS, scope) == [
+        "metadata: unexpected ['uid'], expected only ['annotations', 'labels', 'name', 'namespace']",
+        "metadata.namespace set: the CRD's spec.scope is Cluster"]
+
+
+@pytest.mark.parametrize("region", SHIPPED_REGIONS)
+def test_kueue_and_cluster_api_objects_match_upstream_crds(shipped_synthesis, region: str, upstream: Path) -> None:
+    problems, checked = [], 0
+    for rec in shipped_synthesis(region).kubernetes_objects():
+        body = rec.inputs
+        api_version = body.get("apiVersion", "")
+        if _is_builtin(api_version) or body.get("kind") in INFRA_TEMPLATE_KINDS:
+            continue
+        group, _, version = api_version.rpartition("/")
+        try:
+            validator, scope, path, index = crd_validator(group, body.get("kind", ""), version)
+        except LookupError as exc:
+            problems.append(f"{_ident(body)}: {exc}")
+            continue
+        checked += 1
+        problems += [_crd_error(body, e, path, index, version) for e in validator.iter_errors(body)]
+        problems += [f"{_ident(body)}: {p} [{path.name} spec.scope {scope}; k8s.io/apimachinery ValidateObjectMeta]"
+                     for p in _metadata_problems(body, CR_METADATA_KEYS, scope)]
+    assert checked, f"{region}: no Kueue or Cluster API objects synthesised"
+    _fail_all(problems, f"Kueue / Cluster API objects of {region} do not match the upstream CRDs")
+
+
+# ----------------------------------------------------------------- 2b. infra machine templates, by field names
+
+# Domain facts "Infra templates" name the fields the toolkit uses; the rest are the other fields of the v1beta1
+# template specs (CAPM3 api/v1beta1 metal3machine_types.go, CAPO api/v1beta1 openstackmachine_types.go / types.go).
+INFRA_API_VERSION = "infrastructure.cluster.x-k8s.io/v1beta1"
+METAL3_SPEC = {"image", "hostSelector", "dataTemplate", "providerID", "customDeploy", "userData", "metaData",
+               "networkData", "automatedCleaningMode"}
+METAL3_IMAGE = {"url", "checksum", "checksumType", "format"}
+METAL3_CHECKSUM_TYPES = {"md5", "sha256", "sha512", "auto"}
+METAL3_FORMATS = {"raw", "qcow2", "vdi", "vmdk", "live-iso"}
+OBJECT_REFERENCE = {"apiVersion", "fieldPath", "kind", "name", "namespace", "resourceVersion", "uid"}
+OPENSTACK_SPEC = {"flavor", "image", "sshKeyName", "rootVolume", "identityRef", "providerID", "flavorID", "ports",
+                  "securityGroups", "trunk", "tags", "serverMetadata", "configDrive", "additionalBlockDevices",
+                  "serverGroup", "floatingIPPoolRef", "schedulerHintAdditionalProperties"}
+OPENSTACK_IMAGE = {"id", "filter", "imageRef"}
+OPENSTACK_IMAGE_FILTER = {"name", "tags"}
+OPENSTACK_IDENTITY = {"type", "name", "cloudName", "region"}
+TEMPLATE_SPEC = {"metal3": ({"template", "nodeReuse"}, {"spec", "metadata"}),
+                 "openstack": ({"template"}, {"spec", "metadata"})}
+
+
+def _extra(found: dict[str, Any], allowed: set[str], where: str) -> list[str]:
+    unknown = sorted(set(found) - allowed)
+    return [f"{where}: unknown {unknown}; known: {sorted(allowed)}"] if unknown else []
+
+
+def metal3_problems(spec: dict[str, Any]) -> list[str]:
+    at = "spec.template.spec"
+    out = _extra(spec, METAL3_SPEC, at)
+    image = spec.get("image")
+    if not isinstance(image, dict) or not image.get("url") or not image.get("checksum"):
+        out.append(f"{at}.image: needs url and checksum, got {image!r}")
+    else:
+        out += _extra(image, METAL3_IMAGE, f"{at}.image")
+        if image.get("checksumType", "sha256") not in METAL3_CHECKSUM_TYPES:
+            out.append(f"{at}.image.checksumType: {image['checksumType']!r} not in {sorted(METAL3_CHECKSUM_TYPES)}")
+        if image.get("format", "raw") not in METAL3_FORMATS:
+            out.append(f"{at}.image.format: {image['format']!r} not in {sorted(METAL3_FORMATS)}")
+    if "hostSelector" in spec:
+        out += _extra(spec["hostSelector"], {"matchLabels", "matchExpressions"}, f"{at}.hostSelector")
+    if "dataTemplate" in spec:
+        ref = spec["dataTemplate"]
+        if not isinstance(ref, dict) or not ref.get("name"):
+            out.append(f"{at}.dataTemplate: an object reference with a name, got {ref!r}")
+        else:
+            out += _extra(ref, OBJECT_REFERENCE, f"{at}.dataTemplate")
+    return out
+
+
+def openstack_problems(spec: dict[str, Any]) -> list[str]:
+    at = "spec.template.spec"
+    out = _extra(spec, OPENSTACK_SPEC, at)
+    if not spec.get("flavor") and not spec.get("flavorID"):
+        out.append(f"{at}: needs flavor (or flavorID)")
+    image = spec.get("image")
+    if not isinstance(image, dict) or len(set(image) & OPENSTACK_IMAGE) != 1:
+        out.append(f"{at}.image: exactly one of {sorted(OPENSTACK_IMAGE)}, got {image!r}")
+    else:
+        out += _extra(image, OPENSTACK_IMAGE, f"{at}.image")
+        if isinstance(image.get("filter"), dict):
+            out += _extra(image["filter"], OPENSTACK_IMAGE_FILTER, f"{at}.image.filter")
+    if "identityRef" in spec:
+        ref = spec["identityRef"]
+        if not isinstance(ref, dict) or not ref.get("name") or not ref.get("cloudName"):
+            out.append(f"{at}.identityRef: needs name and cloudName, got {ref!r}")
+        else:
+            out += _extra(ref, OPENSTACK_IDENTITY, f"{at}.identityRef")
+    return out
+
+
+def infra_template_problems(body: dict[str, Any]) -> list[str]:
+    provider = "metal3" if body.get("kind") == "Metal3MachineTemplate" else "openstack"
+    out = [] if body.get("apiVersion") == INFRA_API_VERSION else [
+        f"apiVersion: {body.get('apiVersion')!r}, expected {INFRA_API_VERSION}"]
+    spec_keys, template_keys = TEMPLATE_SPEC[provider]
+    spec = body.get("spec") or {}
+    template = spec.get("template") or {}
+    out += _extra(spec, spec_keys, "spec") + _extra(template, template_keys, "spec.template")
+    inner = template.get("spec")
+    if not isinstance(inner, dict):
+        return [*out, "spec.template.spec: missing"]
+    out += (metal3_problems if provider == "metal3" else openstack_problems)(inner)
+    out += _metadata_problems(body, CR_METADATA_KEYS, "Namespaced")
+    return out
+
+
+def test_infra_template_field_checks_reject_wrong_names() -> None:
+    assert metal3_problems({"image": {"url": "u", "checksum": "c"}, "hostSelector": {"matchLabels": {}}}) == []
+    assert metal3_problems({"image": {"url": "u"}, "imageURL": "u"}) == [
+        "spec.template.spec: unknown ['imageURL']; known: " + str(sorted(METAL3_SPEC)),
+        "spec.template.spec.image: needs url and checksum, got {'url': 'u'}"]
+    ok = {"flavor": "f", "image": {"filter": {"name": "i"}}, "identityRef": {"name": "n", "cloudName": "c"}}
+    assert openstack_problems(ok) == []
+    assert openstack_problems({**ok, "identityRef": {"name": "n"}, "cloudName": "c"}) == [
+        "spec.template.spec: unknown ['cloudName']; known: " + str(sorted(OPENSTACK_SPEC)),
+        "spec.template.spec.identityRef: needs name and cloudName, got {'name': 'n'}"]
+
+
+def test_shipped_config_has_both_infra_template_kinds(shipped_synthesis) -> None:
+    # otherwise the field checks below could pass over nothing
+    def kinds(region: str) -> set[str]:
+        return {r.inputs.get("kind") for r in shipped_synthesis(region).kubernetes_objects()}
+
+    assert "Metal3MachineTemplate" in kinds("ncc-haenam")
+    assert "OpenStackMachineTemplate" in kinds("rdc-ulsan")
+
+
+@pytest.mark.parametrize("region", SHIPPED_REGIONS)
+def test_infra_machine_templates_use_provider_field_names(shipped_synthesis, region: str) -> None:
+    problems = []
+    for rec in shipped_synthesis(region).kubernetes_objects():
+        if rec.inputs.get("kind") in INFRA_TEMPLATE_KINDS:
+            problems += [f"{_ident(rec.inputs)}: {p} [{DOMAIN_FACTS}: Infra templates]"
+                         for p in infra_template_problems(rec.inputs)]
+    _fail_all(problems, f"infrastructure machine templates of {region} use unknown fields")
+
+
+# ----------------------------------------------------------------------------------------- 3. Helm values
+
+# Kubernetes string maps: any key goes, whatever the chart's default holds.
+FREE_FORM_MAP_KEYS = {"labels", "annotations", "podAnnotations", "nodeSelector", "additionalLabels"}
+
+
+@functools.cache
+def chart_values(chart: str) -> dict[str, Any]:
+    return yaml.load((CHARTS / chart / "values.yaml").read_text(encoding="utf-8"), Loader=_LOADER)
+
+
+@functools.cache
+def subcharts(chart: str) -> frozenset[str]:
+    """Dependency names (or aliases) of the chart: their values live under that key, in the subchart's own
+    values.yaml, which the reference data does not carry (gpu-operator: ``node-feature-discovery``)."""
+    meta = yaml.load((CHARTS / chart / "Chart.yaml").read_text(encoding="utf-8"), Loader=_LOADER)
+    return frozenset(d.get("alias") or d["name"] for d in meta.get("dependencies") or [])
+
+
+def _values_file(chart: str) -> Path:
+    return CHARTS / chart / "values.yaml"
+
+
+def values_problems(chart: str, values: dict[str, Any]) -> list[str]:
+    """Every leaf path of ``values`` that the chart's values.yaml does not have, or has as another shape."""
+    out: list[str] = []
+
+    def where(path: tuple[str, ...]) -> str:
+        return _where(_values_file(chart), path)
+
+    def walk(given: dict[str, Any], default: dict[str, Any], path: tuple[str, ...]) -> None:
+        for key, value in given.items():
+            at = (*path, key)
+            dotted = ".".join(at)
+            if not path and key in subcharts(chart):
+                continue  # subchart values: not in this chart's values.yaml (see subcharts())
+            if key not in default:
+                out.append(f"{chart} values {dotted}: not a key of the chart's values.yaml "
+                           f"(nearest: {where(at)}, keys there: {sorted(default)})")
+                continue
+            chart_default = default[key]
+            if isinstance(chart_default, list):  # a list replaces a list whole
+                if not isinstance(value, list):
+                    out.append(f"{chart} values {dotted}: the chart has a list here, got {value!r} [{where(at)}]")
+            elif isinstance(chart_default, dict) and (not chart_default or key in FREE_FORM_MAP_KEYS):
+                if not isinstance(value, dict):
+                    out.append(f"{chart} values {dotted}: the chart has a map here, got {value!r} [{where(at)}]")
+            elif isinstance(chart_default, dict):
+                if isinstance(value, dict):
+                    walk(value, chart_default, at)
+                else:
+                    out.append(f"{chart} values {dotted}: the chart has settings {sorted(chart_default)} here, got "
+                               f"{value!r} [{where(at)}]")
+            elif isinstance(value, dict | list) and chart_default is not None:
+                out.append(f"{chart} values {dotted}: the chart has a scalar ({chart_default!r}) here, got "
+                           f"{type(value).__name__} [{where(at)}]")
+            elif isinstance(chart_default, bool) and not isinstance(value, bool):
+                out.append(f"{chart} values {dotted}: the chart has a boolean here, got {value!r} [{where(at)}]")
+
+    walk(values, chart_values(chart), ())
+    return out
+
+
+def repository_paths(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Paths of every key named ``repository`` in a values tree."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "repository" and not isinstance(value, dict | list):
+                yield (*path, key)
+            else:
+                yield from repository_paths(value, (*path, key))
+
+
+def _get(values: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(values, dict) or key not in values:
+            return None
+        values = values[key]
+    return values
+
+
+def _release(shipped_synthesis, region: str, chart: str) -> Record:
+    found = [r for r in shipped_synthesis(region).helm_releases()
+             if str(r.inputs.get("chart", "")).rstrip("/").rsplit("/", 1)[-1] == chart]
+    assert len(found) == 1, f"{region}: {len(found)} Helm releases of chart {chart}"
+    return found[0]
+
+
+def test_values_walk_flags_unknown_and_reshaped_keys(upstream: Path) -> None:
+    given = {"driver": {"version": "1", "rdma": True, "repoConfig": {"configMapName": "x", "typo": 1}},
+             "daemonsets": {"tolerations": [], "labels": {"any/key": "v"}},
+             "devicePlugin": {"config": {"data": {"anything": "goes"}}, "enabled": "true"},
+             "node-feature-discovery": {"whatever": {"subchart": 1}}, "nfd": {"enable": True}}
+    problems = values_problems("gpu-operator", given)
+    assert [p.split(":")[0] for p in problems] == [
+        "gpu-operator values driver.rdma", "gpu-operator values driver.repoConfig.typo",
+        "gpu-operator values devicePlugin.enabled", "gpu-operator values nfd.enable"]
+    assert re.search(r"\[shared/upstream/charts/gpu-operator/values\.yaml:\d+\]$", problems[0]), problems[0]
+    assert ("driver", "manager", "repository") in set(repository_paths(chart_values("gpu-operator")))
+
+
+@pytest.mark.parametrize("chart", CHARTS_CHECKED)
+@pytest.mark.parametrize("region", SHIPPED_REGIONS)
+def test_helm_values_are_key_paths_of_the_chart(shipped_synthesis, region: str, chart: str, upstream: Path) -> None:
+    values = _release(shipped_synthesis, region, chart).inputs.get("values") or {}
+    assert values, f"{region}: the {chart} release sets no values"
+    _fail_all(values_problems(chart, values), f"{chart} values of {region} not in the chart")
+
+
+@pytest.mark.parametrize("chart", CHARTS_CHECKED)
+@pytest.mark.parametrize("region", SHIPPED_REGIONS)
+def test_every_chart_image_repository_points_at_the_region_mirror(
+        shipped_synthesis, region: str, chart: str, upstream: Path) -> None:
+    mirror = _config().regions[region].registries.image_mirror.rstrip("/") + "/"
+    values = _release(shipped_synthesis, region, chart).inputs.get("values") or {}
+    in_chart = list(repository_paths(chart_values(chart)))
+    assert in_chart, f"{chart}: no repository keys in {_values_file(chart)}"
+    problems = []
+    for path in in_chart:
+        value = _get(values, path)
+        if not (isinstance(value, str) and value.startswith(mirror) and len(value) > len(mirror)):
+            problems.append(f"{chart} values {'.'.join(path)}: {value!r}, expected an image repository under "
+                            f"{mirror} [chart default {_get(chart_values(chart), path)!r} at "
+                            f"{_where(_values_file(chart), path)}]")
+    # repositories the toolkit sets beyond the chart's own (subchart images) must not leave the mirror either
+    for path in repository_paths(values):
+        value = _get(values, path)
+        if path not in in_chart and not (isinstance(value, str) and value.startswith(mirror)):
+            problems.append(f"{chart} values {'.'.join(path)}: {value!r}, expected an image repository under {mirror}")
+    _fail_all(problems, f"{chart} image repositories of {region} not on the mirror")
+
+
+# -------------------------------------------------------------------------------- 4. nvidia.com/gpu.product
+
+GPU_PRODUCT = "nvidia.com/gpu.product"
+GPU_TYPE_ANNOTATION = "capacity.cluster-autoscaler.kubernetes.io/gpu-type"
+# The independent oracle, from domain facts ("Node labels ...", "GPU catalog"): the product names GFD writes (NVML
+# name, spaces as '-') and each product's MIG profiles. Deliberately not imported from sovcloud.catalog.
+GFD_PRODUCTS: dict[str, tuple[str, ...]] = {
+    "NVIDIA-H100-80GB-HBM3": ("1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb"),
+    "NVIDIA-H200": ("1g.18gb", "1g.35gb", "2g.35gb", "3g.71gb", "4g.71gb", "7g.141gb"),
+    "NVIDIA-B200": ("1g.23gb", "1g.45gb", "2g.45gb", "3g.90gb", "4g.90gb", "7g.180gb"),
+    "NVIDIA-GB200": ("1g.23gb", "1g.47gb", "2g.47gb", "3g.93gb", "4g.93gb", "7g.186gb"),
+    "NVIDIA-L40S": (),
+    "NVIDIA-RTX-PRO-6000-Blackwell-Server-Edition": ("1g.24gb", "2g.48gb", "4g.96gb"),
+    "NVIDIA-B300-SXM6-AC": ("1g.34gb", "1g.67gb", "2g.67gb", "3g.135gb", "4g.135gb", "7g.269gb"),
+    "NVIDIA-GB300": ("1g.35gb", "1g.70gb", "2g.70gb", "3g.139gb", "4g.139gb", "7g.278gb"),
+}
+# "nvidia.com/gpu.product=X" in kubelet --node-labels and autoscaler label lists, "...: X" in embedded YAML
+_PRODUCT_IN_TEXT = re.compile(re.escape(GPU_PRODUCT) + r"""\s*[=:]\s*["']?([^,\s"'}]+)""")
+
+
+def gfd_product_problem(value: Any, mig_strategy: str) -> str | None:
+    """None when GFD writes ``value`` as a product label: a product, ``<product>-SHARED`` under time-slicing, or
+    ``<product>-MIG-<profile>`` under the single MIG strategy (the mixed strategy keeps the plain product)."""
+    if not isinstance(value, str):
+        return f"{value!r} is not a string"
+    if value in GFD_PRODUCTS:
+        return None
+    if value.endswith("-SHARED") and value.removesuffix("-SHARED") in GFD_PRODUCTS:
+        return None
+    product, sep, profile = value.partition("-MIG-")
+    if sep and product in GFD_PRODUCTS:
+        if profile not in GFD_PRODUCTS[product]:
+            return f"{value!r}: {product} has no MIG profile {profile!r} (it has {list(GFD_PRODUCTS[product])})"
+        if mig_strategy != "single":
+            return f"{value!r}: GFD appends -MIG-<profile> only under the single MIG strategy, the region uses " \
+                   f"{mig_strategy}"
+        return None
+    return f"{value!r} is not a product GFD writes (products: {sorted(GFD_PRODUCTS)}, optionally -SHARED or " \
+           "-MIG-<profile>)"
+
+
+def product_values(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(where, value) of every gpu.product the object writes: label maps, selectors, match expressions, the
+    autoscaler's gpu-type annotation, and label lists or YAML inside strings."""
+    if isinstance(node, dict):
+        if node.get("key") == GPU_PRODUCT and isinstance(node.get("values"), list):
+            for i, v in enumerate(node["values"]):
+                yield f"{path}.values[{i}]", v
+        for key, value in node.items():
+            at = f"{path}.{key}" if path else str(key)
+            if key in (GPU_PRODUCT, GPU_TYPE_ANNOTATION):
+                yield at, value
+            else:
+                yield from product_values(value, at)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from product_values(value, f"{path}[{i}]")
+    elif isinstance(node, str):
+        for m in _PRODUCT_IN_TEXT.finditer(node):
+            yield path, m.group(1)
+
+
+def test_gfd_product_oracle() -> None:
+    assert gfd_product_problem("NVIDIA-B200", "mixed") is None
+    assert gfd_product_problem("NVIDIA-L40S-SHARED", "mixed") is None
+    assert gfd_product_problem("NVIDIA-H200-MIG-1g.18gb", "single") is None
+    assert gfd_product_problem("NVIDIA-H200-MIG-1g.18gb", "mixed") is not None
+    assert gfd_product_problem("NVIDIA-H200-MIG-1g.10gb", "single") is not None
+    for wrong in ("B200", "NVIDIA-H100", "NVIDIA-H200-141GB-HBM3e", "NVIDIA-B200-shared", "nvidia-b200"):
+        assert gfd_product_problem(wrong, "single") is not None, wrong
+    text = {"labels": "a=b,nvidia.com/gpu.product=NVIDIA-B200,c=d", "data": "nvidia.com/gpu.product: NVIDIA-H200\n"}
+    assert sorted(v for _, v in product_values(text)) == ["NVIDIA-B200", "NVIDIA-H200"]
+
+
+@pytest.mark.parametrize("region", SHIPPED_REGIONS)
+def test_gpu_product_values_are_ones_gfd_writes(shipped_synthesis, region: str) -> None:
+    strategy = _config().regions[region].gpu_operator.mig_strategy
+    s = shipped_synthesis(region)
+    problems, seen_kinds = [], set()
+    for rec in [*s.kubernetes_objects(), *s.helm_releases()]:
+        body = rec.inputs
+        for where, value in product_values(body):
+            seen_kinds.add(body.get("kind", rec.type))
+            if (problem := gfd_product_problem(value, strategy)) is not None:
+                problems.append(f"{_ident(body)}: {where}: {problem} [{DOMAIN_FACTS}: gpu.product]")
+    assert "ResourceFlavor" in seen_kinds, f"{region}: no ResourceFlavor selects a {GPU_PRODUCT}"
+    _fail_all(problems, f"{GPU_PRODUCT} values of {region} that GFD never writes")
