@@ -272,3 +272,10 @@ def policy_config_command(region: str, root: Path | None, today: Any) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _register_subcommands() -> None:
+    from sovcloud import tenant_cmds  # noqa: F401 (registers `sovcloud tenant ...` on main)
+
+
+_register_subcommands()

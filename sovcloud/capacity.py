@@ -1,0 +1,85 @@
+"""GPU capacity and allocation from the config model: what is guaranteed, borrowable and free per pool, and which
+allocation rules a config breaks. Used where a person needs an answer before anything is synthesised (`tenant add`,
+`report`); in CI the policy pack checks the same rules on the synthesised resources."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sovcloud.model import SECTORS, Allocation, Config, Tenant
+
+
+def effective(tenant: Tenant, alloc: Allocation, as_of: dt.date) -> bool:
+    """An allocation holds quota on ``as_of``: the tenant is active and the date is inside its period."""
+    return tenant.status == "active" and alloc.active(as_of)
+
+
+@dataclass(frozen=True)
+class PoolUse:
+    region: str
+    pool: str
+    gpu_model: str
+    capacity: int
+    guaranteed: int
+    borrowable: int
+
+    @property
+    def free(self) -> int:
+        return self.capacity - self.guaranteed
+
+
+def pool_usage(cfg: Config, as_of: dt.date) -> list[PoolUse]:
+    out = []
+    for region in sorted(cfg.regions.values(), key=lambda r: r.name):
+        for pool in region.pools:
+            allocs = [a for t, a in cfg.allocations_in(region.name) if a.pool == pool.name and effective(t, a, as_of)]
+            out.append(PoolUse(region.name, pool.name, pool.gpu.name, pool.gpus, sum(a.gpus for a in allocs),
+                               sum(a.borrowing_limit for a in allocs)))
+    return out
+
+
+def by_sector(cfg: Config, region: str, as_of: dt.date) -> dict[str, int]:
+    out = dict.fromkeys(SECTORS, 0)
+    for t, a in cfg.allocations_in(region):
+        if effective(t, a, as_of):
+            out[t.sector] += a.gpus
+    return out
+
+
+def by_tenant(cfg: Config, region: str, as_of: dt.date) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t, a in cfg.allocations_in(region):
+        if effective(t, a, as_of):
+            out[t.name] = out.get(t.name, 0) + a.gpus
+    return out
+
+
+def problems(cfg: Config, as_of: dt.date) -> list[str]:
+    """Capacity, reserved shares and caps that the config breaks, one sentence each."""
+    found = []
+    for use in pool_usage(cfg, as_of):
+        if use.guaranteed > use.capacity:
+            found.append(f"{use.region}/{use.pool}: {use.guaranteed} GPUs guaranteed, {use.capacity} exist")
+    for region in sorted(cfg.regions.values(), key=lambda r: r.name):
+        rules, total = region.allocation, region.gpus
+        sectors = by_sector(cfg, region.name, as_of)
+        for sector, used in sectors.items():
+            room = total - sum(int(total * s) for other, s in rules.reserved_shares.items() if other != sector)
+            if used > room:
+                found.append(f"{region.name}: sector {sector} holds {used} GPUs, only {room} are not reserved for "
+                             "other sectors")
+            cap = rules.per_sector_gpu_cap.get(sector)
+            if cap is not None and used > cap:
+                found.append(f"{region.name}: sector {sector} holds {used} GPUs, its cap is {cap}")
+        if rules.per_tenant_gpu_cap is not None:
+            for tenant, used in sorted(by_tenant(cfg, region.name, as_of).items()):
+                if used > rules.per_tenant_gpu_cap:
+                    found.append(f"{region.name}: tenant {tenant} holds {used} GPUs, the per-tenant cap is "
+                                 f"{rules.per_tenant_gpu_cap}")
+    for tenant in sorted(cfg.tenants.values(), key=lambda t: t.name):
+        if tenant.grant_gpus is not None:
+            held = sum(a.gpus for a in tenant.allocations if effective(tenant, a, as_of))
+            if held > tenant.grant_gpus:
+                found.append(f"tenant {tenant.name} holds {held} GPUs across regions, its grant is {tenant.grant_gpus}")
+    return found

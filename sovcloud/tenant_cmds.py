@@ -1,0 +1,344 @@
+"""`sovcloud tenant ...`: onboarding, listing, renewal and offboarding of tenants, one reviewed file each.
+
+Every write is checked first (schema, cross-file rules, and the region's capacity, shares and caps) and atomic
+(a temporary file renamed into place), so a refused or failed command leaves the tree as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.table import Table
+
+from sovcloud import capacity, config
+from sovcloud.cli import EXIT_INVALID, _root, err, format_option, load_or_exit, main, out, root_option
+from sovcloud.errors import ConfigInvalid
+from sovcloud.model import Config, Tenant
+
+HEADER = "# Tenant file (schema: schemas/tenant.schema.json), reviewed in a pull request before it reaches a cluster.\n"
+
+
+def fail(message: str) -> None:
+    """One clear line, exit 1, nothing written."""
+    err.print(f"[red]error:[/red] {message}")
+    sys.exit(EXIT_INVALID)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_dates(cfg: Config, tenant: Tenant) -> list[dt.date]:
+    """The dates at which usage can rise inside the tenant's periods: its starts and other allocations' starts."""
+    dates = {a.start for a in tenant.allocations}
+    for other in cfg.tenants.values():
+        for a in other.allocations:
+            if any(mine.start <= a.start <= mine.end for mine in tenant.allocations):
+                dates.add(a.start)
+    return sorted(dates)
+
+
+def _new_problems(before: Config | None, after: Config, dates: list[dt.date]) -> list[str]:
+    found: list[str] = []
+    for day in dates:
+        old = set(capacity.problems(before, day)) if before else set()
+        for p in capacity.problems(after, day):
+            if p not in old and p not in found:
+                found.append(f"{p} (from {day})")
+    return found
+
+
+def _free_table(cfg: Config, regions: set[str], day: dt.date) -> Table:
+    table = Table(title=f"free GPUs on {day}", title_justify="left")
+    for col in ("region", "pool", "model", "GPUs", "guaranteed", "free"):
+        table.add_column(col, justify="right" if col in ("GPUs", "guaranteed", "free") else "left")
+    for use in capacity.pool_usage(cfg, day):
+        if use.region in regions:
+            table.add_row(use.region, use.pool, use.gpu_model, f"{use.capacity:,}", f"{use.guaranteed:,}",
+                          f"{use.free:,}")
+    return table
+
+
+def _would_fit(before: Config, tenant: Tenant, day: dt.date) -> list[str]:
+    """Per allocation, the most GPUs the region could still guarantee to this tenant on ``day``."""
+    lines = []
+    for a in tenant.allocations:
+        region = before.regions[a.region]
+        pool = next(u for u in capacity.pool_usage(before, day) if u.region == a.region and u.pool == a.pool)
+        limits = [pool.free]
+        rules = region.allocation
+        total = region.gpus
+        sector_used = capacity.by_sector(before, a.region, day)[tenant.sector]
+        room = total - sum(int(total * s) for other, s in rules.reserved_shares.items() if other != tenant.sector)
+        limits.append(room - sector_used)
+        if tenant.sector in rules.per_sector_gpu_cap:
+            limits.append(rules.per_sector_gpu_cap[tenant.sector] - sector_used)
+        if rules.per_tenant_gpu_cap is not None:
+            limits.append(rules.per_tenant_gpu_cap - capacity.by_tenant(before, a.region, day).get(tenant.name, 0))
+        lines.append(f"{a.region}/{a.pool}: up to {max(0, min(limits)):,} GPUs would fit (asked {a.gpus:,})")
+    return lines
+
+
+def write_checked(root: Path, name: str, text: str, *, replace: bool) -> Config:
+    """Check the tree with ``tenants/<name>.yaml`` holding ``text``, then write it; refuse with reasons otherwise."""
+    target = root / config.TENANTS_DIR / f"{name}.yaml"
+    others = [p for p in config.tenant_files(root) if p.resolve() != target.resolve()]
+    try:
+        before = config.load(root, tenant_paths=others)
+    except ConfigInvalid as exc:
+        fail(f"the existing config is invalid; fix it first (sovcloud validate): {exc.errors[0]}")
+    with tempfile.TemporaryDirectory() as tmp:
+        candidate = Path(tmp) / f"{name}.yaml"
+        candidate.write_text(text, encoding="utf-8")
+        try:
+            after = config.load(root, tenant_paths=[*others, candidate])
+        except ConfigInvalid as exc:
+            for e in exc.errors:
+                click.echo(str(e).replace(str(candidate), f"tenants/{name}.yaml"))
+            fail(f"tenants/{name}.yaml refused: {len(exc.errors)} error(s), nothing written")
+    tenant = after.tenants[name]
+    dates = _check_dates(after, tenant)
+    refused = _new_problems(before, after, dates)
+    if refused:
+        for p in refused:
+            click.echo(f"refused: {p}")
+        day = tenant.allocations[0].start
+        out.print(_free_table(before, {a.region for a in tenant.allocations}, day))
+        for line in _would_fit(before, tenant, day):
+            click.echo(line)
+        fail(f"tenants/{name}.yaml refused: capacity, shares or caps would break; nothing written")
+    if target.exists() and not replace:
+        fail(f"tenants/{name}.yaml exists; pass --force to replace it")
+    atomic_write(target, text)
+    return after
+
+
+# ---------------------------------------------------------------------------------------------------- commands
+
+@main.group()
+def tenant() -> None:
+    """Onboard, list, renew and offboard tenants (files in tenants/)."""
+
+
+def _parse_contact(value: str) -> dict[str, str]:
+    """``"Kim Minji <minji@example.kr>:technical"``."""
+    try:
+        person, role = value.rsplit(":", 1)
+        name, email = person.rsplit("<", 1)
+        return {"name": name.strip(), "email": email.rstrip("> ").strip(), "role": role.strip()}
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: write contacts as 'Name <email>:role'", param_hint="--contact") from None
+
+
+@tenant.command("add")
+@root_option
+@click.option("--from", "from_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Take the whole tenant from this YAML file (same shape as tenants/*.yaml).")
+@click.option("--name", help="Tenant name (namespace): DNS-1123 label, at most 40 characters.")
+@click.option("--display-name")
+@click.option("--org-name", help="Organisation's registered name.")
+@click.option("--org-type", type=click.Choice(["university", "research-institute", "public-agency",
+                                                "public-enterprise", "startup", "company"]))
+@click.option("--registration-id", help="Business registration number or public body code.")
+@click.option("--country", default="KR", show_default=True)
+@click.option("--sector", type=click.Choice(["research", "public", "startup", "industry"]))
+@click.option("--classification", type=click.Choice(["low", "moderate", "high"]))
+@click.option("--admin-group", "admin_groups", multiple=True, help="OIDC group bound to the admin role (repeat).")
+@click.option("--contact", "contacts", multiple=True, help="'Name <email>:role' (repeat); role: technical, "
+              "administrative, security or billing.")
+@click.option("--region")
+@click.option("--pool")
+@click.option("--gpus", type=int, help="Whole GPUs guaranteed.")
+@click.option("--borrowing-limit", type=int, default=0, show_default=True)
+@click.option("--cpu")
+@click.option("--memory")
+@click.option("--storage")
+@click.option("--priority", type=click.Choice(["low", "normal", "high"]), default="normal", show_default=True)
+@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--end", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--force", is_flag=True, help="Replace an existing tenant file of the same name.")
+def tenant_add(root: Path | None, from_file: Path | None, force: bool, **f: Any) -> None:
+    """Onboard a tenant: write tenants/NAME.yaml once the schema and the region's capacity, shares and caps accept it.
+
+    Refused: says why, shows the free GPUs per pool and what would fit, writes nothing. The file is written
+    atomically; an existing tenant is never replaced without --force.
+    """
+    tree = _root(root)
+    if from_file is not None:
+        text = from_file.read_text(encoding="utf-8")
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError:
+            data = None
+        name = data.get("name") if isinstance(data, dict) else None
+        if not isinstance(name, str) or not name:
+            fail(f"{from_file}: no tenant name at the top level (name: ...)")
+    else:
+        needed = ["name", "display_name", "org_name", "org_type", "registration_id", "sector", "classification",
+                  "region", "pool", "gpus", "cpu", "memory", "storage", "start", "end"]
+        missing = [f"--{k.replace('_', '-')}" for k in needed if f.get(k) in (None, "")]
+        if not f["admin_groups"]:
+            missing.append("--admin-group")
+        if not f["contacts"]:
+            missing.append("--contact")
+        if missing:
+            raise click.UsageError(f"missing {', '.join(missing)} (or give --from FILE)")
+        name = f["name"]
+        data = {
+            "name": name, "displayName": f["display_name"],
+            "organisation": {"name": f["org_name"], "type": f["org_type"], "registrationId": f["registration_id"],
+                             "country": f["country"]},
+            "sector": f["sector"], "classification": f["classification"],
+            "adminGroups": list(f["admin_groups"]), "contacts": [_parse_contact(c) for c in f["contacts"]],
+            "allocations": [{"region": f["region"], "pool": f["pool"], "gpus": f["gpus"],
+                             "borrowingLimit": f["borrowing_limit"], "cpu": f["cpu"], "memory": f["memory"],
+                             "storage": f["storage"], "priority": f["priority"],
+                             "period": {"start": f["start"].date().isoformat(), "end": f["end"].date().isoformat()}}],
+        }
+        text = HEADER + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    write_checked(tree, name, text, replace=force)
+    out.print(f"tenants/{name}.yaml written; review it in a pull request (sovcloud diff shows what it changes)")
+
+
+def _status(t: Tenant, today: dt.date) -> str:
+    if t.status == "offboarding":
+        return "offboarding"
+    if all(a.expired(today) for a in t.allocations):
+        return "expired"
+    if all(today < a.start for a in t.allocations):
+        return "pending"
+    return "active"
+
+
+@tenant.command("list")
+@root_option
+@format_option
+@click.option("--date", "today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Judge status as of this date (default: today).")
+def tenant_list(root: Path | None, fmt: str, today: Any) -> None:
+    """Every tenant allocation: sector, classification, region, pool, GPUs, period and status."""
+    cfg = load_or_exit(_root(root), fmt)
+    day = today.date() if today else dt.date.today()
+    rows = [{"tenant": t.name, "sector": t.sector, "classification": t.classification, "region": a.region,
+             "pool": a.pool, "guaranteed": a.gpus, "borrowable": a.borrowing_limit,
+             "start": a.start.isoformat(), "end": a.end.isoformat(),
+             "status": "offboarding" if t.status == "offboarding" else
+             ("expired" if a.expired(day) else "pending" if day < a.start else "active")}
+            for t in sorted(cfg.tenants.values(), key=lambda t: t.name) for a in t.allocations]
+    if fmt == "json":
+        click.echo(json_dump(rows))
+        return
+    table = Table(title=f"tenants on {day}", title_justify="left")
+    for col in ("tenant", "sector", "classification", "region", "pool", "guaranteed", "borrowable", "period",
+                "status"):
+        table.add_column(col, justify="right" if col in ("guaranteed", "borrowable") else "left")
+    for r in rows:
+        table.add_row(r["tenant"], r["sector"], r["classification"], r["region"], r["pool"], f"{r['guaranteed']:,}",
+                      f"{r['borrowable']:,}", f"{r['start']} .. {r['end']}", r["status"])
+    out.print(table)
+
+
+def json_dump(data: Any) -> str:
+    import json
+
+    return json.dumps(data, indent=2)
+
+
+def _tenant_or_fail(cfg: Config, name: str) -> Tenant:
+    t = cfg.tenants.get(name)
+    if t is None:
+        fail(f"no tenant {name} (sovcloud tenant list shows them)")
+    return t
+
+
+@tenant.command("show")
+@click.argument("name")
+@root_option
+def tenant_show(name: str, root: Path | None) -> None:
+    """Print a tenant's file and its status."""
+    tree = _root(root)
+    t = _tenant_or_fail(load_or_exit(tree), name)
+    click.echo(f"# {t.origin.file}, status {_status(t, dt.date.today())}")
+    click.echo((tree / t.origin.file).read_text(encoding="utf-8"), nl=False)
+
+
+def _edit_lines(tree: Path, t: Tenant, edits: dict[int, str], insert_after: dict[int, str]) -> str:
+    """The tenant file with whole lines replaced (1-based) and lines inserted: comments and layout survive."""
+    lines = (tree / t.origin.file).read_text(encoding="utf-8").splitlines(keepends=True)
+    for n, text in edits.items():
+        lines[n - 1] = text
+    for n, text in sorted(insert_after.items(), reverse=True):
+        lines.insert(n, text)
+    return "".join(lines)
+
+
+@tenant.command("renew")
+@click.argument("name")
+@click.option("--until", "until", type=click.DateTime(formats=["%Y-%m-%d"]), required=True,
+              help="New last day of the allocation(s).")
+@click.option("--region", help="Only the allocations in this region.")
+@click.option("--pool", help="Only the allocation in this pool.")
+@root_option
+def tenant_renew(name: str, until: Any, region: str | None, pool: str | None, root: Path | None) -> None:
+    """Extend a tenant's allocations to a new end date (checked against capacity like an onboarding)."""
+    from sovcloud import yamlsafe
+
+    tree = _root(root)
+    t = _tenant_or_fail(load_or_exit(tree), name)
+    doc, errs = yamlsafe.load(tree / t.origin.file, t.origin.file)
+    if doc is None:
+        fail(str(errs[0]))
+    end = until.date().isoformat()
+    edits = {}
+    for i, a in enumerate(t.allocations):
+        if (region and a.region != region) or (pool and a.pool != pool):
+            continue
+        line = doc.line_of(("allocations", i, "period", "end"))
+        old = (tree / t.origin.file).read_text(encoding="utf-8").splitlines(keepends=True)[line - 1]
+        indent = old[: len(old) - len(old.lstrip())]
+        edits[line] = f"{indent}end: {end}\n"
+    if not edits:
+        fail(f"tenant {name} has no allocation matching --region {region or '*'} --pool {pool or '*'}")
+    write_checked(tree, name, _edit_lines(tree, t, edits, {}), replace=True)
+    out.print(f"tenants/{name}.yaml: {len(edits)} allocation(s) now end on {end}")
+
+
+@tenant.command("offboard")
+@click.argument("name")
+@root_option
+def tenant_offboard(name: str, root: Path | None) -> None:
+    """Mark a tenant offboarding: GPU quota drops to zero and its queue stops admitting new work while running work
+    drains. Its namespace, volumes and data are kept. Remove the file only after this has been applied."""
+    from sovcloud import yamlsafe
+
+    tree = _root(root)
+    t = _tenant_or_fail(load_or_exit(tree), name)
+    if t.status == "offboarding":
+        fail(f"tenant {name} is already offboarding")
+    doc, errs = yamlsafe.load(tree / t.origin.file, t.origin.file)
+    if doc is None:
+        fail(str(errs[0]))
+    if "status" in doc.data:
+        text = _edit_lines(tree, t, {doc.line_of(("status",)): "status: offboarding\n"}, {})
+    else:
+        text = _edit_lines(tree, t, {}, {doc.line_of(("name",)): "status: offboarding\n"})
+    write_checked(tree, name, text, replace=True)
+    out.print(f"tenants/{name}.yaml: status offboarding (quota to zero, queue held, namespace and data kept)")
