@@ -1,0 +1,181 @@
+"""`sovcloud report`: capacity, guaranteed, borrowable and free GPUs per region and pool, by sector and by tenant;
+as a table, JSON, or one self-contained HTML file with charts (inline SVG, no scripts, nothing fetched)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from sovcloud import capacity
+from sovcloud.cli import _root, load_or_exit, main, out, root_option
+from sovcloud.model import SECTORS, Config
+
+SECTOR_COLOURS = {"research": "#3b6fb6", "public": "#2e9e6a", "startup": "#e0932f", "industry": "#8a5cb8"}
+
+
+def report_data(cfg: Config, day: dt.date) -> dict[str, Any]:
+    regions = []
+    for region in sorted(cfg.regions.values(), key=lambda r: r.name):
+        pools = [{"pool": u.pool, "gpuModel": u.gpu_model, "capacity": u.capacity, "guaranteed": u.guaranteed,
+                  "borrowable": u.borrowable, "free": u.free}
+                 for u in capacity.pool_usage(cfg, day) if u.region == region.name]
+        tenants: dict[str, dict[str, Any]] = {}
+        for t, a in cfg.allocations_in(region.name):
+            if capacity.effective(t, a, day):
+                row = tenants.setdefault(t.name, {"tenant": t.name, "sector": t.sector, "guaranteed": 0,
+                                                  "borrowable": 0})
+                row["guaranteed"] += a.gpus
+                row["borrowable"] += a.borrowing_limit
+        regions.append({
+            "region": region.name, "displayName": region.display_name, "tier": region.tier,
+            "capacity": region.gpus, "guaranteed": sum(p["guaranteed"] for p in pools),
+            "borrowable": sum(p["borrowable"] for p in pools), "free": sum(p["free"] for p in pools),
+            "pools": pools, "bySector": capacity.by_sector(cfg, region.name, day),
+            "tenants": sorted(tenants.values(), key=lambda r: r["tenant"]),
+        })
+    return {"date": day.isoformat(), "regions": regions,
+            "totals": {k: sum(r[k] for r in regions) for k in ("capacity", "guaranteed", "borrowable", "free")}}
+
+
+def _bar_chart(data: dict[str, Any]) -> str:
+    """Guaranteed GPUs per region stacked by sector, on the region's capacity."""
+    width, bar_h, gap, left = 760, 26, 14, 150
+    rows = data["regions"]
+    height = len(rows) * (bar_h + gap) + 50
+    scale = (width - left - 120) / max((r["capacity"] for r in rows), default=1)  # room for the label
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             'aria-label="Guaranteed GPUs per region by sector">']
+    for i, r in enumerate(rows):
+        y = 10 + i * (bar_h + gap)
+        parts.append(f'<text x="0" y="{y + 18}" font-size="13">{html.escape(r["region"])}</text>')
+        parts.append(f'<rect x="{left}" y="{y}" width="{r["capacity"] * scale:.1f}" height="{bar_h}" fill="#eeeeee" '
+                     f'stroke="#999"><title>{r["region"]}: capacity {r["capacity"]} GPUs</title></rect>')
+        x = float(left)
+        for sector in SECTORS:
+            n = r["bySector"][sector]
+            if n:
+                w = n * scale
+                parts.append(f'<rect class="sector-{sector}" data-region="{r["region"]}" data-gpus="{n}" x="{x:.1f}" '
+                             f'y="{y}" width="{w:.1f}" height="{bar_h}" fill="{SECTOR_COLOURS[sector]}">'
+                             f'<title>{r["region"]} {sector}: {n} GPUs guaranteed</title></rect>')
+                x += w
+        parts.append(f'<text x="{left + r["capacity"] * scale + 4:.1f}" y="{y + 18}" font-size="12">'
+                     f'{r["guaranteed"]:,} / {r["capacity"]:,}</text>')
+    y = height - 22
+    for i, sector in enumerate(SECTORS):
+        parts.append(f'<rect x="{left + i * 140}" y="{y}" width="14" height="14" fill="{SECTOR_COLOURS[sector]}"/>'
+                     f'<text x="{left + i * 140 + 20}" y="{y + 12}" font-size="12">{sector}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _utilisation_chart(data: dict[str, Any]) -> str:
+    """Per pool: share of its GPUs guaranteed to tenants."""
+    pools = [(r["region"], p) for r in data["regions"] for p in r["pools"]]
+    width, bar_h, gap, left = 760, 18, 8, 260
+    height = len(pools) * (bar_h + gap) + 20
+    span = width - left - 80
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             'aria-label="Guaranteed share of each pool">']
+    for i, (region, p) in enumerate(pools):
+        y = 10 + i * (bar_h + gap)
+        share = p["guaranteed"] / p["capacity"] if p["capacity"] else 0
+        colour = "#c0392b" if share > 1 else "#3b6fb6"
+        parts.append(f'<text x="0" y="{y + 14}" font-size="12">{html.escape(region)} / {html.escape(p["pool"])}</text>')
+        parts.append(f'<rect x="{left}" y="{y}" width="{span}" height="{bar_h}" fill="#eeeeee"/>')
+        parts.append(f'<rect class="pool" data-pool="{region}/{p["pool"]}" data-guaranteed="{p["guaranteed"]}" '
+                     f'data-capacity="{p["capacity"]}" x="{left}" y="{y}" width="{min(share, 1) * span:.1f}" '
+                     f'height="{bar_h}" fill="{colour}"><title>{p["guaranteed"]} of {p["capacity"]} GPUs '
+                     f'guaranteed</title></rect>')
+        parts.append(f'<text x="{left + span + 6}" y="{y + 14}" font-size="12">{share:.0%}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(data: dict[str, Any]) -> str:
+    e = html.escape
+    rows = []
+    for r in data["regions"]:
+        for p in r["pools"]:
+            rows.append(f"<tr><td>{e(r['region'])}</td><td>{e(p['pool'])}</td><td>{e(p['gpuModel'])}</td>"
+                        f"<td>{p['capacity']:,}</td><td>{p['guaranteed']:,}</td><td>{p['borrowable']:,}</td>"
+                        f"<td>{p['free']:,}</td></tr>")
+    tenant_rows = [f"<tr><td>{e(r['region'])}</td><td>{e(t['tenant'])}</td><td>{e(t['sector'])}</td>"
+                   f"<td>{t['guaranteed']:,}</td><td>{t['borrowable']:,}</td></tr>"
+                   for r in data["regions"] for t in r["tenants"]]
+    tot = data["totals"]
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>sovcloud GPU allocation {e(data['date'])}</title>
+<style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td:nth-child(2),th{{text-align:left}}
+.figure{{margin:1.5em 0}}</style></head>
+<body>
+<h1>GPU allocation on {e(data['date'])}</h1>
+<p>{tot['capacity']:,} GPUs in {len(data['regions'])} regions; {tot['guaranteed']:,} guaranteed to tenants,
+{tot['borrowable']:,} more borrowable from idle capacity, {tot['free']:,} not guaranteed to anyone.</p>
+<h2>Guaranteed GPUs per region, by sector</h2>
+<div class="figure" id="by-sector">{_bar_chart(data)}</div>
+<h2>Share of each pool guaranteed</h2>
+<div class="figure" id="utilisation">{_utilisation_chart(data)}</div>
+<h2>Pools</h2>
+<table id="pools"><tr><th>region</th><th>pool</th><th>model</th><th>GPUs</th><th>guaranteed</th><th>borrowable</th>
+<th>free</th></tr>
+{''.join(rows)}</table>
+<h2>Tenants</h2>
+<table id="tenants"><tr><th>region</th><th>tenant</th><th>sector</th><th>guaranteed</th><th>borrowable</th></tr>
+{''.join(tenant_rows)}</table>
+</body></html>
+"""
+
+
+@main.command()
+@root_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table", show_default=True)
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report to this file instead of the terminal.")
+@click.option("--date", "today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Count allocations effective on this date (default: today).")
+def report(root: Path | None, fmt: str, out_file: Path | None, today: Any) -> None:
+    """GPU capacity and allocation per region, pool, sector and tenant.
+
+    html is a single self-contained file (charts as inline SVG) for people who never open a terminal.
+    """
+    cfg = load_or_exit(_root(root), "json" if fmt == "json" else "text")
+    data = report_data(cfg, today.date() if today else dt.date.today())
+    if fmt == "json":
+        text = json.dumps(data, indent=2) + "\n"
+    elif fmt == "html":
+        text = render_html(data)
+    else:
+        text = ""
+    if out_file is not None:
+        from sovcloud.tenant_cmds import atomic_write
+
+        atomic_write(out_file, text if text else json.dumps(data, indent=2) + "\n")
+        out.print(f"report written to {out_file}")
+        return
+    if text:
+        click.echo(text, nl=False)
+        return
+    table = Table(title=f"GPU allocation on {data['date']}", title_justify="left")
+    for col in ("region", "pool", "model", "GPUs", "guaranteed", "borrowable", "free"):
+        table.add_column(col, justify="left" if col in ("region", "pool", "model") else "right")
+    for r in data["regions"]:
+        for p in r["pools"]:
+            table.add_row(r["region"], p["pool"], p["gpuModel"], f"{p['capacity']:,}", f"{p['guaranteed']:,}",
+                          f"{p['borrowable']:,}", f"{p['free']:,}")
+        table.add_section()
+    out.print(table)
+    sectors = Table(title="guaranteed GPUs by sector", title_justify="left")
+    sectors.add_column("region")
+    for s in SECTORS:
+        sectors.add_column(s, justify="right")
+    for r in data["regions"]:
+        sectors.add_row(r["region"], *(f"{r['bySector'][s]:,}" for s in SECTORS))
+    out.print(sectors)
