@@ -1,0 +1,238 @@
+"""`sovcloud diff --against REF`: what a pull request changes in tenants, GPUs and policy results.
+
+The base side is the config tree (stacks/, tenants/) at REF, read with `git archive`; the head side is the working
+tree. Removing a tenant's file without offboarding it first is a mandatory finding: its namespace would be left
+behind with quota and queue gone unannounced.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import io
+import json
+import multiprocessing
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sovcloud import capacity, config
+from sovcloud.cli import EXIT_INVALID, EXIT_OK, _root, err, main, out, root_option
+from sovcloud.errors import ConfigInvalid
+from sovcloud.model import Config, Tenant
+
+
+class DiffError(Exception):
+    pass
+
+
+def extract_at(root: Path, ref: str, dest: Path) -> None:
+    """The config tree of ``root`` as it was at git ``ref``, written under ``dest``."""
+    def git(*args: str) -> bytes:
+        result = subprocess.run(["git", "-C", str(root), *args], capture_output=True)
+        if result.returncode != 0:
+            raise DiffError((result.stderr.decode(errors="replace").strip().splitlines()[-1:] and
+                            result.stderr.decode(errors="replace").strip().splitlines()[-1]) or "git failed")
+        return result.stdout
+
+    try:
+        git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    except DiffError:
+        raise DiffError(f"git ref {ref} not found in {root}") from None
+    prefix = git("rev-parse", "--show-prefix").decode().strip()
+    paths = [f"{prefix}{d}" for d in (config.STACKS_DIR, config.TENANTS_DIR)]
+    listed = git("ls-tree", "--name-only", ref, "--", *paths).decode().split()
+    if not listed:
+        raise DiffError(f"{ref} has no {config.STACKS_DIR}/ or {config.TENANTS_DIR}/ under {prefix or 'the top'}")
+    data = git("archive", "--format=tar", ref, "--", *listed)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(dest, filter="data")
+    if prefix:
+        (dest / prefix).rename(dest / "_tree")
+        for d in (dest / "_tree").iterdir():
+            d.rename(dest / d.name)
+
+
+def _alloc_map(t: Tenant) -> dict[str, dict[str, Any]]:
+    return {f"{a.region}/{a.pool}": {"gpus": a.gpus, "borrowingLimit": a.borrowing_limit, "mig": dict(a.mig),
+                                     "start": a.start.isoformat(), "end": a.end.isoformat(), "cpu": a.cpu,
+                                     "memory": a.memory, "storage": a.storage, "priority": a.priority}
+            for a in t.allocations}
+
+
+def _tenant_facts(t: Tenant) -> dict[str, Any]:
+    return {"status": t.status, "sector": t.sector, "classification": t.classification,
+            "organisation": t.organisation.name, "country": t.organisation.country,
+            "adminGroups": list(t.admin_groups), "internetEgress": t.network.internet_egress,
+            "grantGpus": t.grant_gpus, "allocations": _alloc_map(t)}
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any], path: str = "") -> list[str]:
+    out_: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        where = f"{path}.{key}" if path else key
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and key != "mig":
+            out_ += _changes(a, b, where)
+        elif a != b:
+            out_.append(f"{where}: {json.dumps(a)} -> {json.dumps(b)}")
+    return out_
+
+
+def compare(base: Config | None, head: Config, day: dt.date) -> dict[str, Any]:
+    old = base.tenants if base else {}
+    added = sorted(set(head.tenants) - set(old))
+    removed = sorted(set(old) - set(head.tenants))
+    changed = {}
+    for name in sorted(set(old) & set(head.tenants)):
+        diff = _changes(_tenant_facts(old[name]), _tenant_facts(head.tenants[name]))
+        if diff:
+            changed[name] = diff
+    before = {(u.region, u.pool): u for u in capacity.pool_usage(base, day)} if base else {}
+    after = {(u.region, u.pool): u for u in capacity.pool_usage(head, day)}
+    deltas = []
+    for key in sorted(set(before) | set(after)):
+        b, a = before.get(key), after.get(key)
+        row = {"region": key[0], "pool": key[1],
+               "guaranteedBefore": b.guaranteed if b else 0, "guaranteedAfter": a.guaranteed if a else 0,
+               "borrowableBefore": b.borrowable if b else 0, "borrowableAfter": a.borrowable if a else 0,
+               "capacityBefore": b.capacity if b else 0, "capacityAfter": a.capacity if a else 0}
+        if any(row[f"{k}Before"] != row[f"{k}After"] for k in ("guaranteed", "borrowable", "capacity")):
+            deltas.append(row)
+    findings = [{"finding": "tenant-removed-without-offboarding", "enforcement": "mandatory", "tenant": name,
+                 "message": f"tenant {name} was removed while {old[name].status}: offboard it first "
+                            "(sovcloud tenant offboard) and remove the file once that is applied; its namespace and "
+                            "data stay in the cluster either way"}
+                for name in removed if old[name].status != "offboarding"]
+    return {"date": day.isoformat(), "tenants": {"added": added, "removed": removed, "changed": changed},
+            "gpuDeltas": deltas, "findings": findings}
+
+
+def _policy_results(trees: dict[str, Path], cfgs: dict[str, Config | None], day: dt.date) -> dict[str, Any]:
+    from sovcloud.check import check_region
+
+    jobs = [(side, str(tree), region) for side, tree in trees.items() if cfgs[side] is not None
+            for region in sorted(cfgs[side].regions)]
+    results: dict[str, list[dict[str, Any]]] = {side: [] for side in trees}
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+        futures = {pool.submit(check_region, tree, region, day.isoformat()): side for side, tree, region in jobs}
+        for future in concurrent.futures.as_completed(futures):
+            results[futures[future]].append(future.result())
+
+    def key(v: dict[str, Any]) -> tuple[str, str, str, str]:
+        return (v["region"], v["policy"], v["resource"], v["message"])
+
+    before = {key(v): v for r in results["base"] for v in r["violations"]}
+    after = {key(v): v for r in results["head"] for v in r["violations"]}
+    return {"introduced": [after[k] for k in sorted(set(after) - set(before))],
+            "resolved": [before[k] for k in sorted(set(before) - set(after))],
+            "remaining": [after[k] for k in sorted(set(after) & set(before))]}
+
+
+def render_text(d: dict[str, Any]) -> str:
+    lines = [f"tenants added: {', '.join(d['tenants']['added']) or 'none'}",
+             f"tenants removed: {', '.join(d['tenants']['removed']) or 'none'}"]
+    for name, changes in d["tenants"]["changed"].items():
+        lines.append(f"tenant {name} changed:")
+        lines += [f"  {c}" for c in changes]
+    lines.append("GPU deltas (guaranteed, borrowable):" if d["gpuDeltas"] else "GPU deltas: none")
+    for r in d["gpuDeltas"]:
+        lines.append(f"  {r['region']}/{r['pool']}: guaranteed {r['guaranteedBefore']} -> {r['guaranteedAfter']} "
+                     f"({r['guaranteedAfter'] - r['guaranteedBefore']:+d}), borrowable {r['borrowableBefore']} -> "
+                     f"{r['borrowableAfter']}, of {r['capacityAfter']} GPUs")
+    for f in d["findings"]:
+        lines.append(f"MANDATORY {f['finding']}: {f['message']}")
+    pol = d.get("policies")
+    if pol is not None:
+        for label in ("introduced", "resolved"):
+            lines.append(f"policy violations {label}: {len(pol[label])}")
+            lines += [f"  {v['enforcement']} {v['policy']}: {v['region']}: {v['resource']}: {v['message']}"
+                      for v in pol[label]]
+        lines.append(f"policy violations unchanged: {len(pol['remaining'])}")
+    if d.get("headErrors"):
+        lines.append("head config is invalid:")
+        lines += [f"  {e}" for e in d["headErrors"]]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(d: dict[str, Any]) -> str:
+    blocking = bool(d["findings"] or d.get("headErrors") or any(
+        v["enforcement"] == "mandatory" for v in (d.get("policies") or {}).get("introduced", [])))
+    md = [f"### sovcloud review: {'❌ blocking findings' if blocking else '✅ no blocking findings'}", "",
+          f"Tenants added: {', '.join(f'`{t}`' for t in d['tenants']['added']) or 'none'}  ",
+          f"Tenants removed: {', '.join(f'`{t}`' for t in d['tenants']['removed']) or 'none'}  ",
+          f"Tenants changed: {', '.join(f'`{t}`' for t in d['tenants']['changed']) or 'none'}", ""]
+    if d["gpuDeltas"]:
+        md += ["| region | pool | guaranteed | Δ | borrowable | GPUs |", "|---|---|---:|---:|---:|---:|"]
+        md += [f"| {r['region']} | {r['pool']} | {r['guaranteedBefore']} → {r['guaranteedAfter']} | "
+               f"{r['guaranteedAfter'] - r['guaranteedBefore']:+d} | {r['borrowableBefore']} → {r['borrowableAfter']} "
+               f"| {r['capacityAfter']} |" for r in d["gpuDeltas"]]
+        md.append("")
+    for name, changes in d["tenants"]["changed"].items():
+        md += [f"<details><summary><code>{name}</code>: {len(changes)} change(s)</summary>", "", "```",
+               *changes, "```", "</details>", ""]
+    for f in d["findings"]:
+        md.append(f"- **mandatory** `{f['finding']}`: {f['message']}")
+    pol = d.get("policies")
+    if pol is not None:
+        md.append(f"Policy violations: {len(pol['introduced'])} introduced, {len(pol['resolved'])} resolved, "
+                  f"{len(pol['remaining'])} unchanged.")
+        md += [f"- {v['enforcement']} `{v['policy']}` {v['region']}: {v['resource']}: {v['message']} "
+               f"({v['file']}:{v['line']})" for v in pol["introduced"]]
+    return "\n".join(md) + "\n"
+
+
+@main.command()
+@click.option("--against", "ref", required=True, help="Git ref to compare with (e.g. origin/main).")
+@root_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="markdown is meant to be pasted as a pull request comment.")
+@click.option("--date", "today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Count allocations effective on this date (default: today).")
+@click.option("--no-policies", is_flag=True, help="Skip the policy runs (about 2 s per region and side).")
+def diff(ref: str, root: Path | None, fmt: str, today: Any, no_policies: bool) -> None:
+    """What the working tree changes against REF: tenants added, removed and changed; GPU deltas per region and pool;
+    policy results before and after. Exit 1 on a mandatory finding (a tenant removed without offboarding, a new
+    mandatory violation, invalid config)."""
+    tree = _root(root)
+    day = today.date() if today else dt.date.today()
+    with tempfile.TemporaryDirectory() as tmp:
+        base_dir = Path(tmp)
+        try:
+            extract_at(tree, ref, base_dir)
+        except DiffError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            sys.exit(EXIT_INVALID)
+        cfgs: dict[str, Config | None] = {}
+        errors: dict[str, list[str]] = {}
+        for side, where in (("base", base_dir), ("head", tree)):
+            try:
+                cfgs[side] = config.load(where)
+            except ConfigInvalid as exc:
+                cfgs[side] = None
+                errors[side] = [str(e) for e in exc.errors]
+        head = cfgs["head"]
+        result = compare(cfgs["base"], head, day) if head else {
+            "date": day.isoformat(), "tenants": {"added": [], "removed": [], "changed": {}}, "gpuDeltas": [],
+            "findings": []}
+        if errors.get("base"):
+            result["baseErrors"] = errors["base"]
+        if errors.get("head"):
+            result["headErrors"] = errors["head"]
+        if not no_policies:
+            result["policies"] = _policy_results({"base": base_dir, "head": tree}, cfgs, day)
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+    elif fmt == "markdown":
+        click.echo(render_markdown(result), nl=False)
+    else:
+        out.print(render_text(result), end="", markup=False)
+    blocking = result["findings"] or result.get("headErrors") or any(
+        v["enforcement"] == "mandatory" for v in result.get("policies", {}).get("introduced", []))
+    sys.exit(EXIT_INVALID if blocking else EXIT_OK)
