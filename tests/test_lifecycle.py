@@ -1,0 +1,199 @@
+"""Tenant lifecycle commands: onboarding, refusal, atomic writes, renewal, offboarding, report and review diff."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sovcloud import config, tenant_cmds
+from sovcloud.cli import main
+from tests.conftest import Tree
+
+DAY = "2026-11-28"
+NEW = ["--name", "mirae-lab", "--display-name", "Mirae Lab (example)", "--org-name", "Mirae (example)",
+       "--org-type", "startup", "--registration-id", "000-00-00099", "--sector", "startup", "--classification", "low",
+       "--admin-group", "mirae-admins", "--contact", "Kim Minji <minji@mirae.example.kr>:technical",
+       "--region", "rdc-ulsan", "--pool", "gb200-nvl72", "--cpu", "256", "--memory", "2Ti", "--storage", "20Ti",
+       "--start", "2026-12-01", "--end", "2027-11-30"]
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted((root / "tenants").rglob("*")) if p.is_file()}
+
+
+def test_tenant_add_writes_a_valid_file(tree: Tree) -> None:
+    result = run("tenant", "add", "--root", str(tree.root), *NEW, "--gpus", "64", "--borrowing-limit", "8")
+    assert result.exit_code == 0, result.output
+    cfg = config.load(tree.root)
+    t = cfg.tenants["mirae-lab"]
+    (a,) = t.allocations
+    assert (t.sector, t.admin_groups, a.region, a.pool, a.gpus, a.borrowing_limit) == (
+        "startup", ("mirae-admins",), "rdc-ulsan", "gb200-nvl72", 64, 8)
+    assert t.contacts[0].email == "minji@mirae.example.kr"
+
+
+def test_tenant_add_over_capacity_is_refused_with_what_would_fit(tree: Tree) -> None:
+    before = snapshot(tree.root)
+    result = run("tenant", "add", "--root", str(tree.root), *NEW, "--gpus", "200")
+    assert result.exit_code == 1
+    assert "refused: rdc-ulsan/gb200-nvl72: 704 GPUs guaranteed, 576 exist (from 2026-12-01)" in result.output
+    assert "rdc-ulsan/gb200-nvl72: up to 72 GPUs would fit (asked 200)" in result.output
+    assert "free GPUs on 2026-12-01" in result.output
+    assert snapshot(tree.root) == before
+
+
+def test_tenant_add_over_the_per_tenant_cap_is_refused(tree: Tree) -> None:
+    args = [{"rdc-ulsan": "ncc-haenam", "gb200-nvl72": "b200-hall-a"}.get(a, a) for a in NEW]
+    result = run("tenant", "add", "--root", str(tree.root), *args, "--gpus", "2100")
+    assert result.exit_code == 1
+    assert "ncc-haenam: tenant mirae-lab holds 2100 GPUs, the per-tenant cap is 2048" in result.output
+    assert not tree.tenant_path("mirae-lab").exists()
+
+
+def test_tenant_add_schema_errors_name_the_field_and_write_nothing(tree: Tree) -> None:
+    before = snapshot(tree.root)
+    result = run("tenant", "add", "--root", str(tree.root), *NEW, "--gpus", "-4")
+    assert result.exit_code == 1
+    assert "tenants/mirae-lab.yaml:" in result.output and "allocations[0].gpus: -4 is less than 0" in result.output
+    assert snapshot(tree.root) == before
+
+
+def test_tenant_add_never_overwrites_without_force(tree: Tree) -> None:
+    existing = tree.tenant_path("orbit-lm").read_bytes()
+    spec = tree.root / "orbit.yaml"
+    spec.write_bytes(existing.replace(b"gpus: 144", b"gpus: 100"))
+    refused = run("tenant", "add", "--root", str(tree.root), "--from", str(spec))
+    assert refused.exit_code == 1
+    assert "tenants/orbit-lm.yaml exists; pass --force" in refused.output
+    assert tree.tenant_path("orbit-lm").read_bytes() == existing
+    forced = run("tenant", "add", "--root", str(tree.root), "--from", str(spec), "--force")
+    assert forced.exit_code == 0
+    assert b"gpus: 100" in tree.tenant_path("orbit-lm").read_bytes()
+
+
+def test_failed_write_leaves_the_tree_as_it_was(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = snapshot(tree.root)
+
+    def boom(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tenant_cmds.os, "replace", boom)
+    with pytest.raises(OSError):
+        tenant_cmds.atomic_write(tree.tenant_path("mirae-lab"), "name: mirae-lab\n")
+    assert snapshot(tree.root) == before  # neither the file nor its temporary sibling
+
+
+def test_renew_moves_the_end_date_and_keeps_comments(tree: Tree) -> None:
+    result = run("tenant", "renew", "orbit-lm", "--until", "2027-03-31", "--region", "ncc-haenam",
+                 "--root", str(tree.root))
+    assert result.exit_code == 0, result.output
+    text = tree.tenant_path("orbit-lm").read_text()
+    assert text.startswith("# Example tenant")
+    cfg = config.load(tree.root)
+    ends = {a.region: a.end.isoformat() for a in cfg.tenants["orbit-lm"].allocations}
+    assert ends == {"ncc-haenam": "2027-03-31", "rdc-ulsan": "2027-06-30"}
+
+
+def test_renew_before_start_is_refused(tree: Tree) -> None:
+    before = snapshot(tree.root)
+    result = run("tenant", "renew", "orbit-lm", "--until", "2026-01-01", "--root", str(tree.root))
+    assert result.exit_code == 1
+    assert "is not after start" in result.output
+    assert snapshot(tree.root) == before
+
+
+def test_offboard_sets_status_and_unknown_tenant_is_one_line(tree: Tree) -> None:
+    assert run("tenant", "offboard", "voicebridge", "--root", str(tree.root)).exit_code == 0
+    assert config.load(tree.root).tenants["voicebridge"].status == "offboarding"
+    again = run("tenant", "offboard", "voicebridge", "--root", str(tree.root))
+    assert again.exit_code == 1 and "already offboarding" in again.output
+    unknown = run("tenant", "show", "nobody", "--root", str(tree.root))
+    assert unknown.exit_code == 1
+    assert [ln for ln in unknown.output.splitlines() if ln] == ["error: no tenant nobody (sovcloud tenant list shows "
+                                                                "them)"]
+
+
+def test_tenant_list_statuses(tree: Tree) -> None:
+    rows = json.loads(run("tenant", "list", "--root", str(tree.root), "--format", "json", "--date", DAY).stdout)
+    status = {(r["tenant"], r["region"]): r["status"] for r in rows}
+    assert status[("orbit-lm", "ncc-haenam")] == "expired"
+    assert status[("orbit-lm", "rdc-ulsan")] == "active"
+    assert len(rows) == sum(len(t.allocations) for t in config.load(tree.root).tenants.values())
+
+
+def test_html_report_chart_matches_json_numbers(tree: Tree, tmp_path: Path) -> None:
+    assert run("report", "--root", str(tree.root), "--format", "html", "--out", str(tmp_path / "r.html"),
+               "--date", DAY).exit_code == 0
+    data = json.loads(run("report", "--root", str(tree.root), "--format", "json", "--date", DAY).stdout)
+    page = (tmp_path / "r.html").read_text()
+    assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    bars = {(m[1], m[2]): int(m[3]) for m in
+            re.finditer(r'class="sector-(\w+)" data-region="([\w-]+)" data-gpus="(\d+)"', page)}
+    expected = {(s, r["region"]): n for r in data["regions"] for s, n in r["bySector"].items() if n}
+    assert bars == expected
+    pools = {m[1]: (int(m[2]), int(m[3])) for m in
+             re.finditer(r'data-pool="([\w/-]+)" data-guaranteed="(\d+)" data-capacity="(\d+)"', page)}
+    assert pools == {f"{r['region']}/{p['pool']}": (p["guaranteed"], p["capacity"])
+                     for r in data["regions"] for p in r["pools"]}
+    national = next(r for r in data["regions"] if r["region"] == "ncc-haenam")
+    assert (national["capacity"], national["bySector"]["industry"]) == (13_136, 1_536)
+
+
+@pytest.fixture
+def repo(tree: Tree) -> Tree:
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tree.root), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.email=ci@example.kr", "-c", "user.name=ci", "commit", "-qm", "base")
+    return tree
+
+
+def test_diff_reports_tenant_and_gpu_changes(repo: Tree) -> None:
+    repo.edit_tenant("hanbit-llm-lab", lambda d: d["allocations"][0].update(gpus=1100))
+    repo.tenant_path("voicebridge").unlink()
+    result = run("diff", "--against", "HEAD", "--root", str(repo.root), "--format", "json", "--no-policies",
+                 "--date", DAY)
+    assert result.exit_code == 1  # a tenant removed without offboarding is a mandatory finding
+    d = json.loads(result.stdout)
+    assert d["tenants"]["removed"] == ["voicebridge"]
+    assert d["tenants"]["changed"] == {"hanbit-llm-lab": ["allocations.ncc-haenam/b200-hall-a.gpus: 1024 -> 1100"]}
+    deltas = {(r["region"], r["pool"]): (r["guaranteedBefore"], r["guaranteedAfter"]) for r in d["gpuDeltas"]}
+    assert deltas == {("ncc-haenam", "b200-hall-a"): (1024, 1100), ("ncc-haenam", "h200-hall-d"): (1536, 1280)}
+    assert [f["finding"] for f in d["findings"]] == ["tenant-removed-without-offboarding"]
+
+
+def test_diff_after_offboarding_first_is_clean(repo: Tree) -> None:
+    assert run("tenant", "offboard", "voicebridge", "--root", str(repo.root)).exit_code == 0
+    subprocess.run(["git", "-C", str(repo.root), "-c", "user.email=ci@example.kr", "-c", "user.name=ci", "commit",
+                    "-qam", "offboard"], check=True)
+    repo.tenant_path("voicebridge").unlink()
+    result = run("diff", "--against", "HEAD", "--root", str(repo.root), "--format", "markdown", "--no-policies",
+                 "--date", DAY)
+    assert result.exit_code == 0, result.output
+    assert "no blocking findings" in result.output and "`voicebridge`" in result.output
+
+
+def test_diff_with_policies_shows_introduced_violation(repo: Tree) -> None:
+    repo.edit_tenant("hanbit-llm-lab", lambda d: d["allocations"][0].update(gpus=3400))
+    result = run("diff", "--against", "HEAD", "--root", str(repo.root), "--format", "json", "--date", DAY)
+    assert result.exit_code == 1
+    introduced = json.loads(result.stdout)["policies"]["introduced"]
+    assert ("guaranteed-within-capacity", "pool b200-hall-a: 3400 GPUs guaranteed, 3360 exist") in {
+        (v["policy"], v["message"]) for v in introduced}
+
+
+def test_diff_unknown_ref_is_one_clear_line(repo: Tree) -> None:
+    result = run("diff", "--against", "no-such-branch", "--root", str(repo.root))
+    assert result.exit_code == 1
+    assert "git ref no-such-branch not found" in result.output
