@@ -35,7 +35,8 @@ def _reaches_internet(cidr: str) -> bool:
 
 def tenant_isolation(args, report_violation) -> None:
     """Per tenant namespace: a default-deny NetworkPolicy; no internet egress for high classification; no
-    LoadBalancer or NodePort services; no ClusterRoleBinding granting a tenant's subjects cluster-wide rights."""
+    LoadBalancer or NodePort services; no ClusterRoleBinding granting a tenant's subjects (its service accounts,
+    its admin groups) cluster-wide rights."""
     resources = list(args.resources)
     tenants = tenant_namespaces(resources)
     policies_by_ns: dict[str, list] = {}
@@ -48,6 +49,9 @@ def tenant_isolation(args, report_violation) -> None:
         if labels(ns).get(CLASSIFICATION) == "high":
             for np, spec in specs:
                 for rule in spec.get("egress") or []:
+                    if not rule.get("to"):  # an egress rule without peers allows every destination
+                        report_violation(f"high-classification tenant {ns_name}: NetworkPolicy {name(np)} "
+                                         "allows egress to any destination", np.urn)
                     for peer in rule.get("to") or []:
                         block = peer.get("ipBlock")
                         if block and _reaches_internet(block.get("cidr", "")):
@@ -58,10 +62,15 @@ def tenant_isolation(args, report_violation) -> None:
         svc_type = (svc.props.get("spec") or {}).get("type", "ClusterIP")
         if ns_name in tenants and svc_type in ("LoadBalancer", "NodePort"):
             report_violation(f"service {ns_name}/{name(svc)} is of type {svc_type}", svc.urn)
+    # a tenant's groups: those its own RoleBindings (labelled with the tenant) bind in its namespace
+    groups = {s.get("name"): labels(rb)[TENANT] for rb in objects(resources, "RoleBinding")
+              if labels(rb).get(TENANT) in tenants and meta(rb).get("namespace") == labels(rb)[TENANT]
+              for s in rb.props.get("subjects") or [] if s.get("kind") == "Group"}
     for crb in objects(resources, "ClusterRoleBinding"):
         owner = labels(crb).get(TENANT) or labels(crb).get("sovcloud.kr/owner")
         subjects = crb.props.get("subjects") or []
-        in_tenant = [s for s in subjects if s.get("namespace") in tenants]
+        in_tenant = [s.get("namespace") for s in subjects if s.get("namespace") in tenants]
+        in_tenant += [groups[s.get("name")] for s in subjects if s.get("kind") == "Group" and s.get("name") in groups]
         if owner in tenants or in_tenant:
             report_violation(f"ClusterRoleBinding {name(crb)} grants cluster-wide rights to tenant "
-                             f"{owner if owner in tenants else in_tenant[0].get('namespace')}", crb.urn)
+                             f"{owner if owner in tenants else in_tenant[0]}", crb.urn)

@@ -7,7 +7,8 @@ from policies.resources import guaranteed_by_pool_and_tenant
 
 def national_budget(args, report_violation) -> None:
     """This region's guaranteed GPUs plus the other regions' stay within the national budget; a tenant's total
-    across regions stays within its grant. The other regions' figures arrive in the policy config."""
+    across regions stays within its grant (judged in the regions it has a queue in). The other regions' figures
+    arrive in the policy config."""
     cfg = args.get_config()
     here: dict[str, int] = {}
     for (_pool, tenant), gpus in guaranteed_by_pool_and_tenant(list(args.resources)).items():
@@ -19,6 +20,8 @@ def national_budget(args, report_violation) -> None:
             report_violation(f"{total} GPUs guaranteed across all regions, national budget is {budget}")
     others = cfg.get("otherRegionsTenantGuaranteed") or {}
     for tenant, grant in sorted((cfg.get("tenantGrants") or {}).items()):
-        total = here.get(tenant, 0) + int(others.get(tenant, 0))
+        if tenant not in here:
+            continue  # no queue in this region: its stack can neither cause nor fix the excess
+        total = here[tenant] + int(others.get(tenant, 0))
         if total > grant:
             report_violation(f"tenant {tenant}: {total} GPUs guaranteed across regions, grant is {grant}")

@@ -15,6 +15,7 @@ def allocation_periods(args, report_violation) -> None:
         tenant = labels(cq).get("sovcloud.kr/tenant") or name(cq)
         for a in allocations(cq):
             end = dt.date.fromisoformat(a["end"])
-            if end < today and a.get("gpus", 0) + sum((a.get("mig") or {}).values()):
+            held = a.get("gpus", 0) + a.get("borrowingLimit", 0) + sum((a.get("mig") or {}).values())
+            if end < today and held:
                 report_violation(f"tenant {tenant}: allocation in pool {a['pool']} ended on {end} and still holds "
                                  "quota", cq.urn)

@@ -51,7 +51,9 @@ def approved_registries(args, report_violation) -> None:
             report_violation(f"chart repository {source} is not an approved registry ({', '.join(allowed)})")
         for path, value in walk_values(args.props.get("values") or {}):
             leaf = path.rsplit(".", 1)[-1]
-            is_reference = leaf in ("repository", "image", "registry") and isinstance(value, str) and "/" in value
+            # a registry is a bare host; a repository or image is a reference only when it has a path
+            is_reference = isinstance(value, str) and bool(value) and (
+                leaf == "registry" or (leaf in ("repository", "image") and "/" in value))
             if is_reference and not approved(value, allowed):
                 report_violation(f"values.{path} = {value} is not from an approved registry")
     elif kind(args) in WORKLOAD_KINDS:

@@ -7,7 +7,7 @@ it. Works on ``PolicyResource`` objects and on anything with ``resource_type``, 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import yaml
@@ -167,11 +167,11 @@ def allocations(cq: Resource) -> list[dict[str, Any]]:
 
 
 def walk_values(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    """(dotted path, leaf) pairs of a Helm values tree."""
+    """(dotted path, leaf) pairs of a Helm values tree. Lists arrive as the engine's proxies: any Sequence."""
     if isinstance(value, Mapping):
         for k, v in value.items():
             yield from walk_values(v, f"{path}.{k}" if path else str(k))
-    elif isinstance(value, list | tuple):
+    elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
         for i, v in enumerate(value):
             yield from walk_values(v, f"{path}[{i}]")
     else:

@@ -18,13 +18,22 @@ def shares_and_caps(args, report_violation) -> None:
     by_sector: dict[str, int] = {}
     for tenant, gpus in by_tenant.items():
         by_sector[sectors.get(tenant, "")] = by_sector.get(sectors.get(tenant, ""), 0) + gpus
-    shares = cfg.get("reservedShares") or {}
+    reserved = {s: int(capacity * share) for s, share in (cfg.get("reservedShares") or {}).items()}
+    over = False
     for sector, used in sorted(by_sector.items()):
-        reserved_for_others = sum(int(capacity * share) for s, share in shares.items() if s != sector)
-        room = capacity - reserved_for_others
+        room = capacity - sum(r for s, r in reserved.items() if s != sector)
         if used > room:
+            over = True
             report_violation(f"sector {sector}: {used} GPUs guaranteed, but only {room} of {capacity} are not "
                              "reserved for other sectors")
+    # sectors each within their room can still squeeze a reservation together: each claims the larger of what it
+    # is guaranteed and what is reserved for it
+    claims = {s: max(by_sector.get(s, 0), reserved.get(s, 0)) for s in {*by_sector, *reserved}}
+    for sector, r in sorted(reserved.items()):
+        others = sum(c for s, c in claims.items() if s != sector)
+        if not over and by_sector.get(sector, 0) < r and others > capacity - r:
+            report_violation(f"sector {sector}: {r} GPUs reserved, but other sectors guarantee or reserve {others} "
+                             f"of {capacity}")
     cap = cfg.get("perTenantGpuCap")
     if cap is not None:
         for tenant, gpus in sorted(by_tenant.items()):

@@ -275,7 +275,7 @@ if __name__ == "__main__":
 
 
 def _register_subcommands() -> None:
-    from sovcloud import diff, report, tenant_cmds  # noqa: F401 (they register their commands on main)
+    from sovcloud import diff, report, status, tenant_cmds  # noqa: F401 (they register their commands on main)
 
 
 _register_subcommands()

@@ -1,0 +1,173 @@
+"""`sovcloud status REGION`: what a live cluster reports, compared with the declared config.
+
+Reads nodes, tenant ResourceQuotas and Kueue ClusterQueues with the official `kubernetes` client: nodes per pool
+(GPU allocatable, GFD product, MIG config state), pools short of their declared nodes, GPU nodes without pool
+labels, product labels that do not match the pool's model, quota and queue usage per tenant.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from components import labels as L
+from sovcloud import capacity
+from sovcloud.cli import EXIT_INVALID, _root, err, format_option, load_or_exit, main, out, root_option
+from sovcloud.model import Config, Region
+
+KUEUE = ("kueue.x-k8s.io", "v1beta2", "clusterqueues")
+GPU_PRESENT = ("nvidia.com/gpu.present", "feature.node.kubernetes.io/pci-10de.present")
+
+
+class ClusterUnreachable(Exception):
+    pass
+
+
+def _api(kubeconfig: Path | None, context: str | None) -> Any:
+    from kubernetes import client
+    from kubernetes import config as kube_config
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        api_client = kube_config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None,
+                                                         context=context)
+    except (ConfigException, OSError, TypeError, ValueError) as exc:
+        raise ClusterUnreachable(f"cannot use kubeconfig {kubeconfig or '(default)'}: {exc}") from None
+    return client, api_client
+
+
+def _quantity(value: Any) -> int:
+    from kubernetes.utils.quantity import parse_quantity
+
+    try:
+        return int(parse_quantity(str(value)))
+    except (ValueError, TypeError):
+        return 0
+
+
+def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str | None,
+            day: dt.date) -> dict[str, Any]:
+    """Read the cluster and compare; raises ClusterUnreachable with one line on connection or auth failure."""
+    from urllib3.exceptions import HTTPError
+
+    client, api_client = _api(kubeconfig, context)
+    core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
+    try:
+        nodes = core.list_node(_request_timeout=15).items
+        quotas = core.list_resource_quota_for_all_namespaces(_request_timeout=15).items
+        try:
+            queues = custom.list_cluster_custom_object(*KUEUE, _request_timeout=15).get("items", [])
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            queues = []  # Kueue not installed (yet)
+    except client.ApiException as exc:
+        reason = {401: "credentials rejected", 403: "access denied"}.get(exc.status, exc.reason)
+        raise ClusterUnreachable(f"cluster API refused the request: {exc.status} {reason}") from None
+    except (HTTPError, OSError) as exc:
+        raise ClusterUnreachable(f"cannot reach the cluster API: {type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:200]}") from None
+    finally:
+        api_client.close()
+
+    strategy = region.gpu_operator.mig_strategy
+    pools: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for pool in region.pools:
+        mine = [n for n in nodes if (n.metadata.labels or {}).get(L.POOL) == pool.name]
+        expected_product = L.product_label(pool, strategy)
+        products = sorted({(n.metadata.labels or {}).get(L.GPU_PRODUCT, "") for n in mine} - {""})
+        mig_states = sorted({(n.metadata.labels or {}).get("nvidia.com/mig.config.state", "") for n in mine} - {""})
+        allocatable = sum(_quantity((n.status.allocatable or {}).get(L.GPU_RESOURCE, 0)) for n in mine)
+        pools.append({"pool": pool.name, "gpuModel": pool.gpu.name, "declaredNodes": pool.nodes, "nodes": len(mine),
+                      "gpuAllocatable": allocatable, "products": products, "migConfigState": mig_states})
+        if len(mine) < pool.nodes:
+            problems.append(f"pool {pool.name}: {len(mine)} of {pool.nodes} declared nodes present")
+        for p in products:
+            if p != expected_product:
+                problems.append(f"pool {pool.name}: nodes report {L.GPU_PRODUCT}={p}, the pool declares "
+                                f"{expected_product} ({pool.gpu.name})")
+        if "failed" in mig_states:
+            problems.append(f"pool {pool.name}: MIG reconfiguration failed on some nodes (nvidia.com/mig.config.state)")
+    for n in nodes:
+        node_labels = n.metadata.labels or {}
+        if any(node_labels.get(k) == "true" for k in GPU_PRESENT) and not node_labels.get(L.POOL):
+            problems.append(f"GPU node {n.metadata.name} has no {L.POOL} label")
+    declared = {}
+    for t, a in cfg.allocations_in(region.name):
+        row = declared.setdefault(t.name, {"guaranteed": 0, "borrowable": 0})
+        if capacity.effective(t, a, day):
+            row["guaranteed"] += a.gpus
+            row["borrowable"] += a.borrowing_limit
+    quota_use = {q.metadata.namespace: q for q in quotas if q.metadata.namespace in declared}
+    queue_use = {q.get("metadata", {}).get("name"): q for q in queues}
+    tenants = []
+    key = f"requests.{L.GPU_RESOURCE}"
+    for name, want in sorted(declared.items()):
+        q = quota_use.get(name)
+        hard = _quantity(((q.status.hard if q and q.status else None) or {}).get(key, 0)) if q else None
+        used = _quantity(((q.status.used if q and q.status else None) or {}).get(key, 0)) if q else None
+        cq = queue_use.get(name)
+        admitted = borrowed = 0
+        for flavor in ((cq or {}).get("status") or {}).get("flavorsUsage") or []:
+            for res in flavor.get("resources") or []:
+                if res.get("name") == L.GPU_RESOURCE:
+                    admitted += _quantity(res.get("total", 0))
+                    borrowed += _quantity(res.get("borrowed", 0))
+        tenants.append({"tenant": name, "declaredGuaranteed": want["guaranteed"],
+                        "declaredBorrowable": want["borrowable"], "quotaHard": hard, "quotaUsed": used,
+                        "queueAdmitted": admitted if cq else None, "queueBorrowed": borrowed if cq else None})
+        if q is None:
+            problems.append(f"tenant {name}: no ResourceQuota in its namespace")
+        if cq is None:
+            problems.append(f"tenant {name}: no ClusterQueue")
+    return {"region": region.name, "pools": pools, "tenants": tenants, "problems": problems}
+
+
+@main.command()
+@click.argument("region")
+@root_option
+@click.option("--kubeconfig", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Kubeconfig of the region's workload cluster (default: KUBECONFIG or ~/.kube/config).")
+@click.option("--context", help="Context in the kubeconfig (default: its current context).")
+@format_option
+def status(region: str, root: Path | None, kubeconfig: Path | None, context: str | None, fmt: str) -> None:
+    """Live GPU status of REGION against its declared config: nodes per pool, products, MIG state, quota and queue use.
+
+    Exit 1 when the cluster cannot be reached or refuses the credentials (one line saying which).
+    """
+    cfg = load_or_exit(_root(root), fmt)
+    if region not in cfg.regions:
+        raise click.BadParameter(f"no region {region} (one of: {', '.join(sorted(cfg.regions))})",
+                                 param_hint="REGION")
+    try:
+        data = collect(cfg.regions[region], cfg, kubeconfig, context, dt.date.today())
+    except ClusterUnreachable as exc:
+        err.print(f"[red]error:[/red] {exc}", markup=True)
+        sys.exit(EXIT_INVALID)
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2))
+        return
+    table = Table(title=f"{region}: GPU pools", title_justify="left")
+    for col in ("pool", "model", "nodes", "declared", "GPU allocatable", "GFD product", "MIG state"):
+        table.add_column(col, justify="right" if col in ("nodes", "declared", "GPU allocatable") else "left")
+    for p in data["pools"]:
+        table.add_row(p["pool"], p["gpuModel"], str(p["nodes"]), str(p["declaredNodes"]), f"{p['gpuAllocatable']:,}",
+                      ", ".join(p["products"]) or "-", ", ".join(p["migConfigState"]) or "-")
+    out.print(table)
+    tenants = Table(title="tenants", title_justify="left")
+    for col in ("tenant", "guaranteed", "borrowable", "quota hard", "quota used", "queue admitted", "borrowed"):
+        tenants.add_column(col, justify="left" if col == "tenant" else "right")
+    for t in data["tenants"]:
+        tenants.add_row(t["tenant"], str(t["declaredGuaranteed"]), str(t["declaredBorrowable"]),
+                        *("-" if t[k] is None else str(t[k]) for k in ("quotaHard", "quotaUsed", "queueAdmitted",
+                                                                        "queueBorrowed")))
+    out.print(tenants)
+    for p in data["problems"]:
+        out.print(f"[yellow]![/yellow] {p}")

@@ -1,0 +1,167 @@
+"""`sovcloud status` against a local fake Kubernetes API server: the real `kubernetes` client runs end to end over
+HTTP, reading JSON shaped like real API responses."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from sovcloud.cli import main
+from tests.conftest import REPO
+
+TOKEN = "test-token"
+
+
+def node(name: str, pool: str | None, product: str, gpus: int, extra: dict[str, str] | None = None) -> dict[str, Any]:
+    labels = {"kubernetes.io/hostname": name, "nvidia.com/gpu.present": "true", "nvidia.com/gpu.product": product,
+              **(extra or {})}
+    if pool:
+        labels["sovcloud.kr/pool"] = pool
+    return {"metadata": {"name": name, "uid": f"uid-{name}", "resourceVersion": "1", "labels": labels},
+            "spec": {"taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]},
+            "status": {"capacity": {"cpu": "128", "memory": "2Ti", "nvidia.com/gpu": str(gpus)},
+                       "allocatable": {"cpu": "126", "memory": "2000Gi", "nvidia.com/gpu": str(gpus)},
+                       "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def cluster_state() -> dict[str, Any]:
+    nodes = [node(f"gj-h100-{i:03d}", "h100-a", "NVIDIA-H100-80GB-HBM3", 8) for i in range(1, 32)]  # 31 of 32
+    nodes.append(node("gj-h100-032", "h100-a", "NVIDIA-H200", 8))  # wrong hardware in the pool
+    nodes += [node(f"gj-h100-{i:03d}", "h100-mig", "NVIDIA-H100-80GB-HBM3", 0,
+                   {"nvidia.com/mig.config": "all-balanced", "nvidia.com/mig.config.state": "success"})
+              for i in (33, 34)]
+    nodes += [node(f"gj-l40s-{i:02d}", "l40s-infer", "NVIDIA-L40S-SHARED", 16) for i in range(1, 17)]
+    nodes.append(node("gj-spare-01", None, "NVIDIA-H100-80GB-HBM3", 8))  # a GPU node nobody labelled
+    nodes.append({"metadata": {"name": "gj-cpu-01", "labels": {"kubernetes.io/hostname": "gj-cpu-01"}},
+                  "status": {"allocatable": {"cpu": "64"}}})
+    quotas = [{"metadata": {"name": "sovcloud-quota", "namespace": "hanbit-llm-lab", "resourceVersion": "7"},
+               "spec": {"hard": {"requests.nvidia.com/gpu": "96"}},
+               "status": {"hard": {"requests.nvidia.com/gpu": "96"}, "used": {"requests.nvidia.com/gpu": "72"}}},
+              {"metadata": {"name": "sovcloud-quota", "namespace": "city-traffic-twin", "resourceVersion": "8"},
+               "spec": {"hard": {"requests.nvidia.com/gpu": "192"}},
+               "status": {"hard": {"requests.nvidia.com/gpu": "192"}, "used": {"requests.nvidia.com/gpu": "0"}}}]
+    queues = [{"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue",
+               "metadata": {"name": "hanbit-llm-lab", "resourceVersion": "3"},
+               "spec": {"cohortName": "rdc-gwangju"},
+               "status": {"admittedWorkloads": 3, "flavorsUsage": [{"name": "h100-a", "resources": [
+                   {"name": "cpu", "total": "100", "borrowed": "0"},
+                   {"name": "nvidia.com/gpu", "total": "72", "borrowed": "8"}]}]}}]
+    return {"/api/v1/nodes": {"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "10"},
+                              "items": nodes},
+            "/api/v1/resourcequotas": {"kind": "ResourceQuotaList", "apiVersion": "v1",
+                                       "metadata": {"resourceVersion": "10"}, "items": quotas},
+            "/apis/kueue.x-k8s.io/v1beta2/clusterqueues": {"kind": "ClusterQueueList",
+                                                           "apiVersion": "kueue.x-k8s.io/v1beta2",
+                                                           "metadata": {"resourceVersion": "10"}, "items": queues}}
+
+
+class FakeApi(BaseHTTPRequestHandler):
+    state: ClassVar[dict[str, Any]] = {}
+    requests: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        self.requests.append(path)
+        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            self._send(401, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "Unauthorized",
+                             "reason": "Unauthorized", "code": 401})
+        elif path in self.state:
+            self._send(200, self.state[path])
+        else:
+            self._send(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
+                             "code": 404})
+
+    def _send(self, code: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def api() -> Iterator[str]:
+    FakeApi.state, FakeApi.requests = cluster_state(), []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def kubeconfig(tmp_path: Path, server: str, token: str = TOKEN) -> Path:
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "gwangju",
+        "clusters": [{"name": "gwangju", "cluster": {"server": server}}],
+        "users": [{"name": "ops", "user": {"token": token}}],
+        "contexts": [{"name": "gwangju", "context": {"cluster": "gwangju", "user": "ops"}}]}))
+    return path
+
+
+def status(*args: str):
+    return CliRunner().invoke(main, ["status", "rdc-gwangju", "--root", str(REPO), *args], catch_exceptions=False)
+
+
+def test_status_compares_live_nodes_with_declared_pools(api: str, tmp_path: Path) -> None:
+    result = status("--kubeconfig", str(kubeconfig(tmp_path, api)), "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    pools = {p["pool"]: p for p in data["pools"]}
+    assert (pools["h100-a"]["nodes"], pools["h100-a"]["declaredNodes"], pools["h100-a"]["gpuAllocatable"]) == (
+        32, 32, 256)
+    assert pools["h100-a"]["products"] == ["NVIDIA-H100-80GB-HBM3", "NVIDIA-H200"]
+    assert pools["h100-mig"]["migConfigState"] == ["success"]
+    assert pools["l40s-infer"]["gpuAllocatable"] == 256  # 16 nodes x 4 GPUs x 4 time-slicing replicas
+    assert sorted(data["problems"]) == sorted([
+        "pool h100-a: nodes report nvidia.com/gpu.product=NVIDIA-H200, the pool declares NVIDIA-H100-80GB-HBM3 (H100)",
+        "GPU node gj-spare-01 has no sovcloud.kr/pool label",
+        "tenant nuri-teaching: no ResourceQuota in its namespace", "tenant nuri-teaching: no ClusterQueue",
+        "tenant pixelforge: no ResourceQuota in its namespace", "tenant pixelforge: no ClusterQueue",
+        "tenant city-traffic-twin: no ClusterQueue"])
+    assert set(FakeApi.requests) == {"/api/v1/nodes", "/api/v1/resourcequotas",
+                                     "/apis/kueue.x-k8s.io/v1beta2/clusterqueues"}
+
+
+def test_status_reports_quota_and_queue_usage(api: str, tmp_path: Path) -> None:
+    data = json.loads(status("--kubeconfig", str(kubeconfig(tmp_path, api)), "--format", "json").stdout)
+    hanbit = next(t for t in data["tenants"] if t["tenant"] == "hanbit-llm-lab")
+    assert hanbit == {"tenant": "hanbit-llm-lab", "declaredGuaranteed": 64, "declaredBorrowable": 32,
+                      "quotaHard": 96, "quotaUsed": 72, "queueAdmitted": 72, "queueBorrowed": 8}
+
+
+def test_pool_short_of_nodes_is_reported(api: str, tmp_path: Path) -> None:
+    FakeApi.state["/api/v1/nodes"]["items"] = [
+        n for n in FakeApi.state["/api/v1/nodes"]["items"] if n["metadata"]["name"] != "gj-l40s-16"]
+    result = status("--kubeconfig", str(kubeconfig(tmp_path, api)))
+    assert result.exit_code == 0
+    assert "pool l40s-infer: 15 of 16 declared nodes present" in result.output
+    assert "h100-a" in result.output  # the table
+
+
+def test_bad_credentials_are_one_clear_line(api: str, tmp_path: Path) -> None:
+    result = status("--kubeconfig", str(kubeconfig(tmp_path, api, token="wrong")))
+    assert result.exit_code == 1
+    assert [ln for ln in result.output.splitlines() if ln] == [
+        "error: cluster API refused the request: 401 credentials rejected"]
+
+
+def test_unreachable_cluster_is_one_clear_line(tmp_path: Path) -> None:
+    result = status("--kubeconfig", str(kubeconfig(tmp_path, "http://127.0.0.1:9")))
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot reach the cluster API")
+    assert "Traceback" not in result.output
