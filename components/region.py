@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import pulumi
@@ -17,35 +18,38 @@ from sovcloud import model
 class RegionArgs:
     region: model.Region
     tenants: tuple[tuple[model.Tenant, tuple[model.Allocation, ...]], ...]  # only allocations in this region
+    as_of: dt.date  # the date quotas are computed for: expired and offboarding allocations hold none
     # Cluster API objects live in the management cluster: the caller passes its provider here (None: the same
     # provider as everything else).
     management_provider: pulumi.ProviderResource | None = None
 
 
-def region_args(cfg: model.Config, region: str, management_provider: pulumi.ProviderResource | None = None
-                ) -> RegionArgs:
+def region_args(cfg: model.Config, region: str, as_of: dt.date,
+                management_provider: pulumi.ProviderResource | None = None) -> RegionArgs:
     """The RegionArgs of ``region`` from the whole config: its tenants with their allocations there."""
     by_tenant: dict[str, list[model.Allocation]] = {}
     for tenant, alloc in cfg.allocations_in(region):
         by_tenant.setdefault(tenant.name, []).append(alloc)
     return RegionArgs(cfg.regions[region],
                       tuple((cfg.tenants[name], tuple(allocs)) for name, allocs in sorted(by_tenant.items())),
-                      management_provider)
+                      as_of, management_provider)
 
 
 def summary(args: RegionArgs) -> dict[str, object]:
-    """Capacity and allocation: GPUs per pool; guaranteed and borrowable GPUs per tenant."""
+    """Capacity and allocation on the as-of date: GPUs per pool; guaranteed and borrowable GPUs per tenant."""
     r = args.region
+    live = [(t, [a for a in allocs if t.status == "active" and a.active(args.as_of)], allocs)
+            for t, allocs in args.tenants]
     return {
-        "region": r.name,
+        "region": r.name, "asOf": args.as_of.isoformat(),
         "pools": {p.name: {"gpuModel": p.gpu.name, "nodes": p.nodes, "gpus": p.gpus,
-                           "guaranteed": sum(a.gpus for _, allocs in args.tenants for a in allocs if a.pool == p.name)}
+                           "guaranteed": sum(a.gpus for _, held, _ in live for a in held if a.pool == p.name)}
                   for p in r.pools},
-        "tenants": {t.name: {"guaranteed": sum(a.gpus for a in allocs),
-                             "borrowable": sum(a.borrowing_limit for a in allocs),
-                             "mig": {p: sum(a.mig.get(p, 0) for a in allocs)
-                                     for p in sorted({p for a in allocs for p in a.mig})}}
-                    for t, allocs in args.tenants},
+        "tenants": {t.name: {"guaranteed": sum(a.gpus for a in held),
+                             "borrowable": sum(a.borrowing_limit for a in held),
+                             "mig": {p: sum(a.mig.get(p, 0) for a in held) for p in sorted({p for a in allocs
+                                                                                            for p in a.mig})}}
+                    for t, held, allocs in live},
     }
 
 
@@ -66,7 +70,7 @@ class Region(pulumi.ComponentResource):
         operator = GpuOperator(f"{r.name}-gpu-operator", GpuOperatorArgs(r), child)
         queueing = Queueing(f"{r.name}-queueing", QueueingArgs(r), child)
         for tenant, allocs in args.tenants:
-            Tenant(f"{r.name}-{tenant.name}", TenantArgs(tenant, allocs, r),
+            Tenant(f"{r.name}-{tenant.name}", TenantArgs(tenant, allocs, r, args.as_of),
                    pulumi.ResourceOptions(parent=self, depends_on=[queueing, operator]))
         self.capacity = pulumi.Output.from_input(summary(args))
         self.register_outputs({"capacity": self.capacity})

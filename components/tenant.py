@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,6 +20,7 @@ from sovcloud import model
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"]
 LOCAL_QUEUE = "default"
 ALLOCATIONS_ANNOTATION = "sovcloud.kr/allocations"
+STATUS = "sovcloud.kr/status"
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,15 @@ class TenantArgs:
     tenant: model.Tenant  # already validated: components never parse YAML
     allocations: tuple[model.Allocation, ...]  # the tenant's allocations in this region (one per pool)
     region: model.Region
+    as_of: dt.date  # allocations outside their period, or of an offboarding tenant, hold no GPU quota
+
+    def holds_quota(self, alloc: model.Allocation) -> bool:
+        return self.tenant.status == "active" and alloc.active(self.as_of)
+
+    @property
+    def admitting(self) -> bool:
+        """The queue admits new work: some allocation holds quota. Otherwise it is held and running work drains."""
+        return any(self.holds_quota(a) for a in self.allocations)
 
 
 def _pool(args: TenantArgs, alloc: model.Allocation) -> model.Pool:
@@ -72,15 +83,21 @@ def _sum(quantities: list[str]) -> str:
 def namespace_meta(args: TenantArgs) -> dict[str, Any]:
     t = args.tenant
     return {"name": t.name, "labels": {
-        **L.common(args.region, owner=t.name), L.TENANT: t.name, L.SECTOR: t.sector,
+        **L.common(args.region, owner=t.name), L.TENANT: t.name, L.SECTOR: t.sector, STATUS: status(args),
         L.CLASSIFICATION: t.classification,
         "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest",
         "pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/audit": "restricted"},
         # what the eligibility and lifecycle policies read: they see resources, not tenant files
         "annotations": {"sovcloud.kr/display-name": t.display_name, "sovcloud.kr/organisation": t.organisation.name,
                         "sovcloud.kr/organisation-id": t.organisation.registration_id,
-                        "sovcloud.kr/organisation-country": t.organisation.country,
-                        "sovcloud.kr/status": t.status}}
+                        "sovcloud.kr/organisation-country": t.organisation.country}}
+
+
+def status(args: TenantArgs) -> str:
+    """active, offboarding, or expired (every allocation here is outside its period on the as-of date)."""
+    if args.tenant.status == "offboarding":
+        return "offboarding"
+    return "active" if args.admitting else "expired"
 
 
 def _meta(args: TenantArgs, name: str) -> dict[str, Any]:
@@ -91,12 +108,13 @@ def _meta(args: TenantArgs, name: str) -> dict[str, Any]:
 def quota_hard(args: TenantArgs) -> dict[str, str]:
     """ResourceQuota ``hard``: GPUs up to guaranteed + borrowing, MIG instances, CPU, memory, storage; no
     LoadBalancer or NodePort services. Extended resources only take ``requests.`` keys."""
-    gpus = sum(gpu_quota(_pool(args, a), a.gpus + a.borrowing_limit) for a in args.allocations)
+    live = [a for a in args.allocations if args.holds_quota(a)]
+    gpus = sum(gpu_quota(_pool(args, a), a.gpus + a.borrowing_limit) for a in live)
     hard: dict[str, str] = {f"requests.{L.GPU_RESOURCE}": str(gpus)}
-    mig: dict[str, int] = {}
-    for a in args.allocations:
+    mig: dict[str, int] = {p: 0 for a in args.allocations for p in a.mig}  # expired profiles stay, at zero
+    for a in live:
         for profile, count in a.mig.items():
-            mig[profile] = mig.get(profile, 0) + count
+            mig[profile] += count
     for profile in sorted(mig):
         hard[f"requests.nvidia.com/mig-{profile}"] = str(mig[profile])
     cpu = _sum([a.cpu for a in args.allocations])
@@ -160,19 +178,23 @@ def cluster_queue_spec(args: TenantArgs) -> dict[str, Any]:
     flavors = []
     for a in sorted(args.allocations, key=lambda a: a.pool):
         pool = _pool(args, a)
-        gpu = {"name": L.GPU_RESOURCE, "nominalQuota": gpu_quota(pool, a.gpus)}
-        if a.borrowing_limit:
+        live = args.holds_quota(a)
+        gpu = {"name": L.GPU_RESOURCE, "nominalQuota": gpu_quota(pool, a.gpus) if live else 0}
+        if a.borrowing_limit and live:
             gpu["borrowingLimit"] = gpu_quota(pool, a.borrowing_limit)
         resources = [{"name": "cpu", "nominalQuota": a.cpu}, {"name": "memory", "nominalQuota": a.memory}, gpu]
-        resources += [{"name": f"nvidia.com/mig-{p}", "nominalQuota": a.mig.get(p, 0)} for p in migs]
+        resources += [{"name": f"nvidia.com/mig-{p}", "nominalQuota": a.mig.get(p, 0) if live else 0} for p in migs]
         flavors.append({"name": a.pool, "resources": resources})
-    return {
+    spec: dict[str, Any] = {
         "cohortName": args.region.name,
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": args.tenant.name}},
         "resourceGroups": [{"coveredResources": covered, "flavors": flavors}],
         "preemption": {"reclaimWithinCohort": "Any", "withinClusterQueue": "LowerPriority"},
         "queueingStrategy": "BestEffortFIFO",
     }
+    if not args.admitting:
+        spec["stopPolicy"] = "Hold"  # no new admissions; admitted work runs to completion (HoldAndDrain would evict)
+    return spec
 
 
 class Tenant(pulumi.ComponentResource):

@@ -31,13 +31,18 @@ PACK_NAME = "sovcloud"
 MANDATORY, ADVISORY = EnforcementLevel.MANDATORY, EnforcementLevel.ADVISORY
 
 
-def _gpu_models_default() -> dict[str, Any]:
-    """What the pack knows of each GPU product without config: the toolkit's catalog (GFD product as key)."""
-    from sovcloud.catalog import BUILTIN
-
+def gpu_models_config(models: Any) -> dict[str, Any]:
+    """GPU models as the policies take them: by GFD product, with support minimums and MIG profiles."""
     return {m.gfd_product: {"name": m.name, "minDriver": m.min_driver, "minOperator": m.min_operator,
                             "openKernelModules": m.open_kernel_modules, "migProfiles": list(m.mig_profiles)}
-            for m in BUILTIN.values()}
+            for m in models.values()}
+
+
+def _gpu_models_default() -> dict[str, Any]:
+    """What the pack knows of each GPU product without config: the toolkit's built-in catalog."""
+    from sovcloud.catalog import BUILTIN
+
+    return gpu_models_config(BUILTIN)
 
 
 def _schema(**properties: dict[str, Any]) -> PolicyConfigSchema:

@@ -134,10 +134,11 @@ def check_region(root: str, region: str, today: str | None) -> dict[str, Any]:
     tree = Path(root)
     cfg = config_loader.load(tree)
     started = time.perf_counter()
-    synthesis = synth.run(tree, region, cfg)
+    day = dt.date.fromisoformat(today) if today else dt.date.today()
+    synthesis = synth.run(tree, region, cfg, as_of=day)
     synth_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    region_config = policy_config(cfg, region, dt.date.fromisoformat(today) if today else None)
+    region_config = policy_config(cfg, region, day)
     violations = evaluate(synthesis, cfg, region_config)
     policy_seconds = time.perf_counter() - started
     return {"region": region, "resources": len(synthesis.records), "synthSeconds": synth_seconds,

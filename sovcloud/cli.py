@@ -109,7 +109,9 @@ def validate(root: Path | None, fmt: str) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
               show_default=True, help="Directory to write into; the region's files go to OUT/REGION, replaced whole.")
 @format_option
-def synth(region: str, root: Path | None, out_dir: Path, fmt: str) -> None:
+@click.option("--date", "today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Judge allocation periods as of this date (default: today); expired allocations get zero quota.")
+def synth(region: str, root: Path | None, out_dir: Path, fmt: str, today: Any) -> None:
     """Render REGION offline: run the stack program under the Pulumi SDK mock monitor and write what it declares.
 
     Writes one YAML file per Kubernetes object (management/ for Cluster API objects, cluster/ for cluster-scoped
@@ -126,7 +128,7 @@ def synth(region: str, root: Path | None, out_dir: Path, fmt: str) -> None:
         raise click.BadParameter(f"no region {region} (one of: {', '.join(sorted(cfg.regions))})",
                                  param_hint="REGION")
     err.print(f"synthesising {region} ...")
-    result = synthesis.run(tree, region, cfg)
+    result = synthesis.run(tree, region, cfg, as_of=today.date() if today else None)
     plan = synthesis.plan(result, cfg)
     target = synthesis.write(result, out_dir, plan)
     elapsed = time.perf_counter() - started

@@ -7,6 +7,7 @@ worker processes). Nothing here talks to a cluster or to the Pulumi engine.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import runpy
@@ -45,6 +46,7 @@ class Record:
 class Synthesis:
     region: str
     records: list[Record]
+    as_of: dt.date = field(default_factory=dt.date.today)
 
     def kubernetes_objects(self) -> list[Record]:
         return [r for r in self.records if r.custom and r.type.startswith("kubernetes:")
@@ -93,11 +95,12 @@ def _monitor_class() -> type:
     return RecordingMonitor
 
 
-def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | None = None) -> Synthesis:
+def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | None = None,
+        as_of: dt.date | None = None) -> Synthesis:
     """Run ``stacks/__main__.py`` of ``root`` as stack ``region`` under mocks (preview=False); return the record.
 
     ``stack_config`` adds other stack config values (e.g. ``sovcloud:managementContext``), as ``pulumi config set``
-    would.
+    would. ``as_of`` (default today) is the date allocation periods are judged by (stack config ``sovcloud:asOf``).
     """
     import pulumi
     from pulumi.runtime import settings
@@ -120,7 +123,8 @@ def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | Non
     settings.ROOT.set(None)  # set_mocks keeps an earlier run's root Stack; each synthesis gets its own
     pulumi.runtime.set_mocks(mocks, project="sovcloud", stack=region, preview=False, monitor=monitor)
     raw = _stack_region_object(root, region)
-    pulumi.runtime.set_all_config({config_loader.REGION_KEY: json.dumps(raw), **(stack_config or {})})
+    pulumi.runtime.set_all_config({config_loader.REGION_KEY: json.dumps(raw),
+                                   "sovcloud:asOf": (as_of or dt.date.today()).isoformat(), **(stack_config or {})})
     config_loader.preload(root, cfg)
     try:
         runpy.run_path(str(program), run_name="__main__")
@@ -130,7 +134,7 @@ def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | Non
         loop.close()
         asyncio.set_event_loop(None)
     # registrations complete in whatever order the event loop runs them: sort for stable output
-    return Synthesis(region, sorted(monitor.records, key=lambda r: r.urn))
+    return Synthesis(region, sorted(monitor.records, key=lambda r: r.urn), as_of or dt.date.today())
 
 
 def _stack_region_object(root: Path, region: str) -> Any:
@@ -215,9 +219,9 @@ def plan(synthesis: Synthesis, cfg: Config) -> dict[str, Any]:
     from components.region import region_args, summary
 
     region = cfg.regions[synthesis.region]
-    s = summary(region_args(cfg, synthesis.region))
+    s = summary(region_args(cfg, synthesis.region, synthesis.as_of))
     return {
-        "region": region.name, "displayName": region.display_name, "tier": region.tier,
+        "region": region.name, "displayName": region.display_name, "tier": region.tier, "asOf": s["asOf"],
         "kubernetesVersion": region.kubernetes_version,
         "resources": {"total": sum(synthesis.counts().values()), "byType": synthesis.counts()},
         "gpus": {"capacity": region.gpus, "guaranteed": sum(t["guaranteed"] for t in s["tenants"].values()),

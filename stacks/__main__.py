@@ -12,6 +12,7 @@ Providers (components never build their own):
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pulumi
@@ -50,7 +51,11 @@ def main() -> None:
     settings = pulumi.Config("sovcloud")
     workload = _provider("workload", settings, "kubeconfig", "context")
     management = _provider("management", settings, "managementKubeconfig", "managementContext")
-    region = Region(stack, region_args(cfg, stack, management),
+    # quotas follow allocation periods: `pulumi up` after an end date drops that quota to zero; sovcloud:asOf pins the
+    # date (sovcloud synth --date sets it) for reproducible output
+    as_of_text = settings.get("asOf")
+    as_of = dt.date.fromisoformat(as_of_text) if as_of_text else dt.date.today()
+    region = Region(stack, region_args(cfg, stack, as_of, management),
                     pulumi.ResourceOptions(providers={"kubernetes": workload} if workload else None))
     pulumi.export("capacity", region.capacity)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+AS_OF = dt.date(2026, 11, 28)  # the date tests judge allocation periods by: output must not drift with the calendar
 SHARED = REPO.parent / "shared"
 
 
@@ -65,7 +67,7 @@ def shipped_synthesis():
 
     def get(region: str) -> synth.Synthesis:
         if region not in cache:
-            cache[region] = synth.run(REPO, region, cfg)
+            cache[region] = synth.run(REPO, region, cfg, as_of=AS_OF)
         return cache[region]
 
     return get

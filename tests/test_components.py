@@ -7,7 +7,7 @@ import yaml
 
 from sovcloud import config, synth
 from sovcloud.synth import Record, Synthesis
-from tests.conftest import REPO, SHIPPED_REGIONS, Tree
+from tests.conftest import AS_OF, REPO, SHIPPED_REGIONS, Tree
 
 MIRROR = "registry.ncc.example.kr/mirror"
 TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
@@ -198,6 +198,7 @@ def test_tenant_namespace_labels_and_retention(shipped_synthesis) -> None:
         "sovcloud.kr/region": "ncc-haenam", "sovcloud.kr/owner": "gov-doc-ai",
         "app.kubernetes.io/managed-by": "sovcloud",
         "sovcloud.kr/tenant": "gov-doc-ai", "sovcloud.kr/sector": "public", "sovcloud.kr/classification": "high",
+        "sovcloud.kr/status": "active",
         "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest",
         "pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/audit": "restricted"}
 
@@ -282,7 +283,7 @@ def test_internet_egress_only_when_asked_and_classification_allows(shipped_synth
 def test_high_classification_tenant_gets_no_internet_egress(tree: Tree) -> None:
     tree.edit_tenant("gov-doc-ai", lambda d: d.update(network={"internetEgress": True, "egressCidrs": ["10.1.0.0/16"]}))
     cfg = config.load(tree.root)
-    s = synth.run(tree.root, "ncc-haenam", cfg)
+    s = synth.run(tree.root, "ncc-haenam", cfg, as_of=AS_OF)
     names = {r.inputs["metadata"]["name"] for r in kinds(s, "NetworkPolicy")
              if r.inputs["metadata"]["namespace"] == "gov-doc-ai"}
     assert names == {"default-deny", "allow-dns", "allow-same-namespace"}
@@ -325,7 +326,7 @@ def test_every_resource_is_parented_by_a_component(shipped_synthesis) -> None:
 
 def test_cluster_api_objects_use_the_management_provider_when_configured(tree: Tree) -> None:
     cfg = config.load(tree.root)
-    s = synth.run(tree.root, "rdc-ulsan", cfg, {"sovcloud:managementContext": "capi-mgmt"})
+    s = synth.run(tree.root, "rdc-ulsan", cfg, {"sovcloud:managementContext": "capi-mgmt"}, as_of=AS_OF)
     providers = {r.urn: r.inputs for r in s.records if r.type == "pulumi:providers:kubernetes"}
     capi = [r for r in s.kubernetes_objects() if r.inputs["apiVersion"].startswith("cluster.x-k8s.io/")]
     assert capi and all("::management::" in r.provider for r in capi)
@@ -341,3 +342,46 @@ def test_shipped_regions_synthesise(shipped_synthesis) -> None:
     assert counts["rdc-gwangju"]["kubernetes:core/v1:NodePatch"] == 50
     assert counts["rdc-ulsan"]["kubernetes:helm.sh/v3:Release"] == 2
     assert REPO.joinpath("stacks", "__main__.py").is_file()
+
+
+# ------------------------------------------------------------------------------------------------ lifecycle
+
+def test_expired_allocation_has_zero_quota_and_a_held_queue_but_keeps_its_namespace(shipped_synthesis) -> None:
+    s = shipped_synthesis("ncc-haenam")  # nuri-teaching's ncc-haenam allocation ended on 2026-08-31
+    ns = one(s, "Namespace", "nuri-teaching")
+    assert ns.retain_on_delete is True
+    assert ns.inputs["metadata"]["labels"]["sovcloud.kr/status"] == "expired"
+    hard = one(s, "ResourceQuota", "sovcloud-quota", "nuri-teaching").inputs["spec"]["hard"]
+    assert (hard["requests.nvidia.com/gpu"], hard["requests.nvidia.com/mig-3g.90gb"]) == ("0", "0")
+    cq = one(s, "ClusterQueue", "nuri-teaching").inputs["spec"]
+    assert cq["stopPolicy"] == "Hold"
+    assert cq["resourceGroups"][0]["flavors"][0]["resources"][2:] == [
+        {"name": "nvidia.com/gpu", "nominalQuota": 0}, {"name": "nvidia.com/mig-3g.90gb", "nominalQuota": 0}]
+
+
+def test_active_tenant_queue_has_no_stop_policy(shipped_synthesis) -> None:
+    assert "stopPolicy" not in one(shipped_synthesis("ncc-haenam"), "ClusterQueue", "hanbit-llm-lab").inputs["spec"]
+
+
+def test_expiry_is_per_allocation(shipped_synthesis) -> None:
+    # orbit-lm: ncc-haenam ended 2026-10-31, rdc-ulsan runs to 2027-06-30
+    assert one(shipped_synthesis("ncc-haenam"), "ResourceQuota", "sovcloud-quota", "orbit-lm").inputs["spec"][
+        "hard"]["requests.nvidia.com/gpu"] == "0"
+    ulsan = shipped_synthesis("rdc-ulsan")
+    assert one(ulsan, "ResourceQuota", "sovcloud-quota", "orbit-lm").inputs["spec"]["hard"][
+        "requests.nvidia.com/gpu"] == "216"
+    assert "stopPolicy" not in one(ulsan, "ClusterQueue", "orbit-lm").inputs["spec"]
+
+
+def test_offboarding_tenant_keeps_namespace_and_data_with_zero_quota(tree: Tree) -> None:
+    tree.edit_tenant("hyeon-motors-ai", lambda d: d.update(status="offboarding"))
+    s = synth.run(tree.root, "rdc-ulsan", config.load(tree.root), as_of=AS_OF)
+    ns = one(s, "Namespace", "hyeon-motors-ai")
+    assert ns.retain_on_delete is True
+    assert ns.inputs["metadata"]["labels"]["sovcloud.kr/status"] == "offboarding"
+    hard = one(s, "ResourceQuota", "sovcloud-quota", "hyeon-motors-ai").inputs["spec"]["hard"]
+    assert hard["requests.nvidia.com/gpu"] == "0"
+    assert hard["requests.storage"] == "400Ti"  # volumes stay usable: only GPUs go
+    cq = one(s, "ClusterQueue", "hyeon-motors-ai").inputs["spec"]
+    assert cq["stopPolicy"] == "Hold"
+    assert cq["resourceGroups"][0]["flavors"][0]["resources"][2] == {"name": "nvidia.com/gpu", "nominalQuota": 0}

@@ -34,6 +34,7 @@ from pulumi_policy.proxy import unknown_checking_proxy
 
 from policies.pack import PACK_NAME, config_defaults, policies
 from sovcloud import config, synth
+from sovcloud.capacity import effective
 from sovcloud.check import Violation, evaluate
 from sovcloud.cli import main
 from sovcloud.model import Config
@@ -97,11 +98,11 @@ def test_shipped_config_has_only_the_expected_advisory_violations(shipped_found)
     assert [v for v in everything if v.enforcement == "mandatory"] == []
     assert {(v.region, v.policy, v.enforcement, v.resource, v.message, v.file, v.line) for v in everything} == {
         ("ncc-haenam", "allocation-periods", "advisory", "ClusterQueue nuri-teaching",
-         "tenant nuri-teaching: allocation in pool b200-mig ended on 2026-08-31 and still holds quota",
-         "tenants/nuri-teaching.yaml", 2),
+         "tenant nuri-teaching: allocation in pool b200-mig ended on 2026-08-31; its GPU quota is zero and its data "
+         "is kept (renew or offboard)", "tenants/nuri-teaching.yaml", 2),
         ("ncc-haenam", "allocation-periods", "advisory", "ClusterQueue orbit-lm",
-         "tenant orbit-lm: allocation in pool b200-hall-b ended on 2026-10-31 and still holds quota",
-         "tenants/orbit-lm.yaml", 2),
+         "tenant orbit-lm: allocation in pool b200-hall-b ended on 2026-10-31; its GPU quota is zero and its data "
+         "is kept (renew or offboard)", "tenants/orbit-lm.yaml", 2),
     }
     (nuri,) = [v for v in everything if "nuri-teaching" in v.message]
     assert nuri.urn.endswith("kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue::ncc-haenam-nuri-teaching-clusterqueue")
@@ -119,7 +120,8 @@ def test_allocation_periods_stay_quiet_until_a_period_has_ended(shipped_found) -
     assert found(on_the_last_day, "allocation-periods") == set()
     day_after = shipped_found(dt.date(2026, 9, 1))["ncc-haenam"]
     assert found(day_after, "allocation-periods") == {("ClusterQueue nuri-teaching", (
-        "tenant nuri-teaching: allocation in pool b200-mig ended on 2026-08-31 and still holds quota"))}
+        "tenant nuri-teaching: allocation in pool b200-mig ended on 2026-08-31; its GPU quota is zero and its data is "
+        "kept (renew or offboard)"))}
 
 
 # ------------------------------------------------------------------------- a config tree with broken config
@@ -149,7 +151,8 @@ def _break(tree: Tree) -> None:
     tree.edit_tenant("saebyeol-climate", lambda d: d["allocations"][0].update(gpus=2100))
     tree.edit_tenant("voicebridge", lambda d: d["organisation"].update(country="US"))
     tree.edit_tenant("hanbit-llm-lab", lambda d: d.update(classification="high"))  # rdc-gwangju is moderate
-    tree.edit_tenant("orbit-lm", lambda d: d["allocations"][0].update(gpus=560))  # 560 + 144 > grant 700
+    tree.edit_tenant("orbit-lm", lambda d: d["allocations"][0].update(  # 560 + 144 > grant 700, running on TODAY
+        gpus=560, period={"start": "2026-05-01", "end": "2027-04-30"}))
     # rdc-ulsan: industry 216 + 216 > its 384 cap (gb200-nvl72 exactly full)
     tree.edit_tenant("baram-shipyard", lambda d: d["allocations"][0].update(gpus=216))
     # rdc-gwangju: startup 80 and industry 128 each fit beside the public and research reserves, together not
@@ -166,7 +169,7 @@ def broken(tmp_path_factory) -> tuple[Tree, Config, dict[str, Synthesis], dict[s
     tree = Tree(root)
     _break(tree)
     cfg = config.load(root)
-    syntheses = {r: synth.run(root, r, cfg) for r in SHIPPED_REGIONS}
+    syntheses = {r: synth.run(root, r, cfg, as_of=TODAY) for r in SHIPPED_REGIONS}
     return tree, cfg, syntheses, {r: evaluate(s, cfg, policy_config(cfg, r, TODAY)) for r, s in syntheses.items()}
 
 
@@ -240,8 +243,8 @@ def test_shares_and_caps_fire_on_reserves_and_caps(broken) -> None:
 
 def test_national_budget_fires_on_budget_and_grant(broken) -> None:
     _, cfg, _, violations = broken
-    total = sum(a.gpus for t in cfg.tenants.values() for a in t.allocations)
-    assert total == 8916
+    total = sum(a.gpus for t in cfg.tenants.values() for a in t.allocations if effective(t, a, TODAY))
+    assert total == 8916  # every allocation of the broken tree holds quota on TODAY (nuri-teaching's are MIG only)
     budget = ("stack {}", "8916 GPUs guaranteed across all regions, national budget is 8000")
     grant = ("stack {}", "tenant orbit-lm: 704 GPUs guaranteed across regions, grant is 700")
     for region in ("ncc-haenam", "rdc-ulsan"):  # orbit-lm has a queue in both
@@ -533,12 +536,16 @@ def _machines(pool: str, nodes: int, gpus_per_node: int) -> dict[str, Any]:
             "spec": {"replicas": nodes}}
 
 
-def _queue(tenant: str, pool: str, gpus: int, allocations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _queue(tenant: str, pool: str, gpus: int, allocations: list[dict[str, Any]] | None = None,
+           borrowing: int = 0) -> dict[str, Any]:
+    gpu: dict[str, Any] = {"name": "nvidia.com/gpu", "nominalQuota": gpus}
+    if borrowing:
+        gpu["borrowingLimit"] = borrowing
     return {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue",
             "metadata": {"name": tenant, "labels": _labels(tenant, **{TENANT: tenant}),
                          "annotations": {"sovcloud.kr/allocations": json.dumps(allocations or [])}},
             "spec": {"resourceGroups": [{"coveredResources": ["nvidia.com/gpu"], "flavors": [
-                {"name": pool, "resources": [{"name": "nvidia.com/gpu", "nominalQuota": gpus}]}]}]}}
+                {"name": pool, "resources": [gpu]}]}]}}
 
 
 def test_residency_labels_called_directly() -> None:
@@ -590,14 +597,17 @@ def test_shares_and_caps_called_directly_honours_a_reserve_squeezed_by_two_secto
                            "sectors", "")]
 
 
-def test_allocation_periods_called_directly_counts_borrowing_as_quota() -> None:
+def test_allocation_periods_called_directly_judges_quota_from_the_queue() -> None:
     def period(gpus: int, borrowing: int, end: str) -> dict[str, Any]:
         return {"pool": "a", "gpus": gpus, "borrowingLimit": borrowing, "mig": {}, "start": "2026-01-01", "end": end}
 
-    queues = [_queue("t1", "a", 0, [period(0, 8, "2026-03-31")]), _queue("t2", "a", 0, [period(0, 0, "2026-03-31")]),
-              _queue("t3", "a", 4, [period(4, 0, "2027-03-31")])]
+    queues = [_queue("t1", "a", 0, [period(0, 8, "2026-03-31")], borrowing=8),  # ended, queue still lends 8
+              _queue("t2", "a", 0, [period(4, 0, "2026-03-31")]),  # ended, quota already zero
+              _queue("t3", "a", 4, [period(4, 0, "2027-03-31")])]  # running
     assert validate_stack("allocation-periods", queues, today="2026-11-28") == [
-        ("tenant t1: allocation in pool a ended on 2026-03-31 and still holds quota", "t1")]
+        ("tenant t1: allocation in pool a ended on 2026-03-31 and still holds quota", "t1"),
+        ("tenant t2: allocation in pool a ended on 2026-03-31; its GPU quota is zero and its data is kept (renew or "
+         "offboard)", "t2")]
     assert validate_stack("allocation-periods", queues, today="2026-03-31") == []
 
 

@@ -22,7 +22,7 @@ def tree_files(root: Path) -> dict[str, bytes]:
 
 def test_synth_writes_manifests_helm_specs_and_plan(tree: Tree, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = run("synth", "rdc-ulsan", "--root", str(tree.root), "--out", str(out))
+    result = run("synth", "rdc-ulsan", "--date", "2026-11-28", "--root", str(tree.root), "--out", str(out))
     assert result.exit_code == 0, result.output
     files = tree_files(out / "rdc-ulsan")
     assert "management/capi-ulsan/MachineDeployment-ulsan-gpu-gb200-nvl72.yaml" in files
@@ -43,7 +43,9 @@ def test_synth_writes_manifests_helm_specs_and_plan(tree: Tree, tmp_path: Path) 
 
 def test_synth_output_is_byte_identical_across_runs(tree: Tree, tmp_path: Path) -> None:
     for n in (1, 2):
-        assert run("synth", "rdc-gwangju", "--root", str(tree.root), "--out", str(tmp_path / f"o{n}")).exit_code == 0
+        out = tmp_path / f"o{n}"
+        assert run("synth", "rdc-gwangju", "--date", "2026-11-28", "--root", str(tree.root), "--out", str(out)
+                   ).exit_code == 0
     first, second = tree_files(tmp_path / "o1" / "rdc-gwangju"), tree_files(tmp_path / "o2" / "rdc-gwangju")
     assert len(first) == 99 + 2 + 1
     assert first == second
@@ -54,14 +56,14 @@ def test_synth_replaces_old_output_whole(tree: Tree, tmp_path: Path) -> None:
     stale = out / "rdc-ulsan" / "cluster" / "Namespace-gone.yaml"
     stale.parent.mkdir(parents=True)
     stale.write_text("stale")
-    assert run("synth", "rdc-ulsan", "--root", str(tree.root), "--out", str(out)).exit_code == 0
+    assert run("synth", "rdc-ulsan", "--date", "2026-11-28", "--root", str(tree.root), "--out", str(out)).exit_code == 0
     assert not stale.exists()
     assert [p.name for p in out.iterdir()] == ["rdc-ulsan"]  # no staging directory left behind
 
 
 def test_synth_of_bad_config_prints_validate_errors_and_writes_nothing(tree: Tree, tmp_path: Path) -> None:
     tree.edit_tenant("orbit-lm", lambda d: d["allocations"][0].update(gpus=-1))
-    synth = run("synth", "ncc-haenam", "--root", str(tree.root), "--out", str(tmp_path / "out"))
+    synth = run("synth", "ncc-haenam", "--date", "2026-11-28", "--root", str(tree.root), "--out", str(tmp_path / "out"))
     validate = run("validate", "--root", str(tree.root))
     assert synth.exit_code == 1
     assert synth.stdout == validate.stdout
@@ -70,6 +72,6 @@ def test_synth_of_bad_config_prints_validate_errors_and_writes_nothing(tree: Tre
 
 
 def test_synth_unknown_region_is_a_usage_error(tree: Tree, tmp_path: Path) -> None:
-    result = run("synth", "ncc-seoul", "--root", str(tree.root), "--out", str(tmp_path))
+    result = run("synth", "ncc-seoul", "--date", "2026-11-28", "--root", str(tree.root), "--out", str(tmp_path))
     assert result.exit_code == 2
     assert "no region ncc-seoul (one of: ncc-haenam, rdc-gwangju, rdc-ulsan)" in result.output
