@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -50,6 +51,24 @@ def load_or_exit(root: Path, fmt: str = "text", **kwargs: Any) -> Config:
             err.print(f"[red]{len(exc.errors)} error(s) in {files} file(s)[/red]")
         sys.exit(EXIT_INVALID)
 
+
+class DateType(click.ParamType):
+    """A YYYY-MM-DD date. A bad one is bad input, not a usage error: one line, exit 1."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dt.date:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            flag = param.opts[0] if param is not None and param.opts else "date"
+            err.print(f"[red]error:[/red] {flag}: {value!r} is not a date (YYYY-MM-DD)")
+            raise click.exceptions.Exit(EXIT_INVALID) from None
+
+
+DATE = DateType()
 
 root_option = click.option(
     "--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -109,7 +128,7 @@ def validate(root: Path | None, fmt: str) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
               show_default=True, help="Directory to write into; the region's files go to OUT/REGION, replaced whole.")
 @format_option
-@click.option("--date", "today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+@click.option("--date", "today", type=DATE, default=None,
               help="Judge allocation periods as of this date (default: today); expired allocations get zero quota.")
 def synth(region: str, root: Path | None, out_dir: Path, fmt: str, today: Any) -> None:
     """Render REGION offline: run the stack program under the Pulumi SDK mock monitor and write what it declares.
@@ -128,7 +147,7 @@ def synth(region: str, root: Path | None, out_dir: Path, fmt: str, today: Any) -
         raise click.BadParameter(f"no region {region} (one of: {', '.join(sorted(cfg.regions))})",
                                  param_hint="REGION")
     err.print(f"synthesising {region} ...")
-    result = synthesis.run(tree, region, cfg, as_of=today.date() if today else None)
+    result = synthesis.run(tree, region, cfg, as_of=today)
     plan = synthesis.plan(result, cfg)
     target = synthesis.write(result, out_dir, plan)
     elapsed = time.perf_counter() - started
@@ -169,7 +188,7 @@ def _print_plan(plan: dict[str, Any]) -> None:
               help="Also write a JUnit XML report (a testsuite per region, a testcase per policy).")
 @click.option("--sarif", "sarif_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a SARIF 2.1.0 report, for code scanning annotations on the pull request.")
-@click.option("--date", "today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+@click.option("--date", "today", type=DATE, default=None,
               help="Judge allocation periods as of this date (default: today).")
 @click.option("--jobs", type=click.IntRange(1, 16), default=2, show_default=True,
               help="Regions synthesised at once, each in its own process.")
@@ -194,7 +213,7 @@ def check(regions: tuple[str, ...], root: Path | None, fmt: str, junit_file: Pat
         raise click.BadParameter(f"no region {', '.join(unknown)} (one of: {', '.join(sorted(cfg.regions))})",
                                  param_hint="REGIONS")
     chosen = list(regions) or sorted(cfg.regions)
-    day = today.date().isoformat() if today else None
+    day = today.isoformat() if today else None
     results: list[dict[str, Any]] = []
     # the Pulumi SDK keeps global state: every region gets a fresh process (spawned, not forked)
     context = multiprocessing.get_context("spawn")
@@ -255,7 +274,7 @@ def _print_violations(results: list[dict[str, Any]]) -> None:
 @main.command("policy-config")
 @click.argument("region")
 @root_option
-@click.option("--date", "today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+@click.option("--date", "today", type=DATE, default=None,
               help="Judge allocation periods as of this date (default: today).")
 def policy_config_command(region: str, root: Path | None, today: Any) -> None:
     """Print REGION's policy pack config as JSON, for the Pulumi CLI:
@@ -269,7 +288,7 @@ def policy_config_command(region: str, root: Path | None, today: Any) -> None:
     if region not in cfg.regions:
         raise click.BadParameter(f"no region {region} (one of: {', '.join(sorted(cfg.regions))})",
                                  param_hint="REGION")
-    click.echo(json.dumps(policy_config(cfg, region, today.date() if today else None), indent=2))
+    click.echo(json.dumps(policy_config(cfg, region, today), indent=2))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from sovcloud import capacity, config
-from sovcloud.cli import EXIT_INVALID, EXIT_OK, _root, err, main, out, root_option
+from sovcloud.cli import DATE, EXIT_INVALID, EXIT_OK, _root, err, main, out, root_option
 from sovcloud.errors import ConfigInvalid
 from sovcloud.model import Config, Tenant
 
@@ -193,7 +193,7 @@ def render_markdown(d: dict[str, Any]) -> str:
 @root_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
               help="markdown is meant to be pasted as a pull request comment.")
-@click.option("--date", "today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+@click.option("--date", "today", type=DATE, default=None,
               help="Count allocations effective on this date (default: today).")
 @click.option("--no-policies", is_flag=True, help="Skip the policy runs (about 2 s per region and side).")
 def diff(ref: str, root: Path | None, fmt: str, today: Any, no_policies: bool) -> None:
@@ -201,7 +201,7 @@ def diff(ref: str, root: Path | None, fmt: str, today: Any, no_policies: bool) -
     policy results before and after. Exit 1 on a mandatory finding (a tenant removed without offboarding, a new
     mandatory violation, invalid config)."""
     tree = _root(root)
-    day = today.date() if today else dt.date.today()
+    day = today or dt.date.today()
     with tempfile.TemporaryDirectory() as tmp:
         base_dir = Path(tmp)
         try:

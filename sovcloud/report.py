@@ -13,7 +13,7 @@ import click
 from rich.table import Table
 
 from sovcloud import capacity
-from sovcloud.cli import _root, load_or_exit, main, out, root_option
+from sovcloud.cli import DATE, _root, load_or_exit, main, out, root_option
 from sovcloud.model import SECTORS, Config
 
 SECTOR_COLOURS = {"research": "#3b6fb6", "public": "#2e9e6a", "startup": "#e0932f", "industry": "#8a5cb8"}
@@ -139,7 +139,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table", show_default=True)
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report to this file instead of the terminal.")
-@click.option("--date", "today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+@click.option("--date", "today", type=DATE, default=None,
               help="Count allocations effective on this date (default: today).")
 def report(root: Path | None, fmt: str, out_file: Path | None, today: Any) -> None:
     """GPU capacity and allocation per region, pool, sector and tenant.
@@ -147,7 +147,7 @@ def report(root: Path | None, fmt: str, out_file: Path | None, today: Any) -> No
     html is a single self-contained file (charts as inline SVG) for people who never open a terminal.
     """
     cfg = load_or_exit(_root(root), "json" if fmt == "json" else "text")
-    data = report_data(cfg, today.date() if today else dt.date.today())
+    data = report_data(cfg, today or dt.date.today())
     if fmt == "json":
         text = json.dumps(data, indent=2) + "\n"
     elif fmt == "html":

@@ -18,7 +18,7 @@ import yaml
 from rich.table import Table
 
 from sovcloud import capacity, config
-from sovcloud.cli import EXIT_INVALID, _root, err, format_option, load_or_exit, main, out, root_option
+from sovcloud.cli import DATE, EXIT_INVALID, _root, err, format_option, load_or_exit, main, out, root_option
 from sovcloud.errors import ConfigInvalid
 from sovcloud.model import Config, Tenant
 
@@ -172,8 +172,8 @@ def _parse_contact(value: str) -> dict[str, str]:
 @click.option("--memory")
 @click.option("--storage")
 @click.option("--priority", type=click.Choice(["low", "normal", "high"]), default="normal", show_default=True)
-@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]))
-@click.option("--end", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--start", type=DATE)
+@click.option("--end", type=DATE)
 @click.option("--force", is_flag=True, help="Replace an existing tenant file of the same name.")
 def tenant_add(root: Path | None, from_file: Path | None, force: bool, **f: Any) -> None:
     """Onboard a tenant: write tenants/NAME.yaml once the schema and the region's capacity, shares and caps accept it.
@@ -211,7 +211,7 @@ def tenant_add(root: Path | None, from_file: Path | None, force: bool, **f: Any)
             "allocations": [{"region": f["region"], "pool": f["pool"], "gpus": f["gpus"],
                              "borrowingLimit": f["borrowing_limit"], "cpu": f["cpu"], "memory": f["memory"],
                              "storage": f["storage"], "priority": f["priority"],
-                             "period": {"start": f["start"].date().isoformat(), "end": f["end"].date().isoformat()}}],
+                             "period": {"start": f["start"].isoformat(), "end": f["end"].isoformat()}}],
         }
         text = HEADER + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     write_checked(tree, name, text, replace=force)
@@ -231,12 +231,12 @@ def _status(t: Tenant, today: dt.date) -> str:
 @tenant.command("list")
 @root_option
 @format_option
-@click.option("--date", "today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+@click.option("--date", "today", type=DATE, default=None,
               help="Judge status as of this date (default: today).")
 def tenant_list(root: Path | None, fmt: str, today: Any) -> None:
     """Every tenant allocation: sector, classification, region, pool, GPUs, period and status."""
     cfg = load_or_exit(_root(root), fmt)
-    day = today.date() if today else dt.date.today()
+    day = today or dt.date.today()
     rows = [{"tenant": t.name, "sector": t.sector, "classification": t.classification, "region": a.region,
              "pool": a.pool, "guaranteed": a.gpus, "borrowable": a.borrowing_limit,
              "start": a.start.isoformat(), "end": a.end.isoformat(),
@@ -292,7 +292,7 @@ def _edit_lines(tree: Path, t: Tenant, edits: dict[int, str], insert_after: dict
 
 @tenant.command("renew")
 @click.argument("name")
-@click.option("--until", "until", type=click.DateTime(formats=["%Y-%m-%d"]), required=True,
+@click.option("--until", "until", type=DATE, required=True,
               help="New last day of the allocation(s).")
 @click.option("--region", help="Only the allocations in this region.")
 @click.option("--pool", help="Only the allocation in this pool.")
@@ -306,7 +306,7 @@ def tenant_renew(name: str, until: Any, region: str | None, pool: str | None, ro
     doc, errs = yamlsafe.load(tree / t.origin.file, t.origin.file)
     if doc is None:
         fail(str(errs[0]))
-    end = until.date().isoformat()
+    end = until.isoformat()
     edits = {}
     for i, a in enumerate(t.allocations):
         if (region and a.region != region) or (pool and a.pool != pool):

@@ -197,3 +197,42 @@ def test_diff_unknown_ref_is_one_clear_line(repo: Tree) -> None:
     result = run("diff", "--against", "no-such-branch", "--root", str(repo.root))
     assert result.exit_code == 1
     assert "git ref no-such-branch not found" in result.output
+
+
+def test_bad_date_is_one_line_and_exit_1(tree: Tree) -> None:
+    before = snapshot(tree.root)
+    result = run("tenant", "renew", "orbit-lm", "--until", "2026-13-45", "--root", str(tree.root))
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln]
+    assert lines == ["error: --until: '2026-13-45' is not a date (YYYY-MM-DD)"]
+    assert snapshot(tree.root) == before
+
+
+def test_onboard_renew_offboard_and_review_end_to_end(repo: Tree) -> None:
+    def commit(message: str) -> None:
+        subprocess.run(["git", "-C", str(repo.root), "add", "-A"], check=True)
+        subprocess.run(["git", "-C", str(repo.root), "-c", "user.email=ci@example.kr", "-c", "user.name=ci", "commit",
+                        "-qm", message], check=True)
+
+    root = str(repo.root)
+    assert run("tenant", "add", "--root", root, *NEW, "--gpus", "64").exit_code == 0
+    review = run("diff", "--against", "HEAD", "--root", root, "--format", "json", "--date", DAY)
+    assert review.exit_code == 0, review.output
+    d = json.loads(review.stdout)
+    assert d["tenants"]["added"] == ["mirae-lab"] and d["policies"]["introduced"] == []
+    commit("onboard mirae-lab")
+    assert run("tenant", "renew", "mirae-lab", "--until", "2028-02-29", "--root", root).exit_code == 0
+    d = json.loads(run("diff", "--against", "HEAD", "--root", root, "--format", "json", "--no-policies").stdout)
+    assert d["tenants"]["changed"] == {"mirae-lab": [
+        'allocations.rdc-ulsan/gb200-nvl72.end: "2027-11-30" -> "2028-02-29"']}
+    commit("renew mirae-lab")
+    assert run("tenant", "offboard", "mirae-lab", "--root", root).exit_code == 0
+    d = json.loads(run("diff", "--against", "HEAD", "--root", root, "--format", "json", "--no-policies",
+                       "--date", "2027-01-15").stdout)
+    assert d["tenants"]["changed"] == {"mirae-lab": ['status: "active" -> "offboarding"']}
+    assert {(r["pool"], r["guaranteedBefore"], r["guaranteedAfter"]) for r in d["gpuDeltas"]} == {
+        ("gb200-nvl72", 568, 504)}
+    commit("offboard mirae-lab")
+    repo.tenant_path("mirae-lab").unlink()
+    final = run("diff", "--against", "HEAD", "--root", root, "--format", "json", "--no-policies")
+    assert final.exit_code == 0 and json.loads(final.stdout)["findings"] == []
