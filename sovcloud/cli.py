@@ -296,7 +296,7 @@ if __name__ == "__main__":
 
 
 def _register_subcommands() -> None:
-    from sovcloud import diff, report, status, tenant_cmds  # noqa: F401 (they register their commands on main)
+    from sovcloud import deploy, diff, report, status, tenant_cmds  # noqa: F401 (they register their commands)
 
 
 _register_subcommands()

@@ -1,0 +1,80 @@
+"""Deploy commands on the Automation API: what runs without the Pulumi CLI (its absence, refusals, usage), and the
+engine path itself where the CLI exists."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sovcloud import deploy
+from sovcloud.cli import main
+from tests.conftest import REPO, Tree
+
+
+def run(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False, env=env)
+
+
+@pytest.fixture
+def no_pulumi(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: no pulumi binary
+
+
+@pytest.mark.parametrize("args", [("preview", "ncc-haenam"), ("up", "--all"), ("drift", "rdc-ulsan")])
+def test_missing_pulumi_cli_is_one_line_and_exit_2(no_pulumi: None, args: tuple[str, ...]) -> None:
+    result = run(*args, "--root", str(REPO))
+    assert result.exit_code == 2
+    lines = [ln for ln in result.output.splitlines() if ln]
+    assert len(lines) == 1
+    assert "the Pulumi CLI is not installed" in lines[0]
+    assert "`sovcloud synth` and `sovcloud check` work offline" in lines[0]
+
+
+def test_destroy_refuses_while_tenants_have_namespaces(no_pulumi: None) -> None:
+    result = run("destroy", "rdc-ulsan", "--root", str(REPO))
+    assert result.exit_code == 1
+    assert ("refused: 4 tenant(s) still have namespaces in rdc-ulsan (baram-shipyard, hyeon-motors-ai, orbit-lm, "
+            "pixelforge)") in result.output
+    # with the flag naming the data loss it goes on, and then needs the CLI
+    forced = run("destroy", "rdc-ulsan", "--delete-tenant-namespaces-and-data", "--root", str(REPO))
+    assert forced.exit_code == 2 and "Pulumi CLI is not installed" in forced.output
+
+
+def test_destroy_of_a_region_without_tenants_needs_no_flag(tree: Tree, no_pulumi: None) -> None:
+    for path in (tree.root / "tenants").glob("*.yaml"):
+        path.unlink()
+    result = run("destroy", "rdc-gwangju", "--root", str(tree.root))
+    assert result.exit_code == 2 and "Pulumi CLI is not installed" in result.output
+
+
+def test_preview_needs_a_region_or_all() -> None:
+    result = run("preview", "--root", str(REPO))
+    assert result.exit_code == 2
+    assert "name a REGION or pass --all" in result.output
+    assert run("preview", "ncc-seoul", "--root", str(REPO)).exit_code == 2
+
+
+def test_local_backend_needs_a_passphrase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(SystemExit) as exc:
+        deploy.backend_env(tmp_path)
+    assert exc.value.code == 2
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "x")
+    assert deploy.backend_env(tmp_path) == {"PULUMI_BACKEND_URL": f"file://{tmp_path / '.pulumi-state'}"}
+    assert (tmp_path / ".pulumi-state").is_dir()
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "https://api.pulumi.example")
+    assert deploy.backend_env(tmp_path) == {}
+
+
+@pytest.mark.skipif(shutil.which("pulumi") is None,
+                    reason="the Pulumi CLI is not installed on this machine; the Automation API path needs it")
+def test_preview_runs_the_stack_with_the_policy_pack(tree: Tree, tmp_path: Path) -> None:
+    env = {**os.environ, "PULUMI_CONFIG_PASSPHRASE": "test", "PULUMI_BACKEND_URL": f"file://{tmp_path}"}
+    result = run("preview", "rdc-ulsan", "--root", str(tree.root), env=env)
+    assert "rdc-ulsan: preview" in result.output
+    assert any(tmp_path.rglob("rdc-ulsan*")), "the stack was created in the local file backend"
