@@ -36,7 +36,8 @@ def helm_values(region: model.Region) -> dict[str, Any]:
     return {
         "controllerManager": {"manager": {"image": {"repository": mirror(region, KUEUE_REPOSITORY), "tag": tag,
                                                     "pullPolicy": "IfNotPresent"}}},
-        "enablePrometheus": True,
+        # metrics Service/ServiceMonitor need the Prometheus operator CRDs: same switch as the DCGM ServiceMonitor
+        "enablePrometheus": region.gpu_operator.service_monitor,
         "kueueViz": {part: {"image": {"repository": mirror(region, repo), "tag": tag}}
                      for part, repo in KUEUEVIZ_REPOSITORIES.items()},
     }

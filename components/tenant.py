@@ -117,11 +117,11 @@ def quota_hard(args: TenantArgs) -> dict[str, str]:
             mig[profile] += count
     for profile in sorted(mig):
         hard[f"requests.nvidia.com/mig-{profile}"] = str(mig[profile])
-    cpu = _sum([a.cpu for a in args.allocations])
-    memory = _sum([a.memory for a in args.allocations])
+    # CPU is the one resource overcommitted (by the region's factor); no limits.* keys: they would force every pod to
+    # set limits, and LimitRange default limits below a pod's request make the pod invalid
+    cpu = _scale(_sum([a.cpu for a in args.allocations]), args.region.allocation.cpu_overcommit)
     hard.update({
-        "requests.cpu": cpu, "limits.cpu": _scale(cpu, args.region.allocation.cpu_overcommit),
-        "requests.memory": memory, "limits.memory": memory,
+        "requests.cpu": cpu, "requests.memory": _sum([a.memory for a in args.allocations]),
         "requests.storage": _sum([a.storage for a in args.allocations]),
         "persistentvolumeclaims": str(sum(a.persistent_volume_claims for a in args.allocations)),
         "services.loadbalancers": "0", "services.nodeports": "0",
@@ -130,9 +130,9 @@ def quota_hard(args: TenantArgs) -> dict[str, str]:
 
 
 def limit_range_spec() -> dict[str, Any]:
-    """Defaults for containers that set no requests or limits, so the quota can admit them."""
-    return {"limits": [{"type": "Container", "default": {"cpu": "1", "memory": "2Gi"},
-                        "defaultRequest": {"cpu": "100m", "memory": "256Mi"}}]}
+    """Default requests for containers that set none, so quota accounting sees them. No default limits: a default
+    limit below a container's own request would make the pod invalid."""
+    return {"limits": [{"type": "Container", "defaultRequest": {"cpu": "100m", "memory": "256Mi"}}]}
 
 
 def network_policies(args: TenantArgs) -> dict[str, dict[str, Any]]:
@@ -176,14 +176,18 @@ def cluster_queue_spec(args: TenantArgs) -> dict[str, Any]:
     migs = sorted({p for a in args.allocations for p in a.mig})
     covered += [f"nvidia.com/mig-{p}" for p in migs]
     flavors = []
+    overcommit = args.region.allocation.cpu_overcommit
     for a in sorted(args.allocations, key=lambda a: a.pool):
         pool = _pool(args, a)
         live = args.holds_quota(a)
-        gpu = {"name": L.GPU_RESOURCE, "nominalQuota": gpu_quota(pool, a.gpus) if live else 0}
-        if a.borrowing_limit and live:
-            gpu["borrowingLimit"] = gpu_quota(pool, a.borrowing_limit)
-        resources = [{"name": "cpu", "nominalQuota": a.cpu}, {"name": "memory", "nominalQuota": a.memory}, gpu]
-        resources += [{"name": f"nvidia.com/mig-{p}", "nominalQuota": a.mig.get(p, 0) if live else 0} for p in migs]
+        # borrowingLimit is always explicit: Kueue reads an absent one as "no limit"
+        resources = [
+            {"name": "cpu", "nominalQuota": _scale(a.cpu, overcommit), "borrowingLimit": 0},
+            {"name": "memory", "nominalQuota": a.memory, "borrowingLimit": 0},
+            {"name": L.GPU_RESOURCE, "nominalQuota": gpu_quota(pool, a.gpus) if live else 0,
+             "borrowingLimit": gpu_quota(pool, a.borrowing_limit) if live else 0}]
+        resources += [{"name": f"nvidia.com/mig-{p}", "nominalQuota": a.mig.get(p, 0) if live else 0,
+                       "borrowingLimit": 0} for p in migs]
         flavors.append({"name": a.pool, "resources": resources})
     spec: dict[str, Any] = {
         "cohortName": args.region.name,

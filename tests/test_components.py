@@ -206,9 +206,14 @@ def test_tenant_namespace_labels_and_retention(shipped_synthesis) -> None:
 def test_quota_is_guaranteed_plus_borrowing_and_bans_external_services(shipped_synthesis) -> None:
     hard = one(shipped_synthesis("ncc-haenam"), "ResourceQuota", "sovcloud-quota", "hanbit-llm-lab").inputs["spec"][
         "hard"]
-    assert hard == {"requests.nvidia.com/gpu": "1280", "requests.cpu": "8192", "limits.cpu": "12288",
-                    "requests.memory": "96Ti", "limits.memory": "96Ti", "requests.storage": "2Pi",
+    assert hard == {"requests.nvidia.com/gpu": "1280", "requests.cpu": "12288",  # 8192 cores x 1.5 overcommit
+                    "requests.memory": "96Ti", "requests.storage": "2Pi",
                     "persistentvolumeclaims": "50", "services.loadbalancers": "0", "services.nodeports": "0"}
+
+
+def test_limit_range_sets_default_requests_only(shipped_synthesis) -> None:
+    lr = one(shipped_synthesis("ncc-haenam"), "LimitRange", "sovcloud-defaults", "hanbit-llm-lab").inputs["spec"]
+    assert lr == {"limits": [{"type": "Container", "defaultRequest": {"cpu": "100m", "memory": "256Mi"}}]}
 
 
 def test_mig_quota_uses_requests_keys(shipped_synthesis) -> None:
@@ -228,13 +233,20 @@ def test_time_sliced_quota_counts_replicas(shipped_synthesis) -> None:
     assert gpu == {"name": "nvidia.com/gpu", "nominalQuota": 128, "borrowingLimit": 64}
 
 
+def test_no_borrowing_is_an_explicit_zero(shipped_synthesis) -> None:
+    # Kueue reads an absent borrowingLimit as unlimited
+    cq = one(shipped_synthesis("ncc-haenam"), "ClusterQueue", "gov-doc-ai").inputs["spec"]
+    assert [r.get("borrowingLimit") for r in cq["resourceGroups"][0]["flavors"][0]["resources"]] == [0, 0, 0]
+
+
 def test_cluster_queue_nominal_quota_is_guaranteed_gpus_in_region_cohort(shipped_synthesis) -> None:
     cq = one(shipped_synthesis("ncc-haenam"), "ClusterQueue", "hanbit-llm-lab").inputs["spec"]
     assert cq["cohortName"] == "ncc-haenam"
     assert cq["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "hanbit-llm-lab"}}
     assert cq["resourceGroups"] == [{"coveredResources": ["cpu", "memory", "nvidia.com/gpu"], "flavors": [
         {"name": "b200-hall-a", "resources": [
-            {"name": "cpu", "nominalQuota": "8192"}, {"name": "memory", "nominalQuota": "96Ti"},
+            {"name": "cpu", "nominalQuota": "12288", "borrowingLimit": 0},
+            {"name": "memory", "nominalQuota": "96Ti", "borrowingLimit": 0},
             {"name": "nvidia.com/gpu", "nominalQuota": 1024, "borrowingLimit": 256}]}]}]
 
 
@@ -244,10 +256,11 @@ def test_tenant_with_two_pools_in_a_region_gets_one_queue_with_two_flavors(shipp
     (group,) = cq["resourceGroups"]
     assert group["coveredResources"] == ["cpu", "memory", "nvidia.com/gpu", "nvidia.com/mig-2g.48gb"]
     assert [f["name"] for f in group["flavors"]] == ["gb200-nvl72", "rtxpro-mig"]
-    assert group["flavors"][1]["resources"][3] == {"name": "nvidia.com/mig-2g.48gb", "nominalQuota": 64}
+    assert group["flavors"][1]["resources"][3] == {"name": "nvidia.com/mig-2g.48gb", "nominalQuota": 64,
+                                                   "borrowingLimit": 0}
     hard = one(s, "ResourceQuota", "sovcloud-quota", "baram-shipyard").inputs["spec"]["hard"]
     assert (hard["requests.nvidia.com/gpu"], hard["requests.nvidia.com/mig-2g.48gb"], hard["requests.cpu"]) == (
-        "216", "64", "2816")
+        "216", "64", "4224")  # (2304 + 512) cores x 1.5
     assert len(kinds(s, "Namespace")) == 2 + 4  # gpu-operator, kueue-system and four tenants, one namespace each
 
 
@@ -356,7 +369,8 @@ def test_expired_allocation_has_zero_quota_and_a_held_queue_but_keeps_its_namesp
     cq = one(s, "ClusterQueue", "nuri-teaching").inputs["spec"]
     assert cq["stopPolicy"] == "Hold"
     assert cq["resourceGroups"][0]["flavors"][0]["resources"][2:] == [
-        {"name": "nvidia.com/gpu", "nominalQuota": 0}, {"name": "nvidia.com/mig-3g.90gb", "nominalQuota": 0}]
+        {"name": "nvidia.com/gpu", "nominalQuota": 0, "borrowingLimit": 0},
+        {"name": "nvidia.com/mig-3g.90gb", "nominalQuota": 0, "borrowingLimit": 0}]
 
 
 def test_active_tenant_queue_has_no_stop_policy(shipped_synthesis) -> None:
@@ -384,4 +398,5 @@ def test_offboarding_tenant_keeps_namespace_and_data_with_zero_quota(tree: Tree)
     assert hard["requests.storage"] == "400Ti"  # volumes stay usable: only GPUs go
     cq = one(s, "ClusterQueue", "hyeon-motors-ai").inputs["spec"]
     assert cq["stopPolicy"] == "Hold"
-    assert cq["resourceGroups"][0]["flavors"][0]["resources"][2] == {"name": "nvidia.com/gpu", "nominalQuota": 0}
+    assert cq["resourceGroups"][0]["flavors"][0]["resources"][2] == {"name": "nvidia.com/gpu", "nominalQuota": 0,
+                                                                     "borrowingLimit": 0}
