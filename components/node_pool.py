@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,7 @@ INFRA_KINDS = {"metal3": "Metal3MachineTemplate", "openstack": "OpenStackMachine
 AUTOSCALER = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-"
 CAPACITY = "capacity.cluster-autoscaler.kubernetes.io/"
 GPUS_ANNOTATION = "sovcloud.kr/gpus"
+PRODUCT_ANNOTATION = "sovcloud.kr/gpu-product"  # the GFD product the pool's nodes will report
 
 
 @dataclass(frozen=True)
@@ -45,17 +48,25 @@ def machine_name(region: model.Region, pool: model.Pool) -> str:
     return f"{region.cluster_name}-{pool.name}"
 
 
+def template_name(region: model.Region, pool: model.Pool, spec: dict[str, Any]) -> str:
+    """Cluster API templates are immutable (CAPO's webhook refuses edits; the CAPI book says to create a new one):
+    the name carries a hash of the spec, so a change makes a new template and the MachineDeployment rolls to it."""
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{machine_name(region, pool)}-{digest}"
+
+
 def kubeadm_config_template(region: model.Region, pool: model.Pool) -> dict[str, Any]:
     """KubeadmConfigTemplate (v1beta2): node labels through the kubelet, the GPU taint at registration."""
     node_label_arg = ",".join(f"{k}={v}" for k, v in sorted(node_labels(region, pool).items()))
+    spec = {"template": {"spec": {"joinConfiguration": {"nodeRegistration": {
+        "kubeletExtraArgs": [{"name": "node-labels", "value": node_label_arg}],
+        "taints": [dict(L.GPU_TAINT)],
+    }}}}}
     return {
         "apiVersion": f"{BOOTSTRAP_GROUP}/v1beta2", "kind": "KubeadmConfigTemplate",
-        "metadata": {"name": machine_name(region, pool), "namespace": region.cluster_namespace,
+        "metadata": {"name": template_name(region, pool, spec), "namespace": region.cluster_namespace,
                      "labels": {**L.common(region), L.POOL: pool.name}},
-        "spec": {"template": {"spec": {"joinConfiguration": {"nodeRegistration": {
-            "kubeletExtraArgs": [{"name": "node-labels", "value": node_label_arg}],
-            "taints": [dict(L.GPU_TAINT)],
-        }}}}},
+        "spec": spec,
     }
 
 
@@ -70,7 +81,7 @@ def metal3_template(region: model.Region, pool: model.Pool) -> dict[str, Any]:
     if "dataTemplate" in m:
         spec["dataTemplate"] = {"name": m["dataTemplate"]}
     return {"apiVersion": f"{INFRA_GROUP}/v1beta1", "kind": "Metal3MachineTemplate",
-            "metadata": {"name": machine_name(region, pool), "namespace": region.cluster_namespace,
+            "metadata": {"name": template_name(region, pool, spec), "namespace": region.cluster_namespace,
                          "labels": {**L.common(region), L.POOL: pool.name}},
             "spec": {"template": {"spec": spec}}}
 
@@ -85,18 +96,26 @@ def openstack_template(region: model.Region, pool: model.Pool) -> dict[str, Any]
     if "rootVolumeGiB" in m:
         spec["rootVolume"] = {"sizeGiB": m["rootVolumeGiB"]}
     return {"apiVersion": f"{INFRA_GROUP}/v1beta1", "kind": "OpenStackMachineTemplate",
-            "metadata": {"name": machine_name(region, pool), "namespace": region.cluster_namespace,
+            "metadata": {"name": template_name(region, pool, spec), "namespace": region.cluster_namespace,
                          "labels": {**L.common(region), L.POOL: pool.name}},
             "spec": {"template": {"spec": spec}}}
+
+
+def infrastructure_template(region: model.Region, pool: model.Pool) -> dict[str, Any]:
+    return (metal3_template if pool.provisioner.infrastructure == "metal3" else openstack_template)(region, pool)
 
 
 def machine_deployment(region: model.Region, pool: model.Pool) -> dict[str, Any]:
     """MachineDeployment (v1beta2) with the cluster-autoscaler bounds and scale-from-zero capacity."""
     name = machine_name(region, pool)
+    bootstrap_name = kubeadm_config_template(region, pool)["metadata"]["name"]
+    infra_name = infrastructure_template(region, pool)["metadata"]["name"]
     selector = {"cluster.x-k8s.io/cluster-name": region.cluster_name, L.POOL: pool.name}
+    # the autoscaler's clusterapi provider uses gpu-type as the resource *name* it advertises for a node from zero
     annotations = {
-        f"{CAPACITY}gpu-type": pool.gpu.gfd_product,
+        f"{CAPACITY}gpu-type": L.GPU_RESOURCE,
         f"{CAPACITY}gpu-count": str(pool.gpus_per_node),
+        PRODUCT_ANNOTATION: pool.gpu.gfd_product,
         f"{CAPACITY}labels": ",".join(f"{k}={v}" for k, v in sorted(node_labels(region, pool).items())),
         f"{CAPACITY}taints": f"{L.GPU_TAINT['key']}={L.GPU_TAINT['value']}:{L.GPU_TAINT['effect']}",
     }
@@ -111,13 +130,18 @@ def machine_deployment(region: model.Region, pool: model.Pool) -> dict[str, Any]
     template_spec: dict[str, Any] = {
         "clusterName": region.cluster_name,
         "version": f"v{region.kubernetes_version}",
-        "bootstrap": {"configRef": {"apiGroup": BOOTSTRAP_GROUP, "kind": "KubeadmConfigTemplate", "name": name}},
+        "bootstrap": {"configRef": {"apiGroup": BOOTSTRAP_GROUP, "kind": "KubeadmConfigTemplate",
+                                    "name": bootstrap_name}},
         "infrastructureRef": {"apiGroup": INFRA_GROUP, "kind": INFRA_KINDS[pool.provisioner.infrastructure or ""],
-                              "name": name},
+                              "name": infra_name},
     }
     if pool.provisioner.failure_domain:
         template_spec["failureDomain"] = pool.provisioner.failure_domain
     spec["template"] = {"metadata": {"labels": {**selector, L.REGION: region.name}}, "spec": template_spec}
+    if pool.provisioner.infrastructure == "metal3":
+        # bare metal has no spare hosts to surge onto: replace in place, a few nodes at a time
+        spec["rollout"] = {"strategy": {"type": "RollingUpdate",
+                                        "rollingUpdate": {"maxSurge": 0, "maxUnavailable": max(1, pool.nodes // 20)}}}
     return {"apiVersion": f"{CAPI_GROUP}/v1beta2", "kind": "MachineDeployment",
             "metadata": {"name": name, "namespace": region.cluster_namespace,
                          "labels": {**L.common(region), L.POOL: pool.name}, "annotations": annotations},
@@ -146,9 +170,7 @@ class GpuNodePool(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         if pool.provisioner.kind == "cluster-api":
             kct = CustomObject(f"{name}-kubeadmconfig", kubeadm_config_template(region, pool), child)
-            infra_body = (metal3_template if pool.provisioner.infrastructure == "metal3" else openstack_template)(
-                region, pool)
-            infra = CustomObject(f"{name}-machinetemplate", infra_body, child)
+            infra = CustomObject(f"{name}-machinetemplate", infrastructure_template(region, pool), child)
             scaled = pool.provisioner.autoscaling is not None
             CustomObject(f"{name}-machinedeployment", machine_deployment(region, pool),
                     pulumi.ResourceOptions(parent=self, depends_on=[kct, infra],

@@ -34,15 +34,14 @@ def pinned_versions(args, report_violation) -> None:
 
 
 def region_products(resources) -> set[str]:
-    """GFD products of the region's pools: ResourceFlavor node labels and Cluster API gpu-type annotations."""
+    """GFD products of the region's pools: ResourceFlavor node labels and MachineDeployment product annotations."""
     products = set()
     for r in objects(resources, "ResourceFlavor"):
         product = ((r.props.get("spec") or {}).get("nodeLabels") or {}).get(f"{GPU}.product")
         if product:
             products.add(re.sub(r"(-SHARED|-MIG-.*)$", "", product))
     for r in objects(resources, "MachineDeployment"):
-        product = ((r.props.get("metadata") or {}).get("annotations") or {}).get(
-            "capacity.cluster-autoscaler.kubernetes.io/gpu-type")
+        product = ((r.props.get("metadata") or {}).get("annotations") or {}).get("sovcloud.kr/gpu-product")
         if product:
             products.add(product)
     return products

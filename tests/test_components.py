@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -20,6 +22,25 @@ def one(s: Synthesis, kind: str, name: str, namespace: str | None = None) -> Rec
     return found[0]
 
 
+def pool_object(s: Synthesis, kind: str, prefix: str) -> Record:
+    """A Cluster API template of a pool: named ``<cluster>-<pool>-<hash of its spec>``."""
+    found = [r for r in s.kubernetes_objects() if r.inputs["kind"] == kind
+             and re.fullmatch(re.escape(prefix) + r"-[0-9a-f]{8}", r.inputs["metadata"]["name"])]
+    assert len(found) == 1, f"{kind} {prefix}-<hash>: {len(found)} found"
+    return found[0]
+
+
+def test_template_name_changes_with_its_spec(tree: Tree) -> None:
+    before = pool_object(synth.run(tree.root, "rdc-ulsan", config.load(tree.root), as_of=AS_OF),
+                         "OpenStackMachineTemplate", "ulsan-gpu-gb200-nvl72").inputs["metadata"]["name"]
+    tree.edit_region("rdc-ulsan", lambda r: r["pools"][0]["provisioner"]["openstack"].update(image="ubuntu-26.04"))
+    s = synth.run(tree.root, "rdc-ulsan", config.load(tree.root), as_of=AS_OF)
+    after = pool_object(s, "OpenStackMachineTemplate", "ulsan-gpu-gb200-nvl72").inputs["metadata"]["name"]
+    assert after != before
+    md = one(s, "MachineDeployment", "ulsan-gpu-gb200-nvl72", "capi-ulsan").inputs["spec"]["template"]["spec"]
+    assert md["infrastructureRef"]["name"] == after
+
+
 def kinds(s: Synthesis, kind: str) -> list[Record]:
     return [r for r in s.kubernetes_objects() if r.inputs["kind"] == kind]
 
@@ -32,7 +53,7 @@ def release(s: Synthesis, name: str) -> dict:
 # ------------------------------------------------------------------------------------------------ node pools
 
 def test_kubeadm_template_labels_nodes_and_taints_them(shipped_synthesis) -> None:
-    kct = one(shipped_synthesis("ncc-haenam"), "KubeadmConfigTemplate", "ncc-haenam-gpu-b200-mig", "capi-ncc-haenam")
+    kct = pool_object(shipped_synthesis("ncc-haenam"), "KubeadmConfigTemplate", "ncc-haenam-gpu-b200-mig")
     registration = kct.inputs["spec"]["template"]["spec"]["joinConfiguration"]["nodeRegistration"]
     assert registration["taints"] == [TAINT]
     assert registration["kubeletExtraArgs"] == [{"name": "node-labels", "value": (
@@ -41,8 +62,7 @@ def test_kubeadm_template_labels_nodes_and_taints_them(shipped_synthesis) -> Non
 
 
 def test_whole_gpu_pool_of_mig_capable_model_pins_mig_off(shipped_synthesis) -> None:
-    kct = one(shipped_synthesis("ncc-haenam"), "KubeadmConfigTemplate", "ncc-haenam-gpu-h200-hall-d",
-              "capi-ncc-haenam")
+    kct = pool_object(shipped_synthesis("ncc-haenam"), "KubeadmConfigTemplate", "ncc-haenam-gpu-h200-hall-d")
     value = kct.inputs["spec"]["template"]["spec"]["joinConfiguration"]["nodeRegistration"]["kubeletExtraArgs"][0]
     assert "nvidia.com/mig.config=all-disabled" in value["value"].split(",")
 
@@ -52,18 +72,23 @@ def test_machine_deployment_carries_autoscaler_bounds_and_scale_from_zero_capaci
     ann = md.inputs["metadata"]["annotations"]
     assert ann["cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"] == "380"
     assert ann["cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size"] == "404"
-    assert ann["capacity.cluster-autoscaler.kubernetes.io/gpu-type"] == "NVIDIA-B200"
+    assert ann["capacity.cluster-autoscaler.kubernetes.io/gpu-type"] == "nvidia.com/gpu"  # a resource name
+    assert ann["sovcloud.kr/gpu-product"] == "NVIDIA-B200"
     assert ann["capacity.cluster-autoscaler.kubernetes.io/gpu-count"] == "8"
     assert ann["capacity.cluster-autoscaler.kubernetes.io/taints"] == "nvidia.com/gpu=present:NoSchedule"
     spec = md.inputs["spec"]
     assert spec["replicas"] == 404
     assert spec["template"]["spec"]["version"] == "v1.33.4"
     assert spec["template"]["spec"]["failureDomain"] == "hall-c"
+    s = shipped_synthesis("ncc-haenam")
+    kct = pool_object(s, "KubeadmConfigTemplate", "ncc-haenam-gpu-b200-hall-c").inputs["metadata"]["name"]
+    m3 = pool_object(s, "Metal3MachineTemplate", "ncc-haenam-gpu-b200-hall-c").inputs["metadata"]["name"]
     assert spec["template"]["spec"]["bootstrap"]["configRef"] == {
-        "apiGroup": "bootstrap.cluster.x-k8s.io", "kind": "KubeadmConfigTemplate", "name": "ncc-haenam-gpu-b200-hall-c"}
+        "apiGroup": "bootstrap.cluster.x-k8s.io", "kind": "KubeadmConfigTemplate", "name": kct}
     assert spec["template"]["spec"]["infrastructureRef"] == {
-        "apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "Metal3MachineTemplate",
-        "name": "ncc-haenam-gpu-b200-hall-c"}
+        "apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "Metal3MachineTemplate", "name": m3}
+    assert spec["rollout"] == {"strategy": {"type": "RollingUpdate",
+                                            "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 20}}}
 
 
 def test_fixed_size_pool_has_no_autoscaler_bounds(shipped_synthesis) -> None:
@@ -76,15 +101,14 @@ def test_gb200_tray_capacity_and_openstack_template(shipped_synthesis) -> None:
     s = shipped_synthesis("rdc-ulsan")
     md = one(s, "MachineDeployment", "ulsan-gpu-gb200-nvl72", "capi-ulsan")
     assert md.inputs["metadata"]["annotations"]["capacity.cluster-autoscaler.kubernetes.io/gpu-count"] == "4"
-    osmt = one(s, "OpenStackMachineTemplate", "ulsan-gpu-gb200-nvl72", "capi-ulsan")
+    osmt = pool_object(s, "OpenStackMachineTemplate", "ulsan-gpu-gb200-nvl72")
     assert osmt.inputs["spec"]["template"]["spec"] == {
         "flavor": "bm.gb200.tray", "image": {"filter": {"name": "ubuntu-24.04-gpu-arm64"}},
         "sshKeyName": "platform-breakglass", "identityRef": {"name": "ulsan-openstack-cloud", "cloudName": "ulsan"}}
 
 
 def test_metal3_template_from_pool_config(shipped_synthesis) -> None:
-    m3 = one(shipped_synthesis("ncc-haenam"), "Metal3MachineTemplate", "ncc-haenam-gpu-h200-hall-d",
-             "capi-ncc-haenam")
+    m3 = pool_object(shipped_synthesis("ncc-haenam"), "Metal3MachineTemplate", "ncc-haenam-gpu-h200-hall-d")
     spec = m3.inputs["spec"]["template"]["spec"]
     assert spec["image"] == {"url": "https://images.ncc.example.kr/ubuntu-24.04-gpu.raw",
                              "checksum": "https://images.ncc.example.kr/ubuntu-24.04-gpu.raw.sha256sum",

@@ -635,7 +635,7 @@ def test_every_chart_image_repository_points_at_the_region_mirror(
 # -------------------------------------------------------------------------------- 4. nvidia.com/gpu.product
 
 GPU_PRODUCT = "nvidia.com/gpu.product"
-GPU_TYPE_ANNOTATION = "capacity.cluster-autoscaler.kubernetes.io/gpu-type"
+PRODUCT_ANNOTATION = "sovcloud.kr/gpu-product"  # the product a MachineDeployment's nodes will report
 # The independent oracle, from domain facts ("Node labels ...", "GPU catalog"): the product names GFD writes (NVML
 # name, spaces as '-') and each product's MIG profiles. Deliberately not imported from sovcloud.catalog.
 GFD_PRODUCTS: dict[str, tuple[str, ...]] = {
@@ -675,14 +675,14 @@ def gfd_product_problem(value: Any, mig_strategy: str) -> str | None:
 
 def product_values(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     """(where, value) of every gpu.product the object writes: label maps, selectors, match expressions, the
-    autoscaler's gpu-type annotation, and label lists or YAML inside strings."""
+    the MachineDeployment's product annotation, and label lists or YAML inside strings."""
     if isinstance(node, dict):
         if node.get("key") == GPU_PRODUCT and isinstance(node.get("values"), list):
             for i, v in enumerate(node["values"]):
                 yield f"{path}.values[{i}]", v
         for key, value in node.items():
             at = f"{path}.{key}" if path else str(key)
-            if key in (GPU_PRODUCT, GPU_TYPE_ANNOTATION):
+            if key in (GPU_PRODUCT, PRODUCT_ANNOTATION):
                 yield at, value
             else:
                 yield from product_values(value, at)
@@ -719,3 +719,11 @@ def test_gpu_product_values_are_ones_gfd_writes(shipped_synthesis, region: str) 
                 problems.append(f"{_ident(body)}: {where}: {problem} [{DOMAIN_FACTS}: gpu.product]")
     assert "ResourceFlavor" in seen_kinds, f"{region}: no ResourceFlavor selects a {GPU_PRODUCT}"
     _fail_all(problems, f"{GPU_PRODUCT} values of {region} that GFD never writes")
+
+
+@pytest.mark.parametrize("region", SHIPPED_REGIONS)
+def test_autoscaler_gpu_type_is_the_resource_name(shipped_synthesis, region: str) -> None:
+    # cluster-autoscaler's clusterapi provider advertises gpu-count of the resource *named* by gpu-type
+    mds = [r.inputs for r in shipped_synthesis(region).kubernetes_objects() if r.inputs["kind"] == "MachineDeployment"]
+    types = {md["metadata"]["annotations"]["capacity.cluster-autoscaler.kubernetes.io/gpu-type"] for md in mds}
+    assert types <= {"nvidia.com/gpu"}
