@@ -13,6 +13,7 @@ from policies.resources import (
     labels,
     name,
     objects,
+    pool_capacity,
     pool_label,
     queue_flavors,
     release_chart,
@@ -39,27 +40,44 @@ def _layouts(resources) -> dict[str, dict]:
 
 
 def mig_quota_in_layout(args, report_violation) -> None:
-    """A MIG resource in a tenant's queue is a profile of the pool's GPU model and part of the pool's MIG layout."""
+    """A MIG resource in a tenant's queue is a profile of the pool's GPU model and part of the pool's MIG layout;
+    the instances guaranteed per pool fit what the layout makes of the pool's GPUs; a partitioned pool guarantees
+    no whole GPUs (its GPUs do not advertise nvidia.com/gpu under the mixed strategy)."""
     resources = list(args.resources)
     models = args.get_config().get("gpuModels") or {}
     layouts = _layouts(resources)
     mig_config = pool_label(resources, MIG_LABEL)
+    gpus = pool_capacity(resources)
     products = {}
     for rf in objects(resources, "ResourceFlavor"):
         product = ((rf.props.get("spec") or {}).get("nodeLabels") or {}).get(f"{GPU}.product", "")
         products[name(rf)] = re.sub(r"(-SHARED|-MIG-.*)$", "", product)
+    promised: dict[tuple[str, str], int] = {}
     for cq in objects(resources, "ClusterQueue"):
         tenant = labels(cq).get("sovcloud.kr/tenant") or name(cq)
         for pool, res in queue_flavors(cq):
+            layout = layouts.get(mig_config.get(pool, ""), {})
+            whole = float((res.get(GPU) or {}).get("nominalQuota", 0) or 0)
+            if layout and whole:
+                report_violation(f"tenant {tenant}: {whole:g} whole GPUs guaranteed in pool {pool}, whose GPUs are "
+                                 "all MIG-partitioned", cq.urn)
             for resource, quota in res.items():
                 m = MIG_RESOURCE.match(resource or "")
-                if not m or not float(quota.get("nominalQuota", 0) or 0):
+                count = float(quota.get("nominalQuota", 0) or 0) if m else 0
+                if not count:
                     continue
                 profile = m.group(1)
                 model = models.get(products.get(pool, ""), {})
                 if profile not in (model.get("migProfiles") or []):
                     report_violation(f"tenant {tenant}: {profile} is not a MIG profile of {products.get(pool) or '?'} "
                                      f"(pool {pool})", cq.urn)
-                elif profile not in layouts.get(mig_config.get(pool, ""), {}):
+                elif profile not in layout:
                     report_violation(f"tenant {tenant}: pool {pool} is not partitioned with {profile} (its MIG "
                                      f"config: {mig_config.get(pool, 'none')})", cq.urn)
+                else:
+                    promised[pool, profile] = promised.get((pool, profile), 0) + int(count)
+    for (pool, profile), count in sorted(promised.items()):
+        exist = layouts[mig_config[pool]][profile] * gpus.get(pool, 0)
+        if count > exist:
+            report_violation(f"pool {pool}: {count} {profile} instances guaranteed, {exist} exist "
+                             f"({layouts[mig_config[pool]][profile]} per GPU on {gpus.get(pool, 0)} GPUs)")

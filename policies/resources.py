@@ -84,7 +84,10 @@ def _parse_labels(text: str) -> dict[str, str]:
 
 
 def pool_nodes(resources: Iterable[Resource]) -> dict[str, list[tuple[Resource, int, dict[str, str]]]]:
-    """Per pool: (resource, GPUs it brings, node labels) for each MachineDeployment and each static-node patch."""
+    """Per pool: (resource, GPUs it always brings, node labels) for each MachineDeployment and static-node patch.
+
+    An autoscaled MachineDeployment counts at its autoscaler minimum: nodes above it may be scaled away, so they
+    cannot back a guarantee."""
     out: dict[str, list[tuple[Resource, int, dict[str, str]]]] = {}
     for r in objects(resources, "MachineDeployment", "Node"):
         pool = labels(r).get(POOL)
@@ -94,6 +97,9 @@ def pool_nodes(resources: Iterable[Resource]) -> dict[str, list[tuple[Resource, 
             ann = annotations(r)
             per_node = int(ann.get("capacity.cluster-autoscaler.kubernetes.io/gpu-count", 0) or 0)
             replicas = int((r.props.get("spec") or {}).get("replicas") or 0)
+            minimum = ann.get("cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size")
+            if minimum is not None and str(minimum).isdigit():
+                replicas = min(replicas, int(minimum))
             node_labels = _parse_labels(ann.get("capacity.cluster-autoscaler.kubernetes.io/labels", ""))
             out.setdefault(pool, []).append((r, per_node * replicas, node_labels))
         else:
@@ -148,14 +154,15 @@ def queue_flavors(cq: Resource) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def guaranteed_by_pool_and_tenant(resources: list[Resource]) -> dict[tuple[str, str], int]:
-    """Guaranteed physical GPUs per (pool, tenant): ClusterQueue nominal quota, replicas divided out."""
+    """Guaranteed physical GPUs per (pool, tenant): ClusterQueue nominal quota, time-slicing replicas divided out
+    (rounded up: three slices of a GPU still occupy that GPU)."""
     replicas = time_slicing_replicas(resources)
     out: dict[tuple[str, str], int] = {}
     for cq in objects(resources, "ClusterQueue"):
         tenant = labels(cq).get(TENANT) or name(cq)
         for flavor, res in queue_flavors(cq):
             nominal = int(float((res.get(GPU) or {}).get("nominalQuota", 0) or 0))
-            out[flavor, tenant] = out.get((flavor, tenant), 0) + nominal // replicas.get(flavor, 1)
+            out[flavor, tenant] = out.get((flavor, tenant), 0) - (-nominal // replicas.get(flavor, 1))
     return out
 
 

@@ -20,9 +20,11 @@ class PoolUse:
     region: str
     pool: str
     gpu_model: str
-    capacity: int
+    capacity: int  # GPUs that back guarantees (an autoscaled pool at its minimum)
     guaranteed: int
     borrowable: int
+    mig_guaranteed: dict[str, int]  # MIG instances guaranteed, by profile
+    mig_capacity: dict[str, int]  # MIG instances the pool's layout makes, by profile
 
     @property
     def free(self) -> int:
@@ -34,8 +36,10 @@ def pool_usage(cfg: Config, as_of: dt.date) -> list[PoolUse]:
     for region in sorted(cfg.regions.values(), key=lambda r: r.name):
         for pool in region.pools:
             allocs = [a for t, a in cfg.allocations_in(region.name) if a.pool == pool.name and effective(t, a, as_of)]
-            out.append(PoolUse(region.name, pool.name, pool.gpu.name, pool.gpus, sum(a.gpus for a in allocs),
-                               sum(a.borrowing_limit for a in allocs)))
+            mig = {p: sum(a.mig.get(p, 0) for a in allocs) for p in pool.sharing.mig_layout}
+            out.append(PoolUse(region.name, pool.name, pool.gpu.name, pool.backed_gpus, sum(a.gpus for a in allocs),
+                               sum(a.borrowing_limit for a in allocs), mig,
+                               {p: n * pool.backed_gpus for p, n in pool.sharing.mig_layout.items()}))
     return out
 
 
@@ -61,8 +65,12 @@ def problems(cfg: Config, as_of: dt.date) -> list[str]:
     for use in pool_usage(cfg, as_of):
         if use.guaranteed > use.capacity:
             found.append(f"{use.region}/{use.pool}: {use.guaranteed} GPUs guaranteed, {use.capacity} exist")
+        for profile, count in use.mig_guaranteed.items():
+            if count > use.mig_capacity[profile]:
+                found.append(f"{use.region}/{use.pool}: {count} {profile} instances guaranteed, "
+                             f"{use.mig_capacity[profile]} exist")
     for region in sorted(cfg.regions.values(), key=lambda r: r.name):
-        rules, total = region.allocation, region.gpus
+        rules, total = region.allocation, sum(p.backed_gpus for p in region.pools)
         sectors = by_sector(cfg, region.name, as_of)
         for sector, used in sectors.items():
             room = total - sum(int(total * s) for other, s in rules.reserved_shares.items() if other != sector)

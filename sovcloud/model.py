@@ -95,6 +95,12 @@ class Pool:
         """Physical GPUs in the pool."""
         return self.nodes * self.gpus_per_node
 
+    @property
+    def backed_gpus(self) -> int:
+        """GPUs that can back guarantees: an autoscaled pool counts at its minimum size."""
+        nodes = min(self.nodes, self.provisioner.autoscaling[0]) if self.provisioner.autoscaling else self.nodes
+        return nodes * self.gpus_per_node
+
 
 @dataclass(frozen=True)
 class GpuOperatorSettings:

@@ -85,7 +85,7 @@ def _would_fit(before: Config, tenant: Tenant, day: dt.date) -> list[str]:
         pool = next(u for u in capacity.pool_usage(before, day) if u.region == a.region and u.pool == a.pool)
         limits = [pool.free]
         rules = region.allocation
-        total = region.gpus
+        total = sum(p.backed_gpus for p in region.pools)
         sector_used = capacity.by_sector(before, a.region, day)[tenant.sector]
         room = total - sum(int(total * s) for other, s in rules.reserved_shares.items() if other != tenant.sector)
         limits.append(room - sector_used)

@@ -33,7 +33,7 @@ from pulumi_policy import (
 from pulumi_policy.proxy import unknown_checking_proxy
 
 from policies.pack import PACK_NAME, config_defaults, policies
-from sovcloud import config, synth
+from sovcloud import capacity, config, synth
 from sovcloud.capacity import effective
 from sovcloud.check import Violation, evaluate
 from sovcloud.cli import main
@@ -228,7 +228,7 @@ def test_shares_and_caps_fire_on_reserves_and_caps(broken) -> None:
     *_, violations = broken
     assert found(violations["ncc-haenam"], "shares-and-caps") == {
         ("stack ncc-haenam",
-         "sector industry: 1536 GPUs guaranteed, but only 1183 of 13136 are not reserved for other sectors"),
+         "sector industry: 1536 GPUs guaranteed, but only 1166 of 12944 are not reserved for other sectors"),
         ("stack ncc-haenam", "tenant saebyeol-climate: 2100 GPUs guaranteed, cap is 2048 per tenant"),
     }
     assert found(violations["rdc-ulsan"], "shares-and-caps") == {
@@ -801,3 +801,24 @@ def test_check_of_an_unknown_region_is_a_usage_error() -> None:
     result = run("check", "ncc-seoul", "--root", str(REPO))
     assert result.exit_code == 2
     assert "no region ncc-seoul (one of: ncc-haenam, rdc-gwangju, rdc-ulsan)" in result.output
+
+
+def test_autoscaled_pool_backs_guarantees_only_at_its_minimum() -> None:
+    pool = _machines("a", 4, 4)
+    pool["metadata"]["annotations"]["cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"] = "2"
+    assert validate_stack("guaranteed-within-capacity", [pool, _queue("t1", "a", 8)]) == []
+    assert validate_stack("guaranteed-within-capacity", [pool, _queue("t1", "a", 9)]) == [
+        ("pool a: 9 GPUs guaranteed, 8 exist", "")]
+
+
+def test_mig_instances_beyond_the_layout_are_refused(tree: Tree) -> None:
+    def more_slices(d: dict[str, Any]) -> None:
+        d["allocations"][0].update(mig={"3g.90gb": 300}, period={"start": "2026-03-01", "end": "2027-08-31"})
+
+    tree.edit_tenant("nuri-teaching", more_slices)
+    cfg = config.load(tree.root)  # the loader checks profiles, not counts
+    violations = evaluate(synth.run(tree.root, "ncc-haenam", cfg, as_of=TODAY), cfg,
+                          policy_config(cfg, "ncc-haenam", TODAY))
+    assert found(violations, "mig-quota-in-layout") == {
+        ("stack ncc-haenam", "pool b200-mig: 300 3g.90gb instances guaranteed, 256 exist (2 per GPU on 128 GPUs)")}
+    assert "ncc-haenam/b200-mig: 300 3g.90gb instances guaranteed, 256 exist" in capacity.problems(cfg, TODAY)
