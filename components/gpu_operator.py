@@ -12,41 +12,13 @@ import yaml
 from components import labels as L
 from components.helm import chart_source, mirror
 from sovcloud import model
+from sovcloud.charts import GPU_OPERATOR_REPOSITORIES
 
 NAMESPACE = "gpu-operator"
 RELEASE = "gpu-operator"
 MIG_CONFIGMAP = "sovcloud-mig-parted-config"
 DEVICE_PLUGIN_CONFIGMAP = "sovcloud-device-plugin-config"
 DEVICE_PLUGIN_DEFAULT = "default"
-
-# Every operand of the v26 chart with its upstream repository (deployments/gpu-operator/values.yaml). Each is
-# rewritten to the region's mirror, disabled operands included: enabling one later must not pull from abroad.
-OPERAND_REPOSITORIES: dict[tuple[str, ...], str] = {
-    ("operator",): "nvcr.io/nvidia",
-    ("validator",): "nvcr.io/nvidia",
-    ("driver",): "nvcr.io/nvidia",
-    ("driver", "manager"): "nvcr.io/nvidia/cloud-native",
-    ("toolkit",): "nvcr.io/nvidia/k8s",
-    ("devicePlugin",): "nvcr.io/nvidia",
-    ("dcgm",): "nvcr.io/nvidia/cloud-native",
-    ("dcgmExporter",): "nvcr.io/nvidia/k8s",
-    ("gfd",): "nvcr.io/nvidia",
-    ("migManager",): "nvcr.io/nvidia/cloud-native",
-    ("nodeStatusExporter",): "nvcr.io/nvidia",
-    ("gds",): "nvcr.io/nvidia/cloud-native",
-    ("gdrcopy",): "nvcr.io/nvidia/cloud-native",
-    ("vgpuManager",): "nvcr.io/nvidia",
-    ("vgpuManager", "driverManager"): "nvcr.io/nvidia/cloud-native",
-    ("vgpuDeviceManager",): "nvcr.io/nvidia/cloud-native",
-    ("vfioManager",): "nvcr.io/nvidia/cloud-native",
-    ("vfioManager", "driverManager"): "nvcr.io/nvidia/cloud-native",
-    ("sandboxDevicePlugin",): "nvcr.io/nvidia",
-    ("kataSandboxDevicePlugin",): "nvcr.io/nvidia/cloud-native",
-    ("ccManager",): "nvcr.io/nvidia/cloud-native",
-    ("draDriver",): "nvcr.io/nvidia",
-}
-NFD_REPOSITORY = "registry.k8s.io/nfd/node-feature-discovery"  # the node-feature-discovery subchart's image
-
 
 @dataclass(frozen=True)
 class GpuOperatorArgs:
@@ -93,7 +65,6 @@ def helm_values(region: model.Region) -> dict[str, Any]:
     """The chart values: pinned driver, sharing configs by reference, every image from the mirror."""
     op = region.gpu_operator
     values: dict[str, Any] = {
-        "operator": {"repository": mirror(region, OPERAND_REPOSITORIES[("operator",)])},
         "daemonsets": {"priorityClassName": "system-node-critical", "tolerations": [dict(L.GPU_TOLERATION)]},
         "driver": {"enabled": True, "version": op.driver_version, "kernelModuleType": kernel_module_type(region),
                    "usePrecompiled": op.use_precompiled, "rdma": {"enabled": op.rdma}},
@@ -108,9 +79,9 @@ def helm_values(region: model.Region) -> dict[str, Any]:
         "nfd": {"enabled": op.nfd},
         "cdi": {"enabled": op.cdi},
         "gds": {"enabled": op.gds},
-        "node-feature-discovery": {"image": {"repository": mirror(region, NFD_REPOSITORY)}},
     }
-    for path, upstream in OPERAND_REPOSITORIES.items():
+    # every operand rewritten, disabled ones included: enabling one later must not pull from abroad
+    for path, upstream in GPU_OPERATOR_REPOSITORIES.items():
         node = values
         for key in path:
             node = node.setdefault(key, {})

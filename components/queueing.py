@@ -12,13 +12,11 @@ from components import labels as L
 from components.custom_object import CustomObject
 from components.helm import chart_source, mirror
 from sovcloud import model
+from sovcloud.charts import KUEUE_REPOSITORIES
 
 KUEUE_API = "kueue.x-k8s.io/v1beta2"
 NAMESPACE = "kueue-system"
 RELEASE = "kueue"
-KUEUE_REPOSITORY = "registry.k8s.io/kueue/kueue"
-KUEUEVIZ_REPOSITORIES = {"backend": "registry.k8s.io/kueue/kueueviz-backend",
-                         "frontend": "registry.k8s.io/kueue/kueueviz-frontend"}
 PRIORITIES = {"low": 100, "normal": 1000, "high": 10000}
 
 
@@ -33,14 +31,17 @@ def priority_class_name(priority: str) -> str:
 
 def helm_values(region: model.Region) -> dict[str, Any]:
     tag = "v" + region.kueue.chart_version.lstrip("v")  # the chart's appVersion: images are tagged like it
-    return {
-        "controllerManager": {"manager": {"image": {"repository": mirror(region, KUEUE_REPOSITORY), "tag": tag,
-                                                    "pullPolicy": "IfNotPresent"}}},
+    values: dict[str, Any] = {
         # metrics Service/ServiceMonitor need the Prometheus operator CRDs: same switch as the DCGM ServiceMonitor
         "enablePrometheus": region.gpu_operator.service_monitor,
-        "kueueViz": {part: {"image": {"repository": mirror(region, repo), "tag": tag}}
-                     for part, repo in KUEUEVIZ_REPOSITORIES.items()},
     }
+    for path, upstream in KUEUE_REPOSITORIES.items():
+        node = values
+        for key in path:
+            node = node.setdefault(key, {})
+        node.update({"repository": mirror(region, upstream), "tag": tag})
+    values["controllerManager"]["manager"]["image"]["pullPolicy"] = "IfNotPresent"
+    return values
 
 
 def resource_flavor(region: model.Region, pool: model.Pool) -> dict[str, Any]:

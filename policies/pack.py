@@ -45,6 +45,12 @@ def _gpu_models_default() -> dict[str, Any]:
     return gpu_models_config(BUILTIN)
 
 
+def _image_keys() -> dict[str, list[str]]:
+    from sovcloud.charts import IMAGE_KEYS
+
+    return {chart: list(keys) for chart, keys in IMAGE_KEYS.items()}
+
+
 def _schema(**properties: dict[str, Any]) -> PolicyConfigSchema:
     return PolicyConfigSchema(properties=properties)
 
@@ -67,7 +73,10 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             name="approved-registries", description="Charts, chart-value images and container images come from the "
             "region's approved registries.", validate=approved_registries, enforcement_level=MANDATORY,
             severity=Severity.CRITICAL,
-            config_schema=_schema(allowedRegistries={"type": "array", "items": {"type": "string"}, "default": []}),
+            config_schema=_schema(allowedRegistries={"type": "array", "items": {"type": "string"}, "default": []},
+                                  requiredImageValues={"type": "object", "default": _image_keys(),
+                                                       "description": "Per chart, the values keys that choose an "
+                                                       "image: each must be set (to an approved registry)."}),
             remediation_steps="Mirror the chart or image into the region's registry and point registries."
             "imageMirror / chartRepository (or the workload) at it; add a registry to registries.allowed only "
             "once it is approved."),

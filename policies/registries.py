@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from policies.resources import RELEASE, kind, walk_values
+from policies.resources import RELEASE, kind, release_chart, walk_values
 
 WORKLOAD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
 
@@ -49,7 +49,14 @@ def approved_registries(args, report_violation) -> None:
             report_violation(f"chart {chart} names no repository: it would resolve outside the approved registries")
         elif not approved(source, allowed):
             report_violation(f"chart repository {source} is not an approved registry ({', '.join(allowed)})")
-        for path, value in walk_values(args.props.get("values") or {}):
+        values = args.props.get("values") or {}
+        for key in args.get_config().get("requiredImageValues", {}).get(release_chart(args), []):
+            node: Any = values
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, Mapping) else None
+            if not node:
+                report_violation(f"values.{key} is not set: the chart would pull its default image from abroad")
+        for path, value in walk_values(values):
             leaf = path.rsplit(".", 1)[-1]
             # a registry is a bare host; a repository or image is a reference only when it has a path
             is_reference = isinstance(value, str) and bool(value) and (

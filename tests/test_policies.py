@@ -822,3 +822,14 @@ def test_mig_instances_beyond_the_layout_are_refused(tree: Tree) -> None:
     assert found(violations, "mig-quota-in-layout") == {
         ("stack ncc-haenam", "pool b200-mig: 300 3g.90gb instances guaranteed, 256 exist (2 per GPU on 128 GPUs)")}
     assert "ncc-haenam/b200-mig: 300 3g.90gb instances guaranteed, 256 exist" in capacity.problems(cfg, TODAY)
+
+
+def test_chart_images_left_at_their_defaults_are_refused() -> None:
+    bare = {"chart": "gpu-operator", "version": "v26.3.3", "name": "gpu-operator",
+            "repositoryOpts": {"repo": "https://charts.ncc.example.kr/stable"}, "values": {"driver": {"enabled": True}}}
+    found_ = validate_resource("approved-registries", bare, "kubernetes:helm.sh/v3:Release",
+                               allowedRegistries=["registry.ncc.example.kr", "charts.ncc.example.kr"])
+    assert len(found_) == 23  # 22 operands and the node-feature-discovery subchart image
+    assert "values.driver.repository is not set: the chart would pull its default image from abroad" in found_
+    assert "values.node-feature-discovery.image.repository is not set: the chart would pull its default image " \
+           "from abroad" in found_
