@@ -6,11 +6,13 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_kubernetes as k8s
 
+from components import labels as L
 from components.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.node_pool import GpuNodePool, GpuNodePoolArgs
 from components.queueing import Queueing, QueueingArgs
-from components.tenant import Tenant, TenantArgs
+from components.tenant import TENANT_ADMIN_ROLE, Tenant, TenantArgs, tenant_admin_role_rules
 from sovcloud import model
 
 
@@ -69,8 +71,11 @@ class Region(pulumi.ComponentResource):
             GpuNodePool(f"{r.name}-{pool.name}", GpuNodePoolArgs(r, pool), pool_opts)
         operator = GpuOperator(f"{r.name}-gpu-operator", GpuOperatorArgs(r), child)
         queueing = Queueing(f"{r.name}-queueing", QueueingArgs(r), child)
+        admin_role = k8s.rbac.v1.ClusterRole(f"{r.name}-tenant-admin-role",
+                                             metadata={"name": TENANT_ADMIN_ROLE, "labels": L.common(r)},
+                                             rules=tenant_admin_role_rules(), opts=child)
         for tenant, allocs in args.tenants:
             Tenant(f"{r.name}-{tenant.name}", TenantArgs(tenant, allocs, r, args.as_of),
-                   pulumi.ResourceOptions(parent=self, depends_on=[queueing, operator]))
+                   pulumi.ResourceOptions(parent=self, depends_on=[queueing, operator, admin_role]))
         self.capacity = pulumi.Output.from_input(summary(args))
         self.register_outputs({"capacity": self.capacity})

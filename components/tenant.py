@@ -166,6 +166,34 @@ def allocations_annotation(args: TenantArgs) -> str:
                        for a in sorted(args.allocations, key=lambda a: a.pool)], sort_keys=True)
 
 
+TENANT_ADMIN_ROLE = "sovcloud-tenant-admin"
+_ALL = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
+_READ = ["get", "list", "watch"]
+
+
+def tenant_admin_role_rules() -> list[dict[str, Any]]:
+    """What a tenant's admins may do in their namespace: run and manage workloads, volumes, secrets and namespaced
+    RBAC, read (never write) their NetworkPolicies, quota and queues. The built-in `admin` role would let them delete
+    the default-deny policy; RBAC's escalation check keeps them from binding more than this role holds."""
+    return [
+        {"apiGroups": [""], "resources": ["pods", "pods/log", "pods/exec", "pods/attach", "pods/portforward",
+                                          "services", "endpoints", "configmaps", "secrets", "persistentvolumeclaims",
+                                          "serviceaccounts"], "verbs": _ALL},
+        {"apiGroups": [""], "resources": ["events", "resourcequotas", "limitranges", "namespaces"], "verbs": _READ},
+        {"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale", "statefulsets", "statefulsets/scale",
+                                              "replicasets"], "verbs": _ALL},
+        {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": _ALL},
+        {"apiGroups": ["jobset.x-k8s.io"], "resources": ["jobsets"], "verbs": _ALL},
+        {"apiGroups": ["kubeflow.org", "trainer.kubeflow.org"], "resources": ["*"], "verbs": _ALL},
+        {"apiGroups": ["ray.io"], "resources": ["rayjobs", "rayclusters"], "verbs": _ALL},
+        {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _ALL},
+        {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": _ALL},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": _ALL},
+        {"apiGroups": ["kueue.x-k8s.io"], "resources": ["workloads", "localqueues"], "verbs": _READ},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": _READ},
+    ]
+
+
 def role_binding_subjects(args: TenantArgs) -> list[dict[str, str]]:
     return [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": g} for g in args.tenant.admin_groups]
 
@@ -223,7 +251,7 @@ class Tenant(pulumi.ComponentResource):
                                             opts=in_ns)
         k8s.rbac.v1.RoleBinding(f"{name}-admins", metadata=_meta(args, "sovcloud-tenant-admins"),
                                 role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                          "name": "admin"},
+                                          "name": TENANT_ADMIN_ROLE},
                                 subjects=role_binding_subjects(args), opts=in_ns)
         cq_meta = {"name": t.name, "labels": {**L.common(args.region, owner=t.name), L.TENANT: t.name},
                    "annotations": {ALLOCATIONS_ANNOTATION: allocations_annotation(args)}}

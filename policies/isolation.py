@@ -11,6 +11,9 @@ PRIVATE = [ipaddress.ip_network(c) for c in
            ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8")]
 
 
+BROAD_ROLES = {"cluster-admin", "admin", "edit"}  # built-in roles that write NetworkPolicies
+
+
 def pod_security_restricted(args, report_violation) -> None:
     """Tenant namespaces enforce the Pod Security `restricted` standard."""
     if kind(args) == "Namespace" and labels(args).get(TENANT):
@@ -66,6 +69,12 @@ def tenant_isolation(args, report_violation) -> None:
     groups = {s.get("name"): labels(rb)[TENANT] for rb in objects(resources, "RoleBinding")
               if labels(rb).get(TENANT) in tenants and meta(rb).get("namespace") == labels(rb)[TENANT]
               for s in rb.props.get("subjects") or [] if s.get("kind") == "Group"}
+    for rb in objects(resources, "RoleBinding"):
+        ref = rb.props.get("roleRef") or {}
+        if meta(rb).get("namespace") in tenants and ref.get("kind") == "ClusterRole" and \
+                ref.get("name") in BROAD_ROLES:
+            report_violation(f"RoleBinding {meta(rb).get('namespace')}/{name(rb)} grants ClusterRole {ref['name']}, "
+                             "which can rewrite the namespace's NetworkPolicies", rb.urn)
     for crb in objects(resources, "ClusterRoleBinding"):
         owner = labels(crb).get(TENANT) or labels(crb).get("sovcloud.kr/owner")
         subjects = crb.props.get("subjects") or []

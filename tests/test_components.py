@@ -295,7 +295,8 @@ def test_local_queue_feeds_the_tenant_cluster_queue(shipped_synthesis) -> None:
 
 def test_admin_groups_bound_to_namespaced_admin_role(shipped_synthesis) -> None:
     rb = one(shipped_synthesis("ncc-haenam"), "RoleBinding", "sovcloud-tenant-admins", "orbit-lm").inputs
-    assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"}
+    assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                             "name": "sovcloud-tenant-admin"}
     assert rb["subjects"] == [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io",
                                "name": "sovcloud:orbit-lm:admins"}]
 
@@ -354,11 +355,14 @@ def test_every_resource_is_parented_by_a_component(shipped_synthesis) -> None:
     s = shipped_synthesis("ncc-haenam")
     types = {r.urn: r.type for r in s.records}
     components = {"sovcloud:nodepools:GpuNodePool", "sovcloud:gpu:GpuOperator", "sovcloud:queueing:Queueing",
-                  "sovcloud:tenants:Tenant"}
+                  "sovcloud:tenants:Tenant", "sovcloud:regions:Region"}
     for rec in s.records:
         if rec.custom and not rec.type.startswith("pulumi:providers:"):
             assert types.get(rec.parent) in components, rec.urn
-    assert {types[r.parent] for r in s.records if r.type in components} == {"sovcloud:regions:Region"}
+    assert {types[r.parent] for r in s.records if r.type in components - {"sovcloud:regions:Region"}} == {
+        "sovcloud:regions:Region"}
+    assert [r.inputs["kind"] for r in s.kubernetes_objects() if types[r.parent] == "sovcloud:regions:Region"] == [
+        "ClusterRole"]  # the one region-wide object that belongs to no narrower component
 
 
 def test_cluster_api_objects_use_the_management_provider_when_configured(tree: Tree) -> None:
@@ -424,3 +428,12 @@ def test_offboarding_tenant_keeps_namespace_and_data_with_zero_quota(tree: Tree)
     assert cq["stopPolicy"] == "Hold"
     assert cq["resourceGroups"][0]["flavors"][0]["resources"][2] == {"name": "nvidia.com/gpu", "nominalQuota": 0,
                                                                      "borrowingLimit": 0}
+
+
+def test_tenant_admin_role_reads_but_never_writes_network_policies(shipped_synthesis) -> None:
+    role = one(shipped_synthesis("ncc-haenam"), "ClusterRole", "sovcloud-tenant-admin").inputs
+    netpol = [r for r in role["rules"] if "networking.k8s.io" in r["apiGroups"]]
+    assert netpol == [{"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
+                       "verbs": ["get", "list", "watch"]}]
+    assert not [r for r in role["rules"] if "*" in r["verbs"] or r["apiGroups"] == ["*"]]
+    assert any("jobs" in r["resources"] and "create" in r["verbs"] for r in role["rules"])

@@ -833,3 +833,19 @@ def test_chart_images_left_at_their_defaults_are_refused() -> None:
     assert "values.driver.repository is not set: the chart would pull its default image from abroad" in found_
     assert "values.node-feature-discovery.image.repository is not set: the chart would pull its default image " \
            "from abroad" in found_
+
+
+def test_tenant_bound_to_a_built_in_role_that_writes_network_policies_is_refused() -> None:
+    def binding(role: str) -> dict[str, Any]:
+        return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "admins", "namespace": "t1", "labels": _labels("t1", **{TENANT: "t1"})},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "t1-admins"}]}
+
+    deny = _network_policy("t1", "default-deny", [])
+    deny["spec"] = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    ok = validate_stack("tenant-isolation", [_namespace("t1"), deny, binding("sovcloud-tenant-admin")])
+    assert ok == []
+    assert validate_stack("tenant-isolation", [_namespace("t1"), deny, binding("admin")]) == [
+        ("RoleBinding t1/admins grants ClusterRole admin, which can rewrite the namespace's NetworkPolicies",
+         "urn:pulumi:test::sovcloud::kubernetes:rbac.authorization.k8s.io/v1:RoleBinding::admins")]
