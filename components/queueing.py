@@ -23,6 +23,7 @@ PRIORITIES = {"low": 100, "normal": 1000, "high": 10000}
 @dataclass(frozen=True)
 class QueueingArgs:
     region: model.Region
+    lendable: dict[str, int]  # per whole-GPU pool: nvidia.com/gpu units no tenant is guaranteed, lent via the cohort
 
 
 def priority_class_name(priority: str) -> str:
@@ -53,9 +54,17 @@ def resource_flavor(region: model.Region, pool: model.Pool) -> dict[str, Any]:
                      "tolerations": [dict(L.GPU_TOLERATION)]}}
 
 
-def cohort(region: model.Region) -> dict[str, Any]:
+def cohort(region: model.Region, lendable: dict[str, int]) -> dict[str, Any]:
+    """The region's cohort. GPUs no tenant is guaranteed are the cohort's own nominal quota: tenants borrow them
+    (within their borrowing limits) instead of leaving them idle. Same covered resources as the tenant queues."""
+    spec: dict[str, Any] = {}
+    flavors = [{"name": pool, "resources": [{"name": "cpu", "nominalQuota": 0}, {"name": "memory", "nominalQuota": 0},
+                                            {"name": L.GPU_RESOURCE, "nominalQuota": gpus}]}
+               for pool, gpus in sorted(lendable.items()) if gpus > 0]
+    if flavors:
+        spec["resourceGroups"] = [{"coveredResources": ["cpu", "memory", L.GPU_RESOURCE], "flavors": flavors}]
     return {"apiVersion": KUEUE_API, "kind": "Cohort", "metadata": {"name": region.name, "labels": L.common(region)},
-            "spec": {}}
+            "spec": spec}
 
 
 def workload_priority_class(region: model.Region, priority: str) -> dict[str, Any]:
@@ -81,7 +90,7 @@ class Queueing(pulumi.ComponentResource):
         after = pulumi.ResourceOptions(parent=self, depends_on=[release])  # the CRDs come with the chart
         for pool in region.pools:
             CustomObject(f"{name}-flavor-{pool.name}", resource_flavor(region, pool), after)
-        CustomObject(f"{name}-cohort", cohort(region), after)
+        CustomObject(f"{name}-cohort", cohort(region, args.lendable), after)
         for priority in PRIORITIES:
             CustomObject(f"{name}-priority-{priority}", workload_priority_class(region, priority), after)
         self.cohort_name = pulumi.Output.from_input(region.name)

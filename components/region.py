@@ -55,6 +55,19 @@ def summary(args: RegionArgs) -> dict[str, object]:
     }
 
 
+def lendable(args: RegionArgs) -> dict[str, int]:
+    """Per whole-GPU or time-sliced pool, the nvidia.com/gpu units not guaranteed to any tenant on the as-of date."""
+    out = {}
+    for pool in args.region.pools:
+        if pool.sharing.mode == "mig":
+            continue  # MIG instances are lent by no one: they are granted per profile
+        units = pool.sharing.replicas if pool.sharing.mode == "time-slicing" else 1
+        held = sum(a.gpus for t, allocs in args.tenants for a in allocs
+                   if a.pool == pool.name and t.status == "active" and a.active(args.as_of))
+        out[pool.name] = max(0, pool.backed_gpus - held) * units
+    return out
+
+
 class Region(pulumi.ComponentResource):
     """Everything sovcloud manages in one region."""
 
@@ -70,7 +83,7 @@ class Region(pulumi.ComponentResource):
         for pool in r.pools:
             GpuNodePool(f"{r.name}-{pool.name}", GpuNodePoolArgs(r, pool), pool_opts)
         operator = GpuOperator(f"{r.name}-gpu-operator", GpuOperatorArgs(r), child)
-        queueing = Queueing(f"{r.name}-queueing", QueueingArgs(r), child)
+        queueing = Queueing(f"{r.name}-queueing", QueueingArgs(r, lendable(args)), child)
         admin_role = k8s.rbac.v1.ClusterRole(f"{r.name}-tenant-admin-role",
                                              metadata={"name": TENANT_ADMIN_ROLE, "labels": L.common(r)},
                                              rules=tenant_admin_role_rules(), opts=child)

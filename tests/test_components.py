@@ -437,3 +437,12 @@ def test_tenant_admin_role_reads_but_never_writes_network_policies(shipped_synth
                        "verbs": ["get", "list", "watch"]}]
     assert not [r for r in role["rules"] if "*" in r["verbs"] or r["apiGroups"] == ["*"]]
     assert any("jobs" in r["resources"] and "create" in r["verbs"] for r in role["rules"])
+
+
+def test_cohort_lends_the_gpus_no_tenant_is_guaranteed(shipped_synthesis) -> None:
+    spec = one(shipped_synthesis("rdc-gwangju"), "Cohort", "rdc-gwangju").inputs["spec"]
+    (group,) = spec["resourceGroups"]
+    assert group["coveredResources"] == ["cpu", "memory", "nvidia.com/gpu"]
+    lent = {f["name"]: f["resources"][2]["nominalQuota"] for f in group["flavors"]}
+    # h100-a: 256 - 64 guaranteed; l40s-infer: (64 - 48) GPUs x 4 replicas; the MIG pool lends nothing
+    assert lent == {"h100-a": 192, "l40s-infer": 64}
