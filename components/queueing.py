@@ -77,6 +77,7 @@ class Queueing(pulumi.ComponentResource):
     """Kueue and the region-wide queueing objects."""
 
     cohort_name: pulumi.Output[str]
+    kueue: k8s.helm.v3.Release  # what tenant queues wait for: the release brings Kueue's CRDs
 
     def __init__(self, name: str, args: QueueingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sovcloud:queueing:Queueing", name, None, opts)
@@ -87,6 +88,7 @@ class Queueing(pulumi.ComponentResource):
                                       **chart_source(region, "kueue", region.kueue.chart_version),
                                       values=helm_values(region), atomic=True, timeout=600, max_history=10,
                                       opts=pulumi.ResourceOptions(parent=self, depends_on=[ns]))
+        self.kueue = release
         after = pulumi.ResourceOptions(parent=self, depends_on=[release])  # the CRDs come with the chart
         for pool in region.pools:
             CustomObject(f"{name}-flavor-{pool.name}", resource_flavor(region, pool), after)

@@ -82,13 +82,15 @@ class Region(pulumi.ComponentResource):
             pool_opts = pulumi.ResourceOptions(parent=self, providers={"kubernetes": args.management_provider})
         for pool in r.pools:
             GpuNodePool(f"{r.name}-{pool.name}", GpuNodePoolArgs(r, pool), pool_opts)
-        operator = GpuOperator(f"{r.name}-gpu-operator", GpuOperatorArgs(r), child)
+        GpuOperator(f"{r.name}-gpu-operator", GpuOperatorArgs(r), child)
         queueing = Queueing(f"{r.name}-queueing", QueueingArgs(r, lendable(args)), child)
         admin_role = k8s.rbac.v1.ClusterRole(f"{r.name}-tenant-admin-role",
                                              metadata={"name": TENANT_ADMIN_ROLE, "labels": L.common(r)},
                                              rules=tenant_admin_role_rules(), opts=child)
         for tenant, allocs in args.tenants:
             Tenant(f"{r.name}-{tenant.name}", TenantArgs(tenant, allocs, r, args.as_of),
-                   pulumi.ResourceOptions(parent=self, depends_on=[queueing, operator, admin_role]))
+                   # the Kueue release (CRDs) and the admin role, not whole components: depending on a component
+                   # means depending on every child of it, for every tenant
+                   pulumi.ResourceOptions(parent=self, depends_on=[queueing.kueue, admin_role]))
         self.capacity = pulumi.Output.from_input(summary(args))
         self.register_outputs({"capacity": self.capacity})

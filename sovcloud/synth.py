@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import json
 import os
 import runpy
@@ -126,10 +127,19 @@ def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | Non
     pulumi.runtime.set_all_config({config_loader.REGION_KEY: json.dumps(raw),
                                    "sovcloud:asOf": (as_of or dt.date.today()).isoformat(), **(stack_config or {})})
     config_loader.preload(root, cfg)
+    # The SDK keeps about a hundred objects alive per resource until the run ends; with the default thresholds the
+    # cyclic collector rescans them all every few hundred registrations (a third of the run at 10,000 resources).
+    # Collect what exists now, freeze it, and collect the young generation far less often while the program runs.
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1_000)
     try:
         runpy.run_path(str(program), run_name="__main__")
         loop.run_until_complete(wait_for_rpcs())
     finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
         config_loader.preload(root, None)
         loop.close()
         asyncio.set_event_loop(None)
