@@ -80,6 +80,9 @@ def helm_values(region: model.Region) -> dict[str, Any]:
         "cdi": {"enabled": op.cdi},
         "gds": {"enabled": op.gds},
     }
+    if op.driver_repo_config_map:
+        # the driver container's OS packages from a domestic mirror, not the distribution's servers abroad
+        values["driver"]["repoConfig"] = {"configMapName": op.driver_repo_config_map}
     # every operand rewritten, disabled ones included: enabling one later must not pull from abroad
     for path, upstream in GPU_OPERATOR_REPOSITORIES.items():
         node = values

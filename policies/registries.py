@@ -50,6 +50,11 @@ def approved_registries(args, report_violation) -> None:
         elif not approved(source, allowed):
             report_violation(f"chart repository {source} is not an approved registry ({', '.join(allowed)})")
         values = args.props.get("values") or {}
+        driver = values.get("driver") or {}
+        if release_chart(args) == "gpu-operator" and driver.get("enabled", True) and \
+                not driver.get("usePrecompiled") and not (driver.get("repoConfig") or {}).get("configMapName"):
+            report_violation("the driver container builds on the node from OS packages but values.driver.repoConfig "
+                             "names no package mirror: it would fetch them from the distribution's servers abroad")
         for key in args.get_config().get("requiredImageValues", {}).get(release_chart(args), []):
             node: Any = values
             for part in key.split("."):

@@ -197,6 +197,7 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
         gpu_operator=GpuOperatorSettings(
             chart_version=op["chartVersion"], driver_version=op["driverVersion"],
             kernel_module_type=op.get("kernelModuleType", "auto"), use_precompiled=op.get("usePrecompiled", False),
+            driver_repo_config_map=op.get("driverRepoConfigMap"),
             mig_strategy=mig_strategy, dcgm_exporter=op.get("dcgmExporter", True),
             service_monitor=op.get("serviceMonitor", True), nfd=op.get("nfd", True), cdi=op.get("cdi", True),
             gds=op.get("gds", False), rdma=op.get("rdma", False)),

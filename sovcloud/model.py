@@ -108,6 +108,7 @@ class GpuOperatorSettings:
     driver_version: str
     kernel_module_type: Literal["auto", "open", "proprietary"] = "auto"
     use_precompiled: bool = False
+    driver_repo_config_map: str | None = None
     mig_strategy: Literal["single", "mixed"] = "mixed"
     dcgm_exporter: bool = True
     service_monitor: bool = True

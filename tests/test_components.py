@@ -137,6 +137,7 @@ def test_gpu_operator_release_is_pinned_from_the_mirror(shipped_synthesis) -> No
     v = rel["values"]
     assert v["driver"]["version"] == "580.126.20"
     assert v["driver"]["kernelModuleType"] == "open"
+    assert v["driver"]["repoConfig"] == {"configMapName": "os-package-mirror"}
     assert v["mig"] == {"strategy": "mixed"}
     assert v["migManager"]["config"] == {"create": False, "name": "sovcloud-mig-parted-config",
                                          "default": "all-disabled"}

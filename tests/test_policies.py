@@ -829,7 +829,9 @@ def test_chart_images_left_at_their_defaults_are_refused() -> None:
             "repositoryOpts": {"repo": "https://charts.ncc.example.kr/stable"}, "values": {"driver": {"enabled": True}}}
     found_ = validate_resource("approved-registries", bare, "kubernetes:helm.sh/v3:Release",
                                allowedRegistries=["registry.ncc.example.kr", "charts.ncc.example.kr"])
-    assert len(found_) == 23  # 22 operands and the node-feature-discovery subchart image
+    assert len(found_) == 24  # 22 operands, the node-feature-discovery subchart image, the driver's OS packages
+    assert found_[0] == ("the driver container builds on the node from OS packages but values.driver.repoConfig names "
+                         "no package mirror: it would fetch them from the distribution's servers abroad")
     assert "values.driver.repository is not set: the chart would pull its default image from abroad" in found_
     assert "values.node-feature-discovery.image.repository is not set: the chart would pull its default image " \
            "from abroad" in found_
@@ -849,3 +851,19 @@ def test_tenant_bound_to_a_built_in_role_that_writes_network_policies_is_refused
     assert validate_stack("tenant-isolation", [_namespace("t1"), deny, binding("admin")]) == [
         ("RoleBinding t1/admins grants ClusterRole admin, which can rewrite the namespace's NetworkPolicies",
          "admins")]
+
+
+def test_driver_repo_config_or_precompiled_satisfies_the_package_rule() -> None:
+    def release(driver: dict[str, Any]) -> dict[str, Any]:
+        return {"chart": "gpu-operator", "version": "v26.3.3", "values": {"driver": driver},
+                "repositoryOpts": {"repo": "https://charts.ncc.example.kr/stable"}}
+
+    def package_findings(driver: dict[str, Any]) -> list[str]:
+        return [m for m in validate_resource("approved-registries", release(driver), "kubernetes:helm.sh/v3:Release",
+                                             allowedRegistries=["charts.ncc.example.kr"], requiredImageValues={})
+                if "OS packages" in m]
+
+    assert package_findings({"enabled": True}) != []
+    assert package_findings({"enabled": True, "repoConfig": {"configMapName": "os-package-mirror"}}) == []
+    assert package_findings({"enabled": True, "usePrecompiled": True}) == []
+    assert package_findings({"enabled": False}) == []
