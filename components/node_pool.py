@@ -55,6 +55,15 @@ def template_name(region: model.Region, pool: model.Pool, spec: dict[str, Any]) 
     return f"{machine_name(region, pool)}-{digest}"
 
 
+def _template(region: model.Region, pool: model.Pool, api_version: str, kind: str,
+              spec: dict[str, Any]) -> dict[str, Any]:
+    """A Cluster API template of the pool, in the cluster's namespace, named by a hash of its spec."""
+    return {"apiVersion": api_version, "kind": kind,
+            "metadata": {"name": template_name(region, pool, spec), "namespace": region.cluster_namespace,
+                         "labels": {**L.common(region), L.POOL: pool.name}},
+            "spec": spec}
+
+
 def kubeadm_config_template(region: model.Region, pool: model.Pool) -> dict[str, Any]:
     """KubeadmConfigTemplate (v1beta2): node labels through the kubelet, the GPU taint at registration."""
     node_label_arg = ",".join(f"{k}={v}" for k, v in sorted(node_labels(region, pool).items()))
@@ -62,12 +71,7 @@ def kubeadm_config_template(region: model.Region, pool: model.Pool) -> dict[str,
         "kubeletExtraArgs": [{"name": "node-labels", "value": node_label_arg}],
         "taints": [dict(L.GPU_TAINT)],
     }}}}}
-    return {
-        "apiVersion": f"{BOOTSTRAP_GROUP}/v1beta2", "kind": "KubeadmConfigTemplate",
-        "metadata": {"name": template_name(region, pool, spec), "namespace": region.cluster_namespace,
-                     "labels": {**L.common(region), L.POOL: pool.name}},
-        "spec": spec,
-    }
+    return _template(region, pool, f"{BOOTSTRAP_GROUP}/v1beta2", "KubeadmConfigTemplate", spec)
 
 
 def metal3_template(region: model.Region, pool: model.Pool) -> dict[str, Any]:
@@ -80,10 +84,7 @@ def metal3_template(region: model.Region, pool: model.Pool) -> dict[str, Any]:
         spec["hostSelector"] = m["hostSelector"]
     if "dataTemplate" in m:
         spec["dataTemplate"] = {"name": m["dataTemplate"]}
-    return {"apiVersion": f"{INFRA_GROUP}/v1beta1", "kind": "Metal3MachineTemplate",
-            "metadata": {"name": template_name(region, pool, spec), "namespace": region.cluster_namespace,
-                         "labels": {**L.common(region), L.POOL: pool.name}},
-            "spec": {"template": {"spec": spec}}}
+    return _template(region, pool, f"{INFRA_GROUP}/v1beta1", "Metal3MachineTemplate", {"template": {"spec": spec}})
 
 
 def openstack_template(region: model.Region, pool: model.Pool) -> dict[str, Any]:
@@ -95,10 +96,8 @@ def openstack_template(region: model.Region, pool: model.Pool) -> dict[str, Any]
         spec["sshKeyName"] = m["sshKeyName"]
     if "rootVolumeGiB" in m:
         spec["rootVolume"] = {"sizeGiB": m["rootVolumeGiB"]}
-    return {"apiVersion": f"{INFRA_GROUP}/v1beta1", "kind": "OpenStackMachineTemplate",
-            "metadata": {"name": template_name(region, pool, spec), "namespace": region.cluster_namespace,
-                         "labels": {**L.common(region), L.POOL: pool.name}},
-            "spec": {"template": {"spec": spec}}}
+    return _template(region, pool, f"{INFRA_GROUP}/v1beta1", "OpenStackMachineTemplate",
+                     {"template": {"spec": spec}})
 
 
 def infrastructure_template(region: model.Region, pool: model.Pool) -> dict[str, Any]:
