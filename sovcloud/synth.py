@@ -200,16 +200,22 @@ def write(synthesis: Synthesis, out: Path, plan: dict[str, Any]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{synthesis.region}-", dir=out))
     try:
+        made: set[Path] = set()
+        written: set[Path] = set()
+
+        def put(rel: Path, text: str) -> None:
+            if rel in written:
+                raise RuntimeError(f"two objects would be written to {rel}")
+            written.add(rel)
+            if rel.parent not in made:
+                (staging / rel.parent).mkdir(parents=True, exist_ok=True)
+                made.add(rel.parent)
+            (staging / rel).write_text(text, encoding="utf-8")
+
         for rec in synthesis.kubernetes_objects():
-            path = staging / object_path(rec.inputs)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if path.exists():
-                raise RuntimeError(f"two objects would be written to {path.relative_to(staging)}")
-            path.write_text(_yaml(_manifest(rec.inputs)), encoding="utf-8")
+            put(object_path(rec.inputs), _yaml(_manifest(rec.inputs)))
         for rec in synthesis.helm_releases():
-            path = staging / "helm" / f"{rec.inputs.get('name', rec.name)}.yaml"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(_yaml(helm_spec(rec.inputs)), encoding="utf-8")
+            put(Path("helm") / f"{rec.inputs.get('name', rec.name)}.yaml", _yaml(helm_spec(rec.inputs)))
         (staging / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         old = None
         if target.exists():

@@ -44,11 +44,12 @@ def main() -> None:
     if stack not in cfg.regions:
         raise pulumi.RunError(f"stack {stack} has no region (create stacks/Pulumi.{stack}.yaml; regions: "
                               f"{', '.join(sorted(cfg.regions))})")
-    declared = pulumi.Config("sovcloud").get_object("region")
+    settings = pulumi.Config("sovcloud")
+    declared = settings.get_object("region")
     if declared is not None and declared.get("name") != stack:
         raise pulumi.RunError(f"config sovcloud:region names {declared.get('name')}, the stack is {stack}")
+    # an SDK-side transformation, so it runs under the mock monitor too (engine-side transforms do not)
     pulumi.runtime.register_stack_transformation(record_retain_on_delete)
-    settings = pulumi.Config("sovcloud")
     workload = _provider("workload", settings, "kubeconfig", "context")
     management = _provider("management", settings, "managementKubeconfig", "managementContext")
     # quotas follow allocation periods: `pulumi up` after an end date drops that quota to zero; sovcloud:asOf pins the
