@@ -206,7 +206,35 @@ def destroy(region: str, lose_data: bool, parallel: int | None, root: Path | Non
                   f"({', '.join(tenants)}); offboard and remove them first, or pass "
                   "--delete-tenant-namespaces-and-data")
         sys.exit(EXIT_INVALID)
+    if not lose_data:
+        in_state = tenant_namespaces_in_state(tree, region)
+        if in_state:
+            err.print(f"[red]error:[/red] refused: the {region} stack still holds tenant namespaces "
+                      f"({', '.join(in_state)}); offboard and remove them first, or pass "
+                      "--delete-tenant-namespaces-and-data")
+            sys.exit(EXIT_INVALID)
     sys.exit(report(run_regions(tree, cfg, [region], "destroy", parallel, 1)))
+
+
+def tenant_namespaces_in_state(root: Path, region: str) -> list[str]:
+    """Tenant namespaces the stack's state still holds (tenants removed from config included)."""
+    from pulumi import automation as auto
+
+    require_cli()
+    env = backend_env(root)
+    try:
+        stack = auto.select_stack(stack_name=region, work_dir=str(root / "stacks"),
+                                  opts=auto.LocalWorkspaceOptions(env_vars=env))
+        deployment = stack.export_stack().deployment or {}
+    except auto.errors.CommandError:
+        return []  # no such stack yet: nothing to protect
+    names = []
+    for res in deployment.get("resources") or []:
+        if res.get("type") == "kubernetes:core/v1:Namespace":
+            labels = ((res.get("outputs") or {}).get("metadata") or {}).get("labels") or {}
+            if labels.get("sovcloud.kr/tenant"):
+                names.append(labels["sovcloud.kr/tenant"])
+    return sorted(names)
 
 
 @main.command()
