@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sovcloud import config
@@ -25,6 +26,11 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "200"))
 out = Console(highlight=False, width=_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def error_line(message: str) -> None:
+    """One error line on stderr; the message is user data, never rich markup."""
+    err.print(f"[red]error:[/red] {escape(message)}")
 
 
 def _root(value: Path | None) -> Path:
@@ -64,7 +70,7 @@ class DateType(click.ParamType):
             return dt.date.fromisoformat(str(value))
         except ValueError:
             flag = param.opts[0] if param is not None and param.opts else "date"
-            err.print(f"[red]error:[/red] {flag}: {value!r} is not a date (YYYY-MM-DD)")
+            error_line(f"{flag}: {value!r} is not a date (YYYY-MM-DD)")
             raise click.exceptions.Exit(EXIT_INVALID) from None
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sovcloud.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE, _root, err, load_or_exit, main, out, root_option
+from sovcloud.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE, _root, err, error_line, load_or_exit, main, out, root_option
 from sovcloud.model import Config
 
 STATE_DIR = ".pulumi-state"
@@ -34,7 +34,7 @@ INSTALL = ("the Pulumi CLI is not installed (no `pulumi` on PATH): install it fr
 def require_cli() -> None:
     """Exit 2 with one line when the Pulumi CLI is missing."""
     if shutil.which("pulumi") is None:
-        err.print(f"[red]error:[/red] {INSTALL}")
+        error_line(f"{INSTALL}")
         sys.exit(EXIT_USAGE)
 
 
@@ -202,14 +202,14 @@ def destroy(region: str, lose_data: bool, parallel: int | None, root: Path | Non
     _regions(cfg, (region,), False)
     tenants = sorted({t.name for t, _ in cfg.allocations_in(region)})
     if tenants and not lose_data:
-        err.print(f"[red]error:[/red] refused: {len(tenants)} tenant(s) still have namespaces in {region} "
+        error_line(f"refused: {len(tenants)} tenant(s) still have namespaces in {region} "
                   f"({', '.join(tenants)}); offboard and remove them first, or pass "
                   "--delete-tenant-namespaces-and-data")
         sys.exit(EXIT_INVALID)
     if not lose_data:
         in_state = tenant_namespaces_in_state(tree, region)
         if in_state:
-            err.print(f"[red]error:[/red] refused: the {region} stack still holds tenant namespaces "
+            error_line(f"refused: the {region} stack still holds tenant namespaces "
                       f"({', '.join(in_state)}); offboard and remove them first, or pass "
                       "--delete-tenant-namespaces-and-data")
             sys.exit(EXIT_INVALID)

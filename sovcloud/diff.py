@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from sovcloud import capacity, config
-from sovcloud.cli import DATE, EXIT_INVALID, EXIT_OK, _root, err, main, out, root_option
+from sovcloud.cli import DATE, EXIT_INVALID, EXIT_OK, _root, error_line, main, out, root_option
 from sovcloud.errors import ConfigInvalid
 from sovcloud.model import Config, Tenant
 
@@ -207,7 +207,7 @@ def diff(ref: str, root: Path | None, fmt: str, today: Any, no_policies: bool) -
         try:
             extract_at(tree, ref, base_dir)
         except DiffError as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            error_line(f"{exc}")
             sys.exit(EXIT_INVALID)
         cfgs: dict[str, Config | None] = {}
         errors: dict[str, list[str]] = {}

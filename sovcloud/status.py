@@ -18,7 +18,7 @@ from rich.table import Table
 
 from components import labels as L
 from sovcloud import capacity
-from sovcloud.cli import EXIT_INVALID, _root, err, format_option, load_or_exit, main, out, root_option
+from sovcloud.cli import EXIT_INVALID, _root, error_line, format_option, load_or_exit, main, out, root_option
 from sovcloud.model import Config, Region
 
 KUEUE = ("kueue.x-k8s.io", "v1beta2", "clusterqueues")
@@ -149,7 +149,7 @@ def status(region: str, root: Path | None, kubeconfig: Path | None, context: str
     try:
         data = collect(cfg.regions[region], cfg, kubeconfig, context, dt.date.today())
     except ClusterUnreachable as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True)
+        error_line(f"{exc}")
         sys.exit(EXIT_INVALID)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))

@@ -18,7 +18,7 @@ import yaml
 from rich.table import Table
 
 from sovcloud import capacity, config
-from sovcloud.cli import DATE, EXIT_INVALID, _root, err, format_option, load_or_exit, main, out, root_option
+from sovcloud.cli import DATE, EXIT_INVALID, _root, error_line, format_option, load_or_exit, main, out, root_option
 from sovcloud.errors import ConfigInvalid
 from sovcloud.model import Config, Tenant
 
@@ -27,7 +27,7 @@ HEADER = "# Tenant file (schema: schemas/tenant.schema.json), reviewed in a pull
 
 def fail(message: str) -> None:
     """One clear line, exit 1, nothing written."""
-    err.print(f"[red]error:[/red] {message}")
+    error_line(f"{message}")
     sys.exit(EXIT_INVALID)
 
 
