@@ -14,7 +14,7 @@ from kubernetes.utils.quantity import parse_quantity
 
 from components import labels as L
 from components.custom_object import CustomObject
-from components.queueing import KUEUE_API
+from components.queueing import KUEUE_API, priority_class_name
 from sovcloud import model
 
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"]
@@ -258,8 +258,12 @@ class Tenant(pulumi.ComponentResource):
         cq = CustomObject(f"{name}-clusterqueue", {"apiVersion": KUEUE_API, "kind": "ClusterQueue",
                                                    "metadata": cq_meta, "spec": cluster_queue_spec(args)},
                           pulumi.ResourceOptions(parent=self))
+        lq_meta = _meta(args, LOCAL_QUEUE)
+        # the WorkloadPriorityClass the tenant's jobs are to select (label kueue.x-k8s.io/priority-class)
+        lq_meta["labels"]["sovcloud.kr/priority"] = priority_class_name(
+            max((a.priority for a in args.allocations), key=["low", "normal", "high"].index))
         CustomObject(f"{name}-localqueue", {"apiVersion": KUEUE_API, "kind": "LocalQueue",
-                                            "metadata": _meta(args, LOCAL_QUEUE), "spec": {"clusterQueue": t.name}},
+                                            "metadata": lq_meta, "spec": {"clusterQueue": t.name}},
                      pulumi.ResourceOptions(parent=self, depends_on=[ns, cq]))
         self.namespace = ns.metadata.name
         self.guaranteed_gpus = pulumi.Output.from_input(sum(a.gpus for a in args.allocations))

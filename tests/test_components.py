@@ -292,6 +292,9 @@ def test_tenant_with_two_pools_in_a_region_gets_one_queue_with_two_flavors(shipp
 def test_local_queue_feeds_the_tenant_cluster_queue(shipped_synthesis) -> None:
     lq = one(shipped_synthesis("ncc-haenam"), "LocalQueue", "default", "voicebridge")
     assert lq.inputs["spec"] == {"clusterQueue": "voicebridge"}
+    assert lq.inputs["metadata"]["labels"]["sovcloud.kr/priority"] == "sovcloud-normal"
+    hanbit = one(shipped_synthesis("ncc-haenam"), "LocalQueue", "default", "hanbit-llm-lab")
+    assert hanbit.inputs["metadata"]["labels"]["sovcloud.kr/priority"] == "sovcloud-high"
 
 
 def test_admin_groups_bound_to_namespaced_admin_role(shipped_synthesis) -> None:
