@@ -20,6 +20,7 @@ MIG_CONFIGMAP = "sovcloud-mig-parted-config"
 DEVICE_PLUGIN_CONFIGMAP = "sovcloud-device-plugin-config"
 DEVICE_PLUGIN_DEFAULT = "default"
 
+
 @dataclass(frozen=True)
 class GpuOperatorArgs:
     region: model.Region

@@ -40,7 +40,7 @@ def region_args(cfg: model.Config, region: str, as_of: dt.date,
 def summary(args: RegionArgs) -> dict[str, object]:
     """Capacity and allocation on the as-of date: GPUs per pool; guaranteed and borrowable GPUs per tenant."""
     r = args.region
-    live = [(t, [a for a in allocs if t.status == "active" and a.active(args.as_of)], allocs)
+    live = [(t, [a for a in allocs if t.holds_quota(a, args.as_of)], allocs)
             for t, allocs in args.tenants]
     return {
         "region": r.name, "asOf": args.as_of.isoformat(),
@@ -63,7 +63,7 @@ def lendable(args: RegionArgs) -> dict[str, int]:
             continue  # MIG instances are lent by no one: they are granted per profile
         units = pool.sharing.replicas if pool.sharing.mode == "time-slicing" else 1
         held = sum(a.gpus for t, allocs in args.tenants for a in allocs
-                   if a.pool == pool.name and t.status == "active" and a.active(args.as_of))
+                   if a.pool == pool.name and t.holds_quota(a, args.as_of))
         out[pool.name] = max(0, pool.backed_gpus - held) * units
     return out
 

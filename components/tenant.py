@@ -31,7 +31,7 @@ class TenantArgs:
     as_of: dt.date  # allocations outside their period, or of an offboarding tenant, hold no GPU quota
 
     def holds_quota(self, alloc: model.Allocation) -> bool:
-        return self.tenant.status == "active" and alloc.active(self.as_of)
+        return self.tenant.holds_quota(alloc, self.as_of)
 
     @property
     def admitting(self) -> bool:

@@ -11,8 +11,8 @@ from sovcloud.model import SECTORS, Allocation, Config, Tenant
 
 
 def effective(tenant: Tenant, alloc: Allocation, as_of: dt.date) -> bool:
-    """An allocation holds quota on ``as_of``: the tenant is active and the date is inside its period."""
-    return tenant.status == "active" and alloc.active(as_of)
+    """An allocation holds quota on ``as_of`` (see :meth:`Tenant.holds_quota`)."""
+    return tenant.holds_quota(alloc, as_of)
 
 
 @dataclass(frozen=True)

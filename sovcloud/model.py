@@ -218,6 +218,10 @@ class Tenant:
     origin: Origin
     grant_gpus: int | None = None  # most guaranteed GPUs across all regions
 
+    def holds_quota(self, alloc: Allocation, day: dt.date) -> bool:
+        """The allocation gives quota on ``day``: the tenant is active and the day is inside its period."""
+        return self.status == "active" and alloc.active(day)
+
 
 @dataclass(frozen=True)
 class Config:
