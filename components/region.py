@@ -44,7 +44,9 @@ def summary(args: RegionArgs) -> dict[str, object]:
             for t, allocs in args.tenants]
     return {
         "region": r.name, "asOf": args.as_of.isoformat(),
-        "pools": {p.name: {"gpuModel": p.gpu.name, "nodes": p.nodes, "gpus": p.gpus,
+        # gpus: every node's; backedGpus: the nodes always present (an autoscaled pool's minimum), which is what
+        # guarantees may use
+        "pools": {p.name: {"gpuModel": p.gpu.name, "nodes": p.nodes, "gpus": p.gpus, "backedGpus": p.backed_gpus,
                            "guaranteed": sum(a.gpus for _, held, _ in live for a in held if a.pool == p.name)}
                   for p in r.pools},
         "tenants": {t.name: {"guaranteed": sum(a.gpus for a in held),

@@ -94,10 +94,8 @@ def namespace_meta(args: TenantArgs) -> dict[str, Any]:
 
 
 def status(args: TenantArgs) -> str:
-    """active, offboarding, or expired (every allocation here is outside its period on the as-of date)."""
-    if args.tenant.status == "offboarding":
-        return "offboarding"
-    return "active" if args.admitting else "expired"
+    """offboarding, active, pending (no allocation here has started) or expired, on the as-of date."""
+    return args.tenant.state(args.as_of, args.allocations)
 
 
 def _meta(args: TenantArgs, name: str) -> dict[str, Any]:

@@ -155,7 +155,11 @@ def synth(region: str, root: Path | None, out_dir: Path, fmt: str, today: Any) -
     err.print(f"synthesising {region} ...")
     result = synthesis.run(tree, region, cfg, as_of=today)
     plan = synthesis.plan(result, cfg)
-    target = synthesis.write(result, out_dir, plan)
+    try:
+        target = synthesis.write(result, out_dir, plan)
+    except OSError as exc:
+        error_line(f"cannot write to {out_dir}: {exc.strerror or exc}")
+        sys.exit(EXIT_INVALID)
     elapsed = time.perf_counter() - started
     if fmt == "json":
         click.echo(json.dumps({"region": region, "out": str(target), "seconds": round(elapsed, 3), "plan": plan},
@@ -168,14 +172,15 @@ def synth(region: str, root: Path | None, out_dir: Path, fmt: str, today: Any) -
 
 def _print_plan(plan: dict[str, Any]) -> None:
     pools = Table(title=f"{plan['displayName']} ({plan['region']}): GPU pools", title_justify="left")
-    for col in ("pool", "model", "nodes", "GPUs", "guaranteed", "free"):
+    for col in ("pool", "model", "nodes", "GPUs", "backed", "guaranteed", "free"):
         pools.add_column(col, justify="left" if col in ("pool", "model") else "right")
     for name, p in plan["pools"].items():
-        pools.add_row(name, p["gpuModel"], f"{p['nodes']:,}", f"{p['gpus']:,}", f"{p['guaranteed']:,}",
-                      f"{p['gpus'] - p['guaranteed']:,}")
+        pools.add_row(name, p["gpuModel"], f"{p['nodes']:,}", f"{p['gpus']:,}", f"{p['backedGpus']:,}",
+                      f"{p['guaranteed']:,}", f"{p['backedGpus'] - p['guaranteed']:,}")
     g = plan["gpus"]
     pools.add_section()
-    pools.add_row("total", "", "", f"{g['capacity']:,}", f"{g['guaranteed']:,}", f"{g['capacity'] - g['guaranteed']:,}")
+    pools.add_row("total", "", "", f"{g['capacity']:,}", f"{g['backed']:,}", f"{g['guaranteed']:,}",
+                  f"{g['backed'] - g['guaranteed']:,}")
     out.print(pools)
     tenants = Table(title="tenants", title_justify="left")
     for col in ("tenant", "guaranteed GPUs", "borrowable GPUs", "MIG instances"):
@@ -219,6 +224,10 @@ def check(regions: tuple[str, ...], root: Path | None, fmt: str, junit_file: Pat
         raise click.BadParameter(f"no region {', '.join(unknown)} (one of: {', '.join(sorted(cfg.regions))})",
                                  param_hint="REGIONS")
     chosen = list(regions) or sorted(cfg.regions)
+    for report_file in (junit_file, sarif_file):
+        if report_file is not None and not report_file.resolve().parent.is_dir():
+            error_line(f"cannot write {report_file}: no directory {report_file.resolve().parent}")
+            sys.exit(EXIT_INVALID)
     day = today.isoformat() if today else None
     results: list[dict[str, Any]] = []
     # the Pulumi SDK keeps global state: every region gets a fresh process (spawned, not forked)

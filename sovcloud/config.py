@@ -179,6 +179,19 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
         pool = _pool(doc, i, raw, models, mig_strategy, errors)
         if pool is not None:
             pools.append(pool)
+    layouts: dict[str, tuple[int, Pool]] = {}
+    for i, pool in enumerate(pools):
+        if pool.sharing.mode != "mig":
+            continue
+        cfg_name = pool.sharing.mig_config_name or pool.name
+        at = ("pools", next(j for j, raw in enumerate(d["pools"]) if raw["name"] == pool.name), "sharing")
+        if cfg_name == "all-disabled":
+            errors.add(doc, (*at, "configName"), "all-disabled is the mig-manager config that turns MIG off "
+                       "(choose another name)", "mig-config-name")
+        elif cfg_name in layouts and dict(layouts[cfg_name][1].sharing.mig_layout) != dict(pool.sharing.mig_layout):
+            errors.add(doc, (*at, "configName"), f"{cfg_name} already names pool {layouts[cfg_name][1].name}'s "
+                       "different layout (one name per layout)", "mig-config-name")
+        layouts.setdefault(cfg_name, (i, pool))
     rules = d["allocation"]
     shares = rules.get("reservedShares", {})
     if sum(shares.values()) > 1 + 1e-9:

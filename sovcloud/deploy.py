@@ -97,12 +97,11 @@ def run_operation(root: Path, cfg: Config, region: str, operation: str, parallel
     """One region: select (or create) its stack, attach the policy pack with the region's config, run."""
     from pulumi import automation as auto
 
-    from sovcloud import synth
     from sovcloud.policy_config import policy_config
 
     outcome = Outcome(region, operation)
-    total = len(synth.run(root, region, cfg).records) if operation in ("preview", "up") else None
-    task = progress.add_task(f"{region}: starting", total=total)
+    # total unknown until the engine has run the program: the bar counts resources done
+    task = progress.add_task(f"{region}: starting", total=None)
     events = _Events(progress, task, outcome)
     with tempfile.TemporaryDirectory() as tmp:
         policy_file = Path(tmp) / f"{region}.policy.json"

@@ -202,6 +202,10 @@ class Allocation:
     def active(self, today: dt.date) -> bool:
         return self.start <= today <= self.end
 
+    def state(self, today: dt.date) -> str:
+        """pending (not started), active, or expired (past its end date)."""
+        return "pending" if today < self.start else "expired" if today > self.end else "active"
+
 
 @dataclass(frozen=True)
 class Tenant:
@@ -217,6 +221,14 @@ class Tenant:
     allocations: tuple[Allocation, ...]
     origin: Origin
     grant_gpus: int | None = None  # most guaranteed GPUs across all regions
+
+    def state(self, day: dt.date, allocations: tuple[Allocation, ...] | None = None) -> str:
+        """offboarding, or over ``allocations`` (default all): active if any is, else pending if any is to come,
+        else expired."""
+        if self.status == "offboarding":
+            return "offboarding"
+        states = {a.state(day) for a in (self.allocations if allocations is None else allocations)}
+        return next(s for s in ("active", "pending", "expired") if s in states or s == "expired")
 
     def holds_quota(self, alloc: Allocation, day: dt.date) -> bool:
         """The allocation gives quota on ``day``: the tenant is active and the day is inside its period."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import click
 from rich.table import Table
 
 from sovcloud import capacity
-from sovcloud.cli import DATE, _root, load_or_exit, main, out, root_option
+from sovcloud.cli import DATE, EXIT_INVALID, _root, error_line, load_or_exit, main, out, root_option
 from sovcloud.model import SECTORS, Config
 
 SECTOR_COLOURS = {"research": "#3b6fb6", "public": "#2e9e6a", "startup": "#e0932f", "industry": "#8a5cb8"}
@@ -34,7 +35,8 @@ def report_data(cfg: Config, day: dt.date) -> dict[str, Any]:
                 row["borrowable"] += a.borrowing_limit
         regions.append({
             "region": region.name, "displayName": region.display_name, "tier": region.tier,
-            "capacity": region.gpus, "guaranteed": sum(p["guaranteed"] for p in pools),
+            "physicalGpus": region.gpus, "capacity": sum(p["capacity"] for p in pools),
+            "guaranteed": sum(p["guaranteed"] for p in pools),
             "borrowable": sum(p["borrowable"] for p in pools), "free": sum(p["free"] for p in pools),
             "pools": pools, "bySector": capacity.by_sector(cfg, region.name, day),
             "tenants": sorted(tenants.values(), key=lambda r: r["tenant"]),
@@ -157,7 +159,11 @@ def report(root: Path | None, fmt: str, out_file: Path | None, today: Any) -> No
     if out_file is not None:
         from sovcloud.tenant_cmds import atomic_write
 
-        atomic_write(out_file, text if text else json.dumps(data, indent=2) + "\n")
+        try:
+            atomic_write(out_file, text if text else json.dumps(data, indent=2) + "\n")
+        except OSError as exc:
+            error_line(f"cannot write {out_file}: {exc.strerror or exc}")
+            sys.exit(EXIT_INVALID)
         out.print(f"report written to {out_file}")
         return
     if text:

@@ -148,11 +148,12 @@ def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | Non
 
 
 def _stack_region_object(root: Path, region: str) -> Any:
-    """What the Pulumi CLI would hand the program as ``sovcloud:region``: the object in the stack file."""
-    import yaml
+    """What the Pulumi CLI would hand the program as ``sovcloud:region``: the object in the stack file, read as the
+    loader reads it (dates stay text, as the CLI passes them)."""
+    from sovcloud import yamlsafe
 
-    path = root / config_loader.STACKS_DIR / f"Pulumi.{region}.yaml"
-    return yaml.safe_load(path.read_text(encoding="utf-8"))["config"][config_loader.REGION_KEY]
+    doc, _ = yamlsafe.load(root / config_loader.STACKS_DIR / f"Pulumi.{region}.yaml")
+    return doc.data["config"][config_loader.REGION_KEY] if doc is not None else {}
 
 
 # ---------------------------------------------------------------------------------------------------- writing
@@ -240,7 +241,8 @@ def plan(synthesis: Synthesis, cfg: Config) -> dict[str, Any]:
         "region": region.name, "displayName": region.display_name, "tier": region.tier, "asOf": s["asOf"],
         "kubernetesVersion": region.kubernetes_version,
         "resources": {"total": sum(synthesis.counts().values()), "byType": synthesis.counts()},
-        "gpus": {"capacity": region.gpus, "guaranteed": sum(t["guaranteed"] for t in s["tenants"].values()),
+        "gpus": {"capacity": region.gpus, "backed": sum(p.backed_gpus for p in region.pools),
+                 "guaranteed": sum(t["guaranteed"] for t in s["tenants"].values()),
                  "borrowable": sum(t["borrowable"] for t in s["tenants"].values())},
         "pools": s["pools"], "tenants": s["tenants"],
     }

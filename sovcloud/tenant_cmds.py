@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +23,7 @@ from sovcloud.cli import DATE, EXIT_INVALID, _root, error_line, format_option, l
 from sovcloud.errors import ConfigInvalid
 from sovcloud.model import Config, Tenant
 
+TENANT_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 HEADER = "# Tenant file (schema: schemas/tenant.schema.json), reviewed in a pull request before it reaches a cluster.\n"
 
 
@@ -106,7 +108,7 @@ def write_checked(root: Path, name: str, text: str, *, replace: bool) -> Config:
     except ConfigInvalid as exc:
         fail(f"the existing config is invalid; fix it first (sovcloud validate): {exc.errors[0]}")
     with tempfile.TemporaryDirectory() as tmp:
-        candidate = Path(tmp) / f"{name}.yaml"
+        candidate = Path(tmp) / "candidate.yaml"  # never a user-chosen path
         candidate.write_text(text, encoding="utf-8")
         try:
             after = config.load(root, tenant_paths=[*others, candidate])
@@ -183,18 +185,21 @@ def tenant_add(root: Path | None, from_file: Path | None, force: bool, **f: Any)
     """
     tree = _root(root)
     if from_file is not None:
-        text = from_file.read_text(encoding="utf-8")
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError:
-            data = None
-        name = data.get("name") if isinstance(data, dict) else None
-        if not isinstance(name, str) or not name:
-            fail(f"{from_file}: no tenant name at the top level (name: ...)")
+        from sovcloud import yamlsafe
+
+        doc, errs = yamlsafe.load(from_file)
+        if doc is None:
+            fail(str(errs[0]))
+        name = doc.data.get("name")
+        if not isinstance(name, str) or not TENANT_NAME.fullmatch(name):
+            fail(f"{from_file}: name {name!r} is not a tenant name (a DNS-1123 label: lowercase letters, digits, '-')")
+        text = from_file.read_bytes().decode("utf-8")
     else:
         needed = ["name", "display_name", "org_name", "org_type", "registration_id", "sector", "classification",
                   "region", "pool", "gpus", "cpu", "memory", "storage", "start", "end"]
         missing = [f"--{k.replace('_', '-')}" for k in needed if f.get(k) in (None, "")]
+        if f.get("name") and not TENANT_NAME.fullmatch(f["name"]):
+            fail(f"--name {f['name']!r} is not a tenant name (a DNS-1123 label: lowercase letters, digits, '-')")
         if not f["admin_groups"]:
             missing.append("--admin-group")
         if not f["contacts"]:
@@ -218,16 +223,6 @@ def tenant_add(root: Path | None, from_file: Path | None, force: bool, **f: Any)
     out.print(f"tenants/{name}.yaml written; review it in a pull request (sovcloud diff shows what it changes)")
 
 
-def _status(t: Tenant, today: dt.date) -> str:
-    if t.status == "offboarding":
-        return "offboarding"
-    if all(a.expired(today) for a in t.allocations):
-        return "expired"
-    if all(today < a.start for a in t.allocations):
-        return "pending"
-    return "active"
-
-
 @tenant.command("list")
 @root_option
 @format_option
@@ -240,8 +235,7 @@ def tenant_list(root: Path | None, fmt: str, today: Any) -> None:
     rows = [{"tenant": t.name, "sector": t.sector, "classification": t.classification, "region": a.region,
              "pool": a.pool, "guaranteed": a.gpus, "borrowable": a.borrowing_limit,
              "start": a.start.isoformat(), "end": a.end.isoformat(),
-             "status": "offboarding" if t.status == "offboarding" else
-             ("expired" if a.expired(day) else "pending" if day < a.start else "active")}
+             "status": t.state(day, (a,))}
             for t in sorted(cfg.tenants.values(), key=lambda t: t.name) for a in t.allocations]
     if fmt == "json":
         click.echo(json_dump(rows))
@@ -276,7 +270,7 @@ def tenant_show(name: str, root: Path | None) -> None:
     """Print a tenant's file and its status."""
     tree = _root(root)
     t = _tenant_or_fail(load_or_exit(tree), name)
-    click.echo(f"# {t.origin.file}, status {_status(t, dt.date.today())}")
+    click.echo(f"# {t.origin.file}, status {t.state(dt.date.today())}")
     click.echo((tree / t.origin.file).read_text(encoding="utf-8"), nl=False)
 
 

@@ -132,6 +132,12 @@ REGION_CASES: list[tuple[str, str, Callable[[dict[str, Any]], Any], str, str, st
      NATIONAL, "registries.imageMirror", "pattern", "no scheme"),
     ("new-model-incomplete", "ncc-haenam", lambda r: r.update(gpuModels={"H20": {"memoryGB": 96}}), NATIONAL,
      "gpuModels.H20", "gpu-model", "needs family, gfdProduct"),
+    ("mig-config-name-reserved", "rdc-gwangju", lambda r: r["pools"][1]["sharing"].update(configName="all-disabled"),
+     GWANGJU, "pools[1].sharing.configName", "mig-config-name", "all-disabled is the mig-manager config that turns"),
+    ("mig-config-name-clash", "ncc-haenam",
+     lambda r: (r["pools"].append({**r["pools"][3], "name": "b200-mig-2",
+                                   "sharing": {"mode": "mig", "configName": "b200-mig", "layout": {"1g.23gb": 7}}})),
+     NATIONAL, "pools[5].sharing.configName", "mig-config-name", "b200-mig already names pool b200-mig's"),
     ("time-slicing-one-replica", "rdc-gwangju", lambda r: r["pools"][2]["sharing"].update(replicas=1), GWANGJU,
      "pools[2].sharing.replicas", "minimum", "1 is less than 2"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sovcloud import config, tenant_cmds
+from sovcloud import config, synth, tenant_cmds
 from sovcloud.cli import main
 from tests.conftest import Tree
 
@@ -145,7 +146,8 @@ def test_html_report_chart_matches_json_numbers(tree: Tree, tmp_path: Path) -> N
     assert pools == {f"{r['region']}/{p['pool']}": (p["guaranteed"], p["capacity"])
                      for r in data["regions"] for p in r["pools"]}
     national = next(r for r in data["regions"] if r["region"] == "ncc-haenam")
-    assert (national["capacity"], national["bySector"]["industry"]) == (13_136, 1_536)
+    assert (national["physicalGpus"], national["capacity"], national["bySector"]["industry"]) == (
+        13_136, 12_944, 1_536)  # b200-hall-c backs guarantees with its autoscaler minimum, 380 of 404 nodes
 
 
 @pytest.fixture
@@ -236,3 +238,34 @@ def test_onboard_renew_offboard_and_review_end_to_end(repo: Tree) -> None:
     repo.tenant_path("mirae-lab").unlink()
     final = run("diff", "--against", "HEAD", "--root", root, "--format", "json", "--no-policies")
     assert final.exit_code == 0 and json.loads(final.stdout)["findings"] == []
+
+
+def test_add_from_file_with_a_path_for_a_name_writes_nothing_anywhere(tree: Tree, tmp_path: Path) -> None:
+    spec = tmp_path / "evil.yaml"
+    spec.write_text(tree.tenant_path("orbit-lm").read_text().replace("name: orbit-lm", "name: ../escaped"))
+    before = snapshot(tree.root)
+    result = run("tenant", "add", "--root", str(tree.root), "--from", str(spec))
+    assert result.exit_code == 1
+    assert "is not a tenant name" in result.output
+    assert snapshot(tree.root) == before and not (tree.root / "escaped.yaml").exists()
+    spec.write_bytes(b"name: caf\xe9\n")
+    broken = run("tenant", "add", "--root", str(tree.root), "--from", str(spec))
+    assert broken.exit_code == 1 and "not UTF-8" in broken.output and "Traceback" not in broken.output
+
+
+def test_unwritable_report_path_is_one_line(tree: Tree, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run("report", "--root", str(tree.root), "--format", "json", "--out", str(blocker / "r.json"))
+    assert result.exit_code == 1
+    assert [ln for ln in result.output.splitlines() if ln][-1].startswith("error: cannot write")
+
+
+def test_pending_tenant_is_pending_everywhere(tree: Tree) -> None:
+    rows = json.loads(run("tenant", "list", "--root", str(tree.root), "--format", "json", "--date",
+                          "2026-03-01").stdout)
+    assert {r["status"] for r in rows if r["tenant"] == "baram-shipyard"} == {"pending"}
+    s = synth.run(tree.root, "rdc-ulsan", config.load(tree.root), as_of=dt.date(2026, 3, 1))
+    (ns,) = [r for r in s.kubernetes_objects() if r.inputs["kind"] == "Namespace"
+             and r.inputs["metadata"]["name"] == "baram-shipyard"]
+    assert ns.inputs["metadata"]["labels"]["sovcloud.kr/status"] == "pending"

@@ -32,8 +32,9 @@ def test_synth_writes_manifests_helm_specs_and_plan(tree: Tree, tmp_path: Path) 
     assert (helm["chart"], helm["version"], helm["repository"]) == (
         "gpu-operator", "v26.3.3", "https://cr.ulsan.example.kr/chartrepo/platform")
     plan = json.loads(files["plan.json"])
-    assert plan["gpus"] == {"capacity": 768, "guaranteed": 504, "borrowable": 144}
-    assert plan["pools"]["gb200-nvl72"] == {"gpuModel": "GB200", "nodes": 144, "gpus": 576, "guaranteed": 504}
+    assert plan["gpus"] == {"capacity": 768, "backed": 640, "guaranteed": 504, "borrowable": 144}  # rtxpro: min 8
+    assert plan["pools"]["gb200-nvl72"] == {"gpuModel": "GB200", "nodes": 144, "gpus": 576, "backedGpus": 576,
+                                            "guaranteed": 504}
     assert plan["tenants"]["baram-shipyard"] == {"guaranteed": 144, "borrowable": 72, "mig": {"2g.48gb": 64}}
     assert plan["resources"]["byType"]["kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue"] == 4
     manifest = yaml.safe_load(files["cluster/Namespace-pixelforge.yaml"])
@@ -75,3 +76,20 @@ def test_synth_unknown_region_is_a_usage_error(tree: Tree, tmp_path: Path) -> No
     result = run("synth", "ncc-seoul", "--date", "2026-11-28", "--root", str(tree.root), "--out", str(tmp_path))
     assert result.exit_code == 2
     assert "no region ncc-seoul (one of: ncc-haenam, rdc-gwangju, rdc-ulsan)" in result.output
+
+
+def test_date_like_text_in_the_region_does_not_break_synth(tree: Tree, tmp_path: Path) -> None:
+    tree.edit_region("rdc-ulsan", lambda r: r.update(displayName="2026-01-01"))
+    text = tree.region_path("rdc-ulsan").read_text().replace("displayName: '2026-01-01'", "displayName: 2026-01-01")
+    tree.region_path("rdc-ulsan").write_text(text)
+    assert run("validate", "--root", str(tree.root)).exit_code == 0
+    result = run("synth", "rdc-ulsan", "--date", "2026-11-28", "--root", str(tree.root), "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+
+
+def test_unwritable_out_dir_is_one_line(tree: Tree, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run("synth", "rdc-ulsan", "--date", "2026-11-28", "--root", str(tree.root), "--out", str(blocker / "o"))
+    assert result.exit_code == 1
+    assert "error: cannot write to" in result.output and "Traceback" not in result.output
