@@ -9,26 +9,22 @@ import yaml
 from policies.resources import (
     GPU,
     MIG_LABEL,
-    configmap_data,
+    base_product,
     labels,
     name,
     objects,
+    operator_config_data,
     pool_capacity,
     pool_label,
     queue_flavors,
-    release_chart,
-    releases,
 )
 
 MIG_RESOURCE = re.compile(r"^nvidia\.com/mig-(\d+g\.\d+gb)$")
 
 
 def _layouts(resources) -> dict[str, dict]:
-    cm_name = ""
-    for rel in releases(resources):
-        if release_chart(rel) == "gpu-operator":
-            cm_name = (((rel.props.get("values") or {}).get("migManager") or {}).get("config") or {}).get("name", "")
-    text = configmap_data(resources, cm_name).get("config.yaml", "") if cm_name else ""
+    """MIG layouts by config name, from the mig-manager ConfigMap the gpu-operator release points at."""
+    text = operator_config_data(resources, "migManager").get("config.yaml", "")
     configs = (yaml.safe_load(text or "{}") or {}).get("mig-configs") or {}
     out = {}
     for config_name, devices in configs.items():
@@ -51,7 +47,7 @@ def mig_quota_in_layout(args, report_violation) -> None:
     products = {}
     for rf in objects(resources, "ResourceFlavor"):
         product = ((rf.props.get("spec") or {}).get("nodeLabels") or {}).get(f"{GPU}.product", "")
-        products[name(rf)] = re.sub(r"(-SHARED|-MIG-.*)$", "", product)
+        products[name(rf)] = base_product(product)
     promised: dict[tuple[str, str], int] = {}
     for cq in objects(resources, "ClusterQueue"):
         tenant = labels(cq).get("sovcloud.kr/tenant") or name(cq)

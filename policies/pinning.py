@@ -5,14 +5,11 @@ from __future__ import annotations
 import re
 
 from policies.registries import WORKLOAD_KINDS, workload_images
-from policies.resources import GPU, RELEASE, kind, objects, release_chart, releases
+from policies.resources import GPU, RELEASE, base_product, kind, objects, release_chart, releases
+from sovcloud.catalog import version_tuple
 
 EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 EXACT_DRIVER = re.compile(r"^\d+\.\d+\.\d+$")
-
-
-def version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(p) if p.isdigit() else 0 for p in version.lstrip("v").split("-", 1)[0].split("."))
 
 
 def pinned_versions(args, report_violation) -> None:
@@ -39,7 +36,7 @@ def region_products(resources) -> set[str]:
     for r in objects(resources, "ResourceFlavor"):
         product = ((r.props.get("spec") or {}).get("nodeLabels") or {}).get(f"{GPU}.product")
         if product:
-            products.add(re.sub(r"(-SHARED|-MIG-.*)$", "", product))
+            products.add(base_product(product))
     for r in objects(resources, "MachineDeployment"):
         product = ((r.props.get("metadata") or {}).get("annotations") or {}).get("sovcloud.kr/gpu-product")
         if product:

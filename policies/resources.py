@@ -7,6 +7,7 @@ it. Works on ``PolicyResource`` objects and on anything with ``resource_type``, 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -129,14 +130,26 @@ def configmap_data(resources: Iterable[Resource], cm_name: str) -> Mapping[str, 
     return {}
 
 
-def time_slicing_replicas(resources: list[Resource]) -> dict[str, int]:
-    """Replicas per time-sliced pool: the pool's device-plugin config label, resolved in the device-plugin
-    ConfigMap the GPU operator release points at."""
+def operator_config_data(resources: Iterable[Resource], operand: str) -> Mapping[str, str]:
+    """The data of the ConfigMap the gpu-operator release names for ``operand`` (``migManager``, ``devicePlugin``)
+    in ``values.<operand>.config.name``; empty when there is none."""
+    resources = list(resources)
     cm_name = ""
     for rel in releases(resources):
         if release_chart(rel) == "gpu-operator":
-            cm_name = (((rel.props.get("values") or {}).get("devicePlugin") or {}).get("config") or {}).get("name", "")
-    data = configmap_data(resources, cm_name) if cm_name else {}
+            cm_name = (((rel.props.get("values") or {}).get(operand) or {}).get("config") or {}).get("name", "")
+    return configmap_data(resources, cm_name) if cm_name else {}
+
+
+def base_product(product: str) -> str:
+    """The GPU's product name without GFD's sharing suffixes (``-SHARED``, ``-MIG-<profile>``)."""
+    return re.sub(r"(-SHARED|-MIG-.*)$", "", product)
+
+
+def time_slicing_replicas(resources: list[Resource]) -> dict[str, int]:
+    """Replicas per time-sliced pool: the pool's device-plugin config label, resolved in the device-plugin
+    ConfigMap the GPU operator release points at."""
+    data = operator_config_data(resources, "devicePlugin")
     out: dict[str, int] = {}
     for pool, config_name in pool_label(resources, DEVICE_PLUGIN_LABEL).items():
         parsed = yaml.safe_load(data.get(config_name, "") or "{}") or {}
