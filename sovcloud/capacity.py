@@ -31,9 +31,11 @@ class PoolUse:
         return self.capacity - self.guaranteed
 
 
-def pool_usage(cfg: Config, as_of: dt.date) -> list[PoolUse]:
+def pool_usage(cfg: Config, as_of: dt.date, regions: set[str] | None = None) -> list[PoolUse]:
     out = []
     for region in sorted(cfg.regions.values(), key=lambda r: r.name):
+        if regions is not None and region.name not in regions:
+            continue
         for pool in region.pools:
             allocs = [a for t, a in cfg.allocations_in(region.name) if a.pool == pool.name and effective(t, a, as_of)]
             mig = {p: sum(a.mig.get(p, 0) for a in allocs) for p in pool.sharing.mig_layout}
@@ -59,10 +61,11 @@ def by_tenant(cfg: Config, region: str, as_of: dt.date) -> dict[str, int]:
     return out
 
 
-def problems(cfg: Config, as_of: dt.date) -> list[str]:
-    """Capacity, reserved shares and caps that the config breaks, one sentence each."""
+def problems(cfg: Config, as_of: dt.date, regions: set[str] | None = None) -> list[str]:
+    """Capacity, reserved shares, caps, grants and the national budget that the config breaks on ``as_of``, one
+    sentence each; ``regions`` limits the per-region rules to those regions."""
     found = []
-    for use in pool_usage(cfg, as_of):
+    for use in pool_usage(cfg, as_of, regions):
         if use.guaranteed > use.capacity:
             found.append(f"{use.region}/{use.pool}: {use.guaranteed} GPUs guaranteed, {use.capacity} exist")
         for profile, count in use.mig_guaranteed.items():
@@ -70,6 +73,8 @@ def problems(cfg: Config, as_of: dt.date) -> list[str]:
                 found.append(f"{use.region}/{use.pool}: {count} {profile} instances guaranteed, "
                              f"{use.mig_capacity[profile]} exist")
     for region in sorted(cfg.regions.values(), key=lambda r: r.name):
+        if regions is not None and region.name not in regions:
+            continue
         rules, total = region.allocation, sum(p.backed_gpus for p in region.pools)
         sectors = by_sector(cfg, region.name, as_of)
         for sector, used in sectors.items():
@@ -85,6 +90,12 @@ def problems(cfg: Config, as_of: dt.date) -> list[str]:
                 if used > rules.per_tenant_gpu_cap:
                     found.append(f"{region.name}: tenant {tenant} holds {used} GPUs, the per-tenant cap is "
                                  f"{rules.per_tenant_gpu_cap}")
+    budgets = [r.allocation.national_gpu_budget for r in cfg.regions.values()
+               if r.allocation.national_gpu_budget is not None]
+    if budgets:
+        held = sum(a.gpus for t in cfg.tenants.values() for a in t.allocations if t.holds_quota(a, as_of))
+        if held > min(budgets):
+            found.append(f"{held} GPUs guaranteed across all regions, the national budget is {min(budgets)}")
     for tenant in sorted(cfg.tenants.values(), key=lambda t: t.name):
         if tenant.grant_gpus is not None:
             held = sum(a.gpus for a in tenant.allocations if effective(tenant, a, as_of))

@@ -94,8 +94,10 @@ def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any
             return None
         return PolicyProviderResource(prov.type, props[prov.urn], prov.urn, prov.name)
 
-    stack_resources = [PolicyResource(r.type, props[r.urn], r.urn, r.name, opts(r), provider(r), None, [], {})
-                       for r in synthesis.records]
+    options = {r.urn: opts(r) for r in synthesis.records}
+    providers = {r.urn: provider(r) for r in synthesis.records}
+    stack_resources = [PolicyResource(r.type, props[r.urn], r.urn, r.name, options[r.urn], providers[r.urn], None,
+                                      [], {}) for r in synthesis.records]
     by_urn = {pr.urn: pr for pr in stack_resources}
     for pr in stack_resources:
         pr.parent = by_urn.get(records[pr.urn].parent)
@@ -118,8 +120,8 @@ def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any
             for rec in synthesis.records:
                 if not rec.custom:
                     continue
-                args = ResourceValidationArgs(rec.type, props[rec.urn], rec.urn, rec.name, opts(rec), provider(rec),
-                                              config)
+                args = ResourceValidationArgs(rec.type, props[rec.urn], rec.urn, rec.name, options[rec.urn],
+                                              providers[rec.urn], config)
                 policy.validate(args, lambda m, u=None, _r=rec.urn: report(m, u or _r))
         else:
             policy.validate(StackValidationArgs(stack_resources, config), report)

@@ -161,10 +161,14 @@ def render_text(d: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_markdown(d: dict[str, Any]) -> str:
-    blocking = bool(d["findings"] or d.get("headErrors") or any(
+def blocking(d: dict[str, Any]) -> bool:
+    """A mandatory finding, invalid head config, or a mandatory policy violation the change introduces."""
+    return bool(d["findings"] or d.get("headErrors") or any(
         v["enforcement"] == "mandatory" for v in (d.get("policies") or {}).get("introduced", [])))
-    md = [f"### sovcloud review: {'❌ blocking findings' if blocking else '✅ no blocking findings'}", "",
+
+
+def render_markdown(d: dict[str, Any]) -> str:
+    md = [f"### sovcloud review: {'❌ blocking findings' if blocking(d) else '✅ no blocking findings'}", "",
           f"Tenants added: {', '.join(f'`{t}`' for t in d['tenants']['added']) or 'none'}  ",
           f"Tenants removed: {', '.join(f'`{t}`' for t in d['tenants']['removed']) or 'none'}  ",
           f"Tenants changed: {', '.join(f'`{t}`' for t in d['tenants']['changed']) or 'none'}", ""]
@@ -233,6 +237,4 @@ def diff(ref: str, root: Path | None, fmt: str, today: Any, no_policies: bool) -
         click.echo(render_markdown(result), nl=False)
     else:
         out.print(render_text(result), end="", markup=False)
-    blocking = result["findings"] or result.get("headErrors") or any(
-        v["enforcement"] == "mandatory" for v in result.get("policies", {}).get("introduced", []))
-    sys.exit(EXIT_INVALID if blocking else EXIT_OK)
+    sys.exit(EXIT_INVALID if blocking(result) else EXIT_OK)

@@ -127,10 +127,10 @@ def _describe(err: jsonschema.ValidationError) -> Iterator[tuple[tuple[Any, ...]
         yield path, err.message, rule
 
 
-def check(name: str, doc: Document, data: Any, prefix: tuple[Any, ...] = ()) -> list[ConfigError]:
-    """Schema errors of ``data`` (found at ``prefix`` in ``doc``), one per problem, with lines."""
+def check(name: str, doc: Document, data: Any) -> list[ConfigError]:
+    """Schema errors of ``data`` (the document ``doc`` holds), one per problem, with lines."""
     out = []
     for err in validator(name).iter_errors(data):
         for path, message, rule in _describe(err):
-            out.append(ConfigError(doc.file, doc.line_of((*prefix, *path)), json_path(path), message, rule))
+            out.append(ConfigError(doc.file, doc.line_of(path), json_path(path), message, rule))
     return out

@@ -58,11 +58,11 @@ def _check_dates(cfg: Config, tenant: Tenant) -> list[dt.date]:
     return sorted(dates)
 
 
-def _new_problems(before: Config | None, after: Config, dates: list[dt.date]) -> list[str]:
+def _new_problems(before: Config | None, after: Config, dates: list[dt.date], regions: set[str]) -> list[str]:
     found: list[str] = []
     for day in dates:
-        old = set(capacity.problems(before, day)) if before else set()
-        for p in capacity.problems(after, day):
+        old = set(capacity.problems(before, day, regions)) if before else set()
+        for p in capacity.problems(after, day, regions):
             if p not in old and p not in found:
                 found.append(f"{p} (from {day})")
     return found
@@ -118,7 +118,7 @@ def write_checked(root: Path, name: str, text: str, *, replace: bool) -> Config:
             fail(f"tenants/{name}.yaml refused: {len(exc.errors)} error(s), nothing written")
     tenant = after.tenants[name]
     dates = _check_dates(after, tenant)
-    refused = _new_problems(before, after, dates)
+    refused = _new_problems(before, after, dates, {a.region for a in tenant.allocations})
     if refused:
         for p in refused:
             click.echo(f"refused: {p}")

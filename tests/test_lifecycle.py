@@ -269,3 +269,11 @@ def test_pending_tenant_is_pending_everywhere(tree: Tree) -> None:
     (ns,) = [r for r in s.kubernetes_objects() if r.inputs["kind"] == "Namespace"
              and r.inputs["metadata"]["name"] == "baram-shipyard"]
     assert ns.inputs["metadata"]["labels"]["sovcloud.kr/status"] == "pending"
+
+
+def test_tenant_add_over_the_national_budget_is_refused(tree: Tree) -> None:
+    tree.edit_region("ncc-haenam", lambda r: r["allocation"].update(nationalGpuBudget=6700))
+    args = [{"rdc-ulsan": "ncc-haenam", "gb200-nvl72": "b200-hall-a"}.get(a, a) for a in NEW]
+    result = run("tenant", "add", "--root", str(tree.root), *args, "--gpus", "512")
+    assert result.exit_code == 1
+    assert "GPUs guaranteed across all regions, the national budget is 6700" in result.output
