@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 from sovcloud import model
+from sovcloud.keys import (  # noqa: F401 (the keys components write, re-exported for them)
+    ALLOCATIONS,
+    CLASSIFICATION,
+    DEVICE_PLUGIN_CONFIG,
+    DOMAIN,
+    GPU_PRODUCT,
+    GPU_PRODUCT_ANNOTATION,
+    GPU_RESOURCE,
+    GPUS,
+    MANAGED_BY,
+    MIG_CONFIG,
+    OWNER,
+    POOL,
+    REGION,
+    RETAIN,
+    SECTOR,
+    STATUS,
+    TENANT,
+)
 
-DOMAIN = "sovcloud.kr"
-REGION = f"{DOMAIN}/region"  # on every object: residency
-OWNER = f"{DOMAIN}/owner"  # on every object: "platform" or the tenant name
-POOL = f"{DOMAIN}/pool"
-TENANT = f"{DOMAIN}/tenant"
-SECTOR = f"{DOMAIN}/sector"
-CLASSIFICATION = f"{DOMAIN}/classification"
-MANAGED_BY = "app.kubernetes.io/managed-by"
 PLATFORM = "platform"
-
-# Upstream names (GPU Feature Discovery, device plugin, mig-manager, Cluster API autoscaler); see domain facts.
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_PRODUCT = "nvidia.com/gpu.product"
-MIG_CONFIG = "nvidia.com/mig.config"
-DEVICE_PLUGIN_CONFIG = "nvidia.com/device-plugin.config"
 CAPI_ACCELERATOR = "cluster-api/accelerator"
 GPU_TAINT = {"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"}
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}

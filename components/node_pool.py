@@ -21,8 +21,6 @@ INFRA_GROUP = "infrastructure.cluster.x-k8s.io"
 INFRA_KINDS = {"metal3": "Metal3MachineTemplate", "openstack": "OpenStackMachineTemplate"}
 AUTOSCALER = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-"
 CAPACITY = "capacity.cluster-autoscaler.kubernetes.io/"
-GPUS_ANNOTATION = "sovcloud.kr/gpus"
-PRODUCT_ANNOTATION = "sovcloud.kr/gpu-product"  # the GFD product the pool's nodes will report
 
 
 @dataclass(frozen=True)
@@ -114,7 +112,7 @@ def machine_deployment(region: model.Region, pool: model.Pool) -> dict[str, Any]
     annotations = {
         f"{CAPACITY}gpu-type": L.GPU_RESOURCE,
         f"{CAPACITY}gpu-count": str(pool.gpus_per_node),
-        PRODUCT_ANNOTATION: pool.gpu.gfd_product,
+        L.GPU_PRODUCT_ANNOTATION: pool.gpu.gfd_product,
         f"{CAPACITY}labels": ",".join(f"{k}={v}" for k, v in sorted(node_labels(region, pool).items())),
         f"{CAPACITY}taints": f"{L.GPU_TAINT['key']}={L.GPU_TAINT['value']}:{L.GPU_TAINT['effect']}",
     }
@@ -152,7 +150,7 @@ def node_patch(region: model.Region, pool: model.Pool, node: str) -> dict[str, A
     return {"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": node, "labels": {**L.common(region), **node_labels(region, pool)},
                          # GPUs the node brings to the pool: the capacity policy counts pools from these
-                         "annotations": {GPUS_ANNOTATION: str(pool.gpus_per_node)}},
+                         "annotations": {L.GPUS: str(pool.gpus_per_node)}},
             "spec": {"taints": [dict(L.GPU_TAINT)]}}
 
 

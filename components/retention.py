@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pulumi
 
-RETAIN_ANNOTATION = "sovcloud.kr/retain-on-delete"
+from sovcloud.keys import RETAIN as RETAIN_ANNOTATION
 
 
 def record_retain_on_delete(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:

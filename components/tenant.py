@@ -16,11 +16,10 @@ from components import labels as L
 from components.custom_object import CustomObject
 from components.queueing import KUEUE_API, priority_class_name
 from sovcloud import model
+from sovcloud.keys import ORGANISATION_COUNTRY, ORGANISATION_ID
 
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"]
 LOCAL_QUEUE = "default"
-ALLOCATIONS_ANNOTATION = "sovcloud.kr/allocations"
-STATUS = "sovcloud.kr/status"
 
 
 @dataclass(frozen=True)
@@ -83,14 +82,14 @@ def _sum(quantities: list[str]) -> str:
 def namespace_meta(args: TenantArgs) -> dict[str, Any]:
     t = args.tenant
     return {"name": t.name, "labels": {
-        **L.common(args.region, owner=t.name), L.TENANT: t.name, L.SECTOR: t.sector, STATUS: status(args),
+        **L.common(args.region, owner=t.name), L.TENANT: t.name, L.SECTOR: t.sector, L.STATUS: status(args),
         L.CLASSIFICATION: t.classification,
         "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest",
         "pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/audit": "restricted"},
         # what the eligibility and lifecycle policies read: they see resources, not tenant files
         "annotations": {"sovcloud.kr/display-name": t.display_name, "sovcloud.kr/organisation": t.organisation.name,
-                        "sovcloud.kr/organisation-id": t.organisation.registration_id,
-                        "sovcloud.kr/organisation-country": t.organisation.country}}
+                        ORGANISATION_ID: t.organisation.registration_id,
+                        ORGANISATION_COUNTRY: t.organisation.country}}
 
 
 def status(args: TenantArgs) -> str:
@@ -252,7 +251,7 @@ class Tenant(pulumi.ComponentResource):
                                           "name": TENANT_ADMIN_ROLE},
                                 subjects=role_binding_subjects(args), opts=in_ns)
         cq_meta = {"name": t.name, "labels": {**L.common(args.region, owner=t.name), L.TENANT: t.name},
-                   "annotations": {ALLOCATIONS_ANNOTATION: allocations_annotation(args)}}
+                   "annotations": {L.ALLOCATIONS: allocations_annotation(args)}}
         cq = CustomObject(f"{name}-clusterqueue", {"apiVersion": KUEUE_API, "kind": "ClusterQueue",
                                                    "metadata": cq_meta, "spec": cluster_queue_spec(args)},
                           pulumi.ResourceOptions(parent=self))

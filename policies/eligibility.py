@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from policies.resources import TENANT, annotations, kind, labels
+from sovcloud.keys import ORGANISATION_COUNTRY, ORGANISATION_ID
 
 
 def domestic_organisations(args, report_violation) -> None:
@@ -11,8 +12,8 @@ def domestic_organisations(args, report_violation) -> None:
         return
     cfg = args.get_config()
     home = cfg.get("homeCountry", "KR")
-    country = annotations(args).get("sovcloud.kr/organisation-country")
-    org_id = annotations(args).get("sovcloud.kr/organisation-id", "")
+    country = annotations(args).get(ORGANISATION_COUNTRY)
+    org_id = annotations(args).get(ORGANISATION_ID, "")
     if country == home:
         return
     if org_id and org_id in (cfg.get("approvedForeignOrganisations") or []):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from policies.resources import CLASSIFICATION, TENANT, kind, labels, meta, name, objects, tenant_namespaces
+from policies.resources import CLASSIFICATION, OWNER, TENANT, kind, labels, meta, name, objects, tenant_namespaces
 
 PRIVATE = [ipaddress.ip_network(c) for c in
            ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8")]
@@ -76,7 +76,7 @@ def tenant_isolation(args, report_violation) -> None:
             report_violation(f"RoleBinding {meta(rb).get('namespace')}/{name(rb)} grants ClusterRole {ref['name']}, "
                              "which can rewrite the namespace's NetworkPolicies", rb.urn)
     for crb in objects(resources, "ClusterRoleBinding"):
-        owner = labels(crb).get(TENANT) or labels(crb).get("sovcloud.kr/owner")
+        owner = labels(crb).get(TENANT) or labels(crb).get(OWNER)
         subjects = crb.props.get("subjects") or []
         in_tenant = [s.get("namespace") for s in subjects if s.get("namespace") in tenants]
         in_tenant += [groups[s.get("name")] for s in subjects if s.get("kind") == "Group" and s.get("name") in groups]

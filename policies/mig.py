@@ -9,6 +9,7 @@ import yaml
 from policies.resources import (
     GPU,
     MIG_LABEL,
+    TENANT,
     base_product,
     labels,
     name,
@@ -50,7 +51,7 @@ def mig_quota_in_layout(args, report_violation) -> None:
         products[name(rf)] = base_product(product)
     promised: dict[tuple[str, str], int] = {}
     for cq in objects(resources, "ClusterQueue"):
-        tenant = labels(cq).get("sovcloud.kr/tenant") or name(cq)
+        tenant = labels(cq).get(TENANT) or name(cq)
         for pool, res in queue_flavors(cq):
             layout = layouts.get(mig_config.get(pool, ""), {})
             whole = float((res.get(GPU) or {}).get("nominalQuota", 0) or 0)

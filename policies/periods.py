@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from policies.resources import allocations, labels, name, objects, queue_flavors
+from policies.resources import TENANT, allocations, labels, name, objects, queue_flavors
 
 
 def _quota_held(cq, pool: str) -> float:
@@ -23,7 +23,7 @@ def allocation_periods(args, report_violation) -> None:
     today_text = args.get_config().get("today") or ""
     today = dt.date.fromisoformat(today_text) if today_text else dt.date.today()
     for cq in objects(list(args.resources), "ClusterQueue"):
-        tenant = labels(cq).get("sovcloud.kr/tenant") or name(cq)
+        tenant = labels(cq).get(TENANT) or name(cq)
         for a in allocations(cq):
             end = dt.date.fromisoformat(a["end"])
             if end >= today:

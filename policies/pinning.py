@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 
 from policies.registries import WORKLOAD_KINDS, workload_images
-from policies.resources import GPU, RELEASE, base_product, kind, objects, release_chart, releases
+from policies.resources import (
+    GPU,
+    GPU_PRODUCT_ANNOTATION,
+    RELEASE,
+    base_product,
+    kind,
+    objects,
+    release_chart,
+    releases,
+)
 from sovcloud.catalog import version_tuple
 
 EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
@@ -38,7 +47,7 @@ def region_products(resources) -> set[str]:
         if product:
             products.add(base_product(product))
     for r in objects(resources, "MachineDeployment"):
-        product = ((r.props.get("metadata") or {}).get("annotations") or {}).get("sovcloud.kr/gpu-product")
+        product = ((r.props.get("metadata") or {}).get("annotations") or {}).get(GPU_PRODUCT_ANNOTATION)
         if product:
             products.add(product)
     return products

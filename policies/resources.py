@@ -13,20 +13,26 @@ from typing import Any, Protocol
 
 import yaml
 
-REGION = "sovcloud.kr/region"
-OWNER = "sovcloud.kr/owner"
-POOL = "sovcloud.kr/pool"
-TENANT = "sovcloud.kr/tenant"
-SECTOR = "sovcloud.kr/sector"
-CLASSIFICATION = "sovcloud.kr/classification"
-RETAIN = "sovcloud.kr/retain-on-delete"
-GPUS = "sovcloud.kr/gpus"
-ALLOCATIONS = "sovcloud.kr/allocations"
-GPU = "nvidia.com/gpu"
+from sovcloud import keys
+from sovcloud.keys import (  # noqa: F401 (the keys rules read, re-exported for them)
+    ALLOCATIONS,
+    CLASSIFICATION,
+    GPU_PRODUCT_ANNOTATION,
+    GPUS,
+    OWNER,
+    POOL,
+    REGION,
+    RETAIN,
+    SECTOR,
+    TENANT,
+)
+from sovcloud.model import CLASSIFICATIONS  # noqa: F401
+
+GPU = keys.GPU_RESOURCE
+MIG_LABEL = keys.MIG_CONFIG
+DEVICE_PLUGIN_LABEL = keys.DEVICE_PLUGIN_CONFIG
+
 RELEASE = "kubernetes:helm.sh/v3:Release"
-DEVICE_PLUGIN_LABEL = "nvidia.com/device-plugin.config"
-MIG_LABEL = "nvidia.com/mig.config"
-CLASSIFICATIONS = ("low", "moderate", "high")
 
 
 class Resource(Protocol):

@@ -23,6 +23,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sovcloud.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE, _root, err, error_line, load_or_exit, main, out, root_option
+from sovcloud.keys import TENANT
 from sovcloud.model import Config
 
 STATE_DIR = ".pulumi-state"
@@ -231,8 +232,8 @@ def tenant_namespaces_in_state(root: Path, region: str) -> list[str]:
     for res in deployment.get("resources") or []:
         if res.get("type") == "kubernetes:core/v1:Namespace":
             labels = ((res.get("outputs") or {}).get("metadata") or {}).get("labels") or {}
-            if labels.get("sovcloud.kr/tenant"):
-                names.append(labels["sovcloud.kr/tenant"])
+            if labels.get(TENANT):
+                names.append(labels[TENANT])
     return sorted(names)
 
 

@@ -1,0 +1,26 @@
+"""The label and annotation keys sovcloud writes on objects: the contract between the components that write them
+and the policies (and `sovcloud status`) that read them."""
+
+from __future__ import annotations
+
+DOMAIN = "sovcloud.kr"
+REGION = f"{DOMAIN}/region"  # on every object: residency
+OWNER = f"{DOMAIN}/owner"  # on every object: "platform" or the tenant name
+POOL = f"{DOMAIN}/pool"
+TENANT = f"{DOMAIN}/tenant"
+SECTOR = f"{DOMAIN}/sector"
+CLASSIFICATION = f"{DOMAIN}/classification"
+STATUS = f"{DOMAIN}/status"  # tenant namespace: active, pending, expired, offboarding
+RETAIN = f"{DOMAIN}/retain-on-delete"  # written from the resource option itself (components/retention.py)
+GPUS = f"{DOMAIN}/gpus"  # static node: GPUs it brings to its pool
+GPU_PRODUCT_ANNOTATION = f"{DOMAIN}/gpu-product"  # MachineDeployment: the GFD product its nodes report
+ALLOCATIONS = f"{DOMAIN}/allocations"  # ClusterQueue: the allocations behind it, JSON
+ORGANISATION_ID = f"{DOMAIN}/organisation-id"  # tenant namespace: registration id, for eligibility
+ORGANISATION_COUNTRY = f"{DOMAIN}/organisation-country"  # tenant namespace: country of registration
+MANAGED_BY = "app.kubernetes.io/managed-by"
+
+# Upstream names (GPU Feature Discovery, device plugin, mig-manager); see domain facts.
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT = "nvidia.com/gpu.product"
+MIG_CONFIG = "nvidia.com/mig.config"
+DEVICE_PLUGIN_CONFIG = "nvidia.com/device-plugin.config"
