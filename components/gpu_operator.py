@@ -31,7 +31,7 @@ def mig_parted_config(region: model.Region) -> dict[str, Any]:
     configs: dict[str, Any] = {L.MIG_DISABLED: [{"devices": "all", "mig-enabled": False}]}
     for pool in region.pools:
         if pool.sharing.mode == "mig":
-            configs[pool.sharing.mig_config_name or pool.name] = [
+            configs[pool.mig_config] = [
                 {"devices": "all", "mig-enabled": True, "mig-devices": dict(pool.sharing.mig_layout)}]
     return {"version": "v1", "mig-configs": configs}
 

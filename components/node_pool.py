@@ -34,7 +34,7 @@ def node_labels(region: model.Region, pool: model.Pool) -> dict[str, str]:
     device plugin read from the node."""
     out = {L.REGION: region.name, L.POOL: pool.name, L.CAPI_ACCELERATOR: pool.gpu.name.lower()}
     if pool.sharing.mode == "mig":
-        out[L.MIG_CONFIG] = pool.sharing.mig_config_name or pool.name
+        out[L.MIG_CONFIG] = pool.mig_config
     elif pool.gpu.mig_capable:
         out[L.MIG_CONFIG] = L.MIG_DISABLED  # MIG-capable GPUs run whole: say so, do not inherit a default
     if pool.sharing.mode == "time-slicing":
@@ -102,11 +102,11 @@ def infrastructure_template(region: model.Region, pool: model.Pool) -> dict[str,
     return (metal3_template if pool.provisioner.infrastructure == "metal3" else openstack_template)(region, pool)
 
 
-def machine_deployment(region: model.Region, pool: model.Pool) -> dict[str, Any]:
-    """MachineDeployment (v1beta2) with the cluster-autoscaler bounds and scale-from-zero capacity."""
+def machine_deployment(region: model.Region, pool: model.Pool, bootstrap_name: str, infra_name: str
+                       ) -> dict[str, Any]:
+    """MachineDeployment (v1beta2) on the named templates, with the cluster-autoscaler bounds and scale-from-zero
+    capacity."""
     name = machine_name(region, pool)
-    bootstrap_name = kubeadm_config_template(region, pool)["metadata"]["name"]
-    infra_name = infrastructure_template(region, pool)["metadata"]["name"]
     selector = {"cluster.x-k8s.io/cluster-name": region.cluster_name, L.POOL: pool.name}
     # the autoscaler's clusterapi provider uses gpu-type as the resource *name* it advertises for a node from zero
     annotations = {
@@ -166,12 +166,14 @@ class GpuNodePool(pulumi.ComponentResource):
         region, pool = args.region, args.pool
         child = pulumi.ResourceOptions(parent=self)
         if pool.provisioner.kind == "cluster-api":
-            kct = CustomObject(f"{name}-kubeadmconfig", kubeadm_config_template(region, pool), child)
-            infra = CustomObject(f"{name}-machinetemplate", infrastructure_template(region, pool), child)
+            kct_body, infra_body = kubeadm_config_template(region, pool), infrastructure_template(region, pool)
+            kct = CustomObject(f"{name}-kubeadmconfig", kct_body, child)
+            infra = CustomObject(f"{name}-machinetemplate", infra_body, child)
             scaled = pool.provisioner.autoscaling is not None
-            CustomObject(f"{name}-machinedeployment", machine_deployment(region, pool),
-                    pulumi.ResourceOptions(parent=self, depends_on=[kct, infra],
-                                           ignore_changes=["spec.replicas"] if scaled else None))
+            md_body = machine_deployment(region, pool, kct_body["metadata"]["name"], infra_body["metadata"]["name"])
+            CustomObject(f"{name}-machinedeployment", md_body,
+                         pulumi.ResourceOptions(parent=self, depends_on=[kct, infra],
+                                                ignore_changes=["spec.replicas"] if scaled else None))
         else:
             for node in pool.provisioner.node_names:
                 body = node_patch(region, pool, node)

@@ -7,12 +7,19 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sovcloud.model import SECTORS, Allocation, Config, Tenant
+from sovcloud.model import SECTORS, Config, Region
 
 
-def effective(tenant: Tenant, alloc: Allocation, as_of: dt.date) -> bool:
-    """An allocation holds quota on ``as_of`` (see :meth:`Tenant.holds_quota`)."""
-    return tenant.holds_quota(alloc, as_of)
+def backed_gpus(region: Region) -> int:
+    """GPUs of the region that can back guarantees (autoscaled pools at their minimum)."""
+    return sum(p.backed_gpus for p in region.pools)
+
+
+def sector_room(region: Region, sector: str) -> int:
+    """GPUs a sector may hold in the region: all but what is reserved for the other sectors."""
+    total = backed_gpus(region)
+    return total - sum(int(total * share) for other, share in region.allocation.reserved_shares.items()
+                       if other != sector)
 
 
 @dataclass(frozen=True)
@@ -36,8 +43,9 @@ def pool_usage(cfg: Config, as_of: dt.date, regions: set[str] | None = None) -> 
     for region in sorted(cfg.regions.values(), key=lambda r: r.name):
         if regions is not None and region.name not in regions:
             continue
+        held = [a for t, a in cfg.allocations_in(region.name) if t.holds_quota(a, as_of)]
         for pool in region.pools:
-            allocs = [a for t, a in cfg.allocations_in(region.name) if a.pool == pool.name and effective(t, a, as_of)]
+            allocs = [a for a in held if a.pool == pool.name]
             mig = {p: sum(a.mig.get(p, 0) for a in allocs) for p in pool.sharing.mig_layout}
             out.append(PoolUse(region.name, pool.name, pool.gpu.name, pool.backed_gpus, sum(a.gpus for a in allocs),
                                sum(a.borrowing_limit for a in allocs), mig,
@@ -48,7 +56,7 @@ def pool_usage(cfg: Config, as_of: dt.date, regions: set[str] | None = None) -> 
 def by_sector(cfg: Config, region: str, as_of: dt.date) -> dict[str, int]:
     out = dict.fromkeys(SECTORS, 0)
     for t, a in cfg.allocations_in(region):
-        if effective(t, a, as_of):
+        if t.holds_quota(a, as_of):
             out[t.sector] += a.gpus
     return out
 
@@ -56,7 +64,7 @@ def by_sector(cfg: Config, region: str, as_of: dt.date) -> dict[str, int]:
 def by_tenant(cfg: Config, region: str, as_of: dt.date) -> dict[str, int]:
     out: dict[str, int] = {}
     for t, a in cfg.allocations_in(region):
-        if effective(t, a, as_of):
+        if t.holds_quota(a, as_of):
             out[t.name] = out.get(t.name, 0) + a.gpus
     return out
 
@@ -75,10 +83,10 @@ def problems(cfg: Config, as_of: dt.date, regions: set[str] | None = None) -> li
     for region in sorted(cfg.regions.values(), key=lambda r: r.name):
         if regions is not None and region.name not in regions:
             continue
-        rules, total = region.allocation, sum(p.backed_gpus for p in region.pools)
+        rules = region.allocation
         sectors = by_sector(cfg, region.name, as_of)
         for sector, used in sectors.items():
-            room = total - sum(int(total * s) for other, s in rules.reserved_shares.items() if other != sector)
+            room = sector_room(region, sector)
             if used > room:
                 found.append(f"{region.name}: sector {sector} holds {used} GPUs, only {room} are not reserved for "
                              "other sectors")
@@ -98,7 +106,7 @@ def problems(cfg: Config, as_of: dt.date, regions: set[str] | None = None) -> li
             found.append(f"{held} GPUs guaranteed across all regions, the national budget is {min(budgets)}")
     for tenant in sorted(cfg.tenants.values(), key=lambda t: t.name):
         if tenant.grant_gpus is not None:
-            held = sum(a.gpus for a in tenant.allocations if effective(tenant, a, as_of))
+            held = sum(a.gpus for a in tenant.allocations if tenant.holds_quota(a, as_of))
             if held > tenant.grant_gpus:
                 found.append(f"tenant {tenant.name} holds {held} GPUs across regions, its grant is {tenant.grant_gpus}")
     return found

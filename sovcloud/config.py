@@ -183,7 +183,7 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
     for i, pool in enumerate(pools):
         if pool.sharing.mode != "mig":
             continue
-        cfg_name = pool.sharing.mig_config_name or pool.name
+        cfg_name = pool.mig_config
         at = ("pools", next(j for j, raw in enumerate(d["pools"]) if raw["name"] == pool.name), "sharing")
         if cfg_name == "all-disabled":
             errors.add(doc, (*at, "configName"), "all-disabled is the mig-manager config that turns MIG off "

@@ -96,6 +96,11 @@ class Pool:
         return self.nodes * self.gpus_per_node
 
     @property
+    def mig_config(self) -> str:
+        """The mig-manager config name of the pool's layout (the nodes' nvidia.com/mig.config label)."""
+        return self.sharing.mig_config_name or self.name
+
+    @property
     def backed_gpus(self) -> int:
         """GPUs that can back guarantees: an autoscaled pool counts at its minimum size."""
         nodes = min(self.nodes, self.provisioner.autoscaling[0]) if self.provisioner.autoscaling else self.nodes

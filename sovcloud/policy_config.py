@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sovcloud.capacity import effective
 from sovcloud.model import Config
 
 
@@ -20,7 +19,7 @@ def policy_config(cfg: Config, region: str, today: dt.date | None = None) -> dic
     day = today or dt.date.today()
     others: dict[str, int] = {}  # what the other regions guarantee on the same day, as their stacks would
     for tenant in cfg.tenants.values():
-        total = sum(a.gpus for a in tenant.allocations if a.region != region and effective(tenant, a, day))
+        total = sum(a.gpus for a in tenant.allocations if a.region != region and tenant.holds_quota(a, day))
         if total:
             others[tenant.name] = total
     from policies.pack import gpu_models_config

@@ -22,13 +22,14 @@ SECTOR_COLOURS = {"research": "#3b6fb6", "public": "#2e9e6a", "startup": "#e0932
 
 def report_data(cfg: Config, day: dt.date) -> dict[str, Any]:
     regions = []
+    usage = capacity.pool_usage(cfg, day)
     for region in sorted(cfg.regions.values(), key=lambda r: r.name):
         pools = [{"pool": u.pool, "gpuModel": u.gpu_model, "capacity": u.capacity, "guaranteed": u.guaranteed,
                   "borrowable": u.borrowable, "free": u.free}
-                 for u in capacity.pool_usage(cfg, day) if u.region == region.name]
+                 for u in usage if u.region == region.name]
         tenants: dict[str, dict[str, Any]] = {}
         for t, a in cfg.allocations_in(region.name):
-            if capacity.effective(t, a, day):
+            if t.holds_quota(a, day):
                 row = tenants.setdefault(t.name, {"tenant": t.name, "sector": t.sector, "guaranteed": 0,
                                                   "borrowable": 0})
                 row["guaranteed"] += a.gpus

@@ -17,7 +17,6 @@ import click
 from rich.table import Table
 
 from components import labels as L
-from sovcloud import capacity
 from sovcloud.cli import EXIT_INVALID, _root, error_line, format_option, load_or_exit, main, out, root_option
 from sovcloud.model import Config, Region
 
@@ -102,7 +101,7 @@ def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str |
     declared = {}
     for t, a in cfg.allocations_in(region.name):
         row = declared.setdefault(t.name, {"guaranteed": 0, "borrowable": 0})
-        if capacity.effective(t, a, day):
+        if t.holds_quota(a, day):
             row["guaranteed"] += a.gpus
             row["borrowable"] += a.borrowing_limit
     quota_use = {q.metadata.namespace: q for q in quotas if q.metadata.namespace in declared}

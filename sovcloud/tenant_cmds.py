@@ -72,7 +72,7 @@ def _free_table(cfg: Config, regions: set[str], day: dt.date) -> Table:
     table = Table(title=f"free GPUs on {day}", title_justify="left")
     for col in ("region", "pool", "model", "GPUs", "guaranteed", "free"):
         table.add_column(col, justify="right" if col in ("GPUs", "guaranteed", "free") else "left")
-    for use in capacity.pool_usage(cfg, day):
+    for use in capacity.pool_usage(cfg, day, regions):
         if use.region in regions:
             table.add_row(use.region, use.pool, use.gpu_model, f"{use.capacity:,}", f"{use.guaranteed:,}",
                           f"{use.free:,}")
@@ -82,15 +82,13 @@ def _free_table(cfg: Config, regions: set[str], day: dt.date) -> Table:
 def _would_fit(before: Config, tenant: Tenant, day: dt.date) -> list[str]:
     """Per allocation, the most GPUs the region could still guarantee to this tenant on ``day``."""
     lines = []
+    usage = {(u.region, u.pool): u for u in capacity.pool_usage(before, day, {a.region for a in tenant.allocations})}
     for a in tenant.allocations:
         region = before.regions[a.region]
-        pool = next(u for u in capacity.pool_usage(before, day) if u.region == a.region and u.pool == a.pool)
-        limits = [pool.free]
+        limits = [usage[a.region, a.pool].free]
         rules = region.allocation
-        total = sum(p.backed_gpus for p in region.pools)
         sector_used = capacity.by_sector(before, a.region, day)[tenant.sector]
-        room = total - sum(int(total * s) for other, s in rules.reserved_shares.items() if other != tenant.sector)
-        limits.append(room - sector_used)
+        limits.append(capacity.sector_room(region, tenant.sector) - sector_used)
         if tenant.sector in rules.per_sector_gpu_cap:
             limits.append(rules.per_sector_gpu_cap[tenant.sector] - sector_used)
         if rules.per_tenant_gpu_cap is not None:
