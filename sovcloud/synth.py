@@ -73,6 +73,7 @@ def plain(value: Any) -> Any:
 
 def _monitor_class() -> type:
     from pulumi.runtime.mocks import MockMonitor
+    from pulumi.runtime.proto import resource_pb2
 
     class RecordingMonitor(MockMonitor):
         """The SDK's mock monitor, keeping each registration with the parent and options it arrived with."""
@@ -82,16 +83,30 @@ def _monitor_class() -> type:
             self.records: list[Record] = []
 
         def RegisterResource(self, request: Any) -> Any:
-            response = super().RegisterResource(request)
-            if request.type != "pulumi:pulumi:Stack":
-                from pulumi.runtime import rpc
-                inputs = rpc.deserialize_properties(request.object)
-                self.records.append(Record(
-                    urn=response.urn, type=request.type, name=request.name, parent=request.parent,
-                    custom=bool(request.custom), provider=request.provider,
-                    retain_on_delete=bool(request.retainOnDelete), protect=bool(request.protect),
-                    inputs=plain(inputs)))
-            return response
+            """MockMonitor.RegisterResource, with the inputs deserialized once and the state sent back as it came.
+
+            The SDK's version deserializes the inputs, asks ``mocks.new_resource`` for the state and serializes that
+            state again on an event loop of the monitor's thread; the recorder then deserialized the inputs a second
+            time. Synthesis's mocks answer state = inputs, so the request's own serialized inputs are the response.
+            """
+            from pulumi.runtime import rpc
+            from pulumi.runtime.mocks import MockResourceArgs
+
+            urn = self.make_urn(request.parent, request.type, request.name)
+            if request.type == "pulumi:pulumi:Stack":
+                return resource_pb2.RegisterResourceResponse(urn=urn)
+            inputs = rpc.deserialize_properties(request.object)
+            id_, state = self.mocks.new_resource(MockResourceArgs(
+                typ=request.type, name=request.name, inputs=inputs, provider=request.provider,
+                resource_id=request.importId, custom=request.custom or False))
+            if state is not inputs:
+                raise RuntimeError("synthesis mocks must answer the inputs as the state")
+            self.resources[urn] = MockMonitor.ResourceRegistration(urn, id_, state)
+            self.records.append(Record(
+                urn=urn, type=request.type, name=request.name, parent=request.parent, custom=bool(request.custom),
+                provider=request.provider, retain_on_delete=bool(request.retainOnDelete),
+                protect=bool(request.protect), inputs=plain(inputs)))
+            return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=request.object)
 
     return RecordingMonitor
 
