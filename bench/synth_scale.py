@@ -66,6 +66,52 @@ for i in range(COUNT):
     k8s.core.v1.ConfigMap(f"floor-{{i:06d}}", metadata={{"name": f"floor-{{i:06d}}", "namespace": "floor"}},
                           data={{"payload": PAYLOAD}})
 '''
+KINDS_FLOOR_PROGRAM = '''"""Same-kinds floor written by bench/synth_scale.py: synth's records, registered again flat.
+
+Each record becomes the resource class synth used for it, with the same inputs: the typed pulumi-kubernetes class of
+a built-in kind, ``helm.v3.Release``, the provider, a raw ``CustomResource`` for custom kinds (as
+``components.custom_object`` registers them) and a bare ``ComponentResource`` per component. No parents, no options,
+no config, no component code: what is left is what the SDK charges for these kinds and bodies.
+"""
+
+import importlib
+import inspect
+import json
+import re
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+RECORDS = json.load(open({records!r}, encoding="utf-8"))
+
+
+def snake(key):
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+def typed_class(token):
+    if token == "kubernetes:helm.sh/v3:Release":
+        return k8s.helm.v3.Release
+    group_version, kind = token.split(":", 1)[1].rsplit(":", 1)
+    group, _, version = group_version.rpartition("/")
+    try:
+        return getattr(importlib.import_module(f"pulumi_kubernetes.{{group.split('.')[0]}}.{{version}}"), kind)
+    except (ImportError, AttributeError):
+        return None  # a custom kind
+
+
+for rec in RECORDS:
+    token, name, inputs = rec["type"], rec["name"], rec["inputs"]
+    if not rec["custom"]:
+        pulumi.ComponentResource(token, name)
+    elif token.startswith("pulumi:providers:"):
+        k8s.Provider(name)
+    elif (cls := typed_class(token)) is not None:
+        accepted = inspect.signature(cls._internal_init).parameters
+        cls(name, **{{snake(k): v for k, v in inputs.items() if snake(k) in accepted}})
+    else:
+        pulumi.CustomResource(token, name, inputs)
+'''
 # bytes of json.dumps(inputs) of a floor ConfigMap besides its payload (apiVersion, kind, metadata, the data key)
 FLOOR_OVERHEAD = len(json.dumps({"apiVersion": "v1", "data": {"payload": ""}, "kind": "ConfigMap",
                                  "metadata": {"name": "floor-000000", "namespace": "floor"}}))
@@ -131,7 +177,7 @@ def _preimport() -> None:
     import pulumi_kubernetes.core.v1  # noqa: F401
 
 
-def measure_synth(root: Path, region: str, out: Path) -> dict[str, Any]:
+def measure_synth(root: Path, region: str, out: Path, records: Path | None = None) -> dict[str, Any]:
     from sovcloud import synth
 
     _preimport()
@@ -151,6 +197,9 @@ def measure_synth(root: Path, region: str, out: Path) -> dict[str, Any]:
     synth.write(result, out, plan)
     t4 = time.perf_counter()
     sizes = [len(json.dumps(r.inputs)) for r in result.records]
+    if records is not None:  # untimed: the same-kinds floor registers these again
+        records.write_text(json.dumps([{"type": r.type, "name": r.name, "custom": r.custom, "inputs": r.inputs}
+                                       for r in result.records]), encoding="utf-8")
     return {"seconds": t4 - t0, "resources": len(result.records), "mean_inputs_bytes": sum(sizes) / len(sizes),
             "phases": {"load": t1 - t0, "run": t2 - t1, "plan": t3 - t2, "write": t4 - t3},
             "peak_rss_mib": peak_rss_mib()}
@@ -167,10 +216,17 @@ def measure_floor(root: Path, region: str) -> dict[str, Any]:
     return {"seconds": seconds, "resources": len(result.records), "peak_rss_mib": peak_rss_mib()}
 
 
-def child(mode: str, root: Path, region: str, out: Path) -> dict[str, Any]:
+def kinds_floor_tree(root: Path, records: Path) -> None:
+    """A tree whose stack program registers synth's records again, flat, each with the class synth used."""
+    floor_tree(root, 0, 0)
+    (root / config.STACKS_DIR / "__main__.py").write_text(KINDS_FLOOR_PROGRAM.format(records=str(records)),
+                                                         encoding="utf-8")
+
+
+def child(mode: str, root: Path, region: str, out: Path, records: Path | None = None) -> dict[str, Any]:
     """Run this script in a fresh process in ``mode``; its last stdout line is the JSON result."""
     cmd = [sys.executable, str(SCRIPT), "--_measure", mode, "--_root", str(root), "--region", region,
-           "--_out", str(out)]
+           "--_out", str(out)] + (["--_records", str(records)] if records else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
@@ -179,16 +235,17 @@ def child(mode: str, root: Path, region: str, out: Path) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-def best(mode: str, root: Path, region: str, tmp: Path, repeat: int, label: str) -> tuple[dict[str, Any], float]:
+def best(mode: str, root: Path, region: str, tmp: Path, repeat: int, label: str,
+         records: Path | None = None) -> tuple[dict[str, Any], float]:
     """The fastest of ``repeat`` runs (each in its own process, each writing to a fresh out dir); the peak RSS."""
-    runs = [child(mode, root, region, tmp / f"out-{label}-{k}") for k in range(repeat)]
+    runs = [child(mode, root, region, tmp / f"out-{label}-{k}", records) for k in range(repeat)]
     fastest = min(runs, key=lambda r: r["seconds"])
     if mode == "synth":
         phases = ", ".join(f"{k} {v:.2f} s" for k, v in fastest["phases"].items())
         print(f"{label}: synth {fastest['seconds']:.2f} s ({phases}), {fastest['resources']} resources",
               file=sys.stderr)
     else:
-        print(f"{label}: floor {fastest['seconds']:.2f} s, {fastest['resources']} resources", file=sys.stderr)
+        print(f"{label}: {fastest['seconds']:.2f} s, {fastest['resources']} resources", file=sys.stderr)
     return fastest, max(r["peak_rss_mib"] for r in runs)
 
 
@@ -203,13 +260,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--_measure", choices=("synth", "floor"), help=argparse.SUPPRESS)
     parser.add_argument("--_root", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--_out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--_records", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args._measure:
         if args._root is None or args._out is None:
             parser.error("--_measure needs --_root and --_out")
         if args._measure == "synth":
-            result = measure_synth(args._root, args.region, args._out)
+            result = measure_synth(args._root, args.region, args._out, args._records)
         else:
             result = measure_floor(args._root, args.region)
         print(json.dumps(result))
@@ -235,23 +293,30 @@ def main(argv: list[str] | None = None) -> int:
             generate(root, count, args.seed, shipped, args.region)
             check_tree(root, count, args.region)
 
-        synth_n, rss_n = best("synth", tree, args.region, tmp, args.repeat, f"N={n}")
+        records = tmp / "records.json"
+        synth_n, rss_n = best("synth", tree, args.region, tmp, args.repeat, f"N={n}", records)
         resources = synth_n["resources"]
         payload = max(0, round(synth_n["mean_inputs_bytes"]) - FLOOR_OVERHEAD)
         floor_root = tmp / "floor"
         floor_tree(floor_root, resources, payload)
-        floor, rss_floor = best("floor", floor_root, args.region, tmp, args.repeat, f"floor K={resources}")
-        if floor["resources"] != resources:
-            print(f"floor registered {floor['resources']} resources, expected {resources}", file=sys.stderr)
-            return 1
+        floor, rss_floor = best("floor", floor_root, args.region, tmp, args.repeat, f"ConfigMap floor K={resources}")
+        kinds_root = tmp / "kinds-floor"
+        kinds_floor_tree(kinds_root, records)
+        kinds, rss_kinds = best("floor", kinds_root, args.region, tmp, args.repeat, f"same-kinds floor K={resources}")
+        for label, measured in (("ConfigMap floor", floor), ("same-kinds floor", kinds)):
+            if measured["resources"] != resources:
+                print(f"{label} registered {measured['resources']} resources, expected {resources}", file=sys.stderr)
+                return 1
         synth_2n, rss_2n = best("synth", tree2, args.region, tmp, args.repeat, f"2N={n2}")
 
-    synth_s, floor_s = synth_n["seconds"], floor["seconds"]
+    synth_s, floor_s, kinds_s = synth_n["seconds"], floor["seconds"], kinds["seconds"]
     print(json.dumps({
         "region": args.region, "tenants": n, "resources": resources,
         "synth_seconds": round(synth_s, 3), "floor_seconds": round(floor_s, 3), "ratio": round(synth_s / floor_s, 3),
         "resources_per_second": round(resources / synth_s, 1),
-        "peak_rss_mib": round(max(rss_n, rss_floor, rss_2n), 1),
+        "same_kinds_floor_seconds": round(kinds_s, 3), "ratio_to_same_kinds_floor": round(synth_s / kinds_s, 3),
+        "same_kinds_floor_over_floor": round(kinds_s / floor_s, 3),
+        "peak_rss_mib": round(max(rss_n, rss_floor, rss_kinds, rss_2n), 1),
         "scaling": {"tenants_2n": n2, "synth_seconds_2n": round(synth_2n["seconds"], 3),
                     "time_2n_over_n": round(synth_2n["seconds"] / synth_s, 3)},
     }))
