@@ -12,7 +12,13 @@ subprocess (the SDK keeps global runtime state):
   registered as plain ``pulumi_kubernetes.core.v1.ConfigMap`` objects with data of about the same size, by a stack
   program written into a second temporary tree and run through the very same harness, ``synth.run`` (same event
   loop setup, ``settings.ROOT.set(None)``, ``set_mocks(..., preview=False, monitor=RecordingMonitor)``,
-  ``wait_for_rpcs``). The floor is the cost of registration alone: no config load, no plan, no files written.
+  ``wait_for_rpcs``). The floor is the cost of registration alone: no config load, no plan, no files written;
+- same-kinds floor: synth's own records at N (type, name, inputs) registered again, flat, through the same harness,
+  each with the class synth used (the typed pulumi-kubernetes class of a built-in kind, ``helm.v3.Release``, a raw
+  ``CustomResource`` for Kueue and Cluster API kinds, a bare ``ComponentResource`` per component). It is what the
+  SDK charges for these very kinds and bodies, with no toolkit code: ``synth / same-kinds floor`` is the toolkit's
+  own overhead (config load, components, parents and dependencies, plan, files), and ``same-kinds floor / floor`` is
+  how much more the SDK charges for these typed kinds than for ConfigMaps of the same size.
 
 In both subprocesses ``pulumi`` and ``pulumi_kubernetes.core.v1`` are imported before the clock starts, so neither
 figure pays for the SDK's import; the project's own imports at synth time are part of the synth figure. Each
@@ -26,7 +32,8 @@ time(2N) / time(N) <= 2.2.
 
 Prints one JSON object:
 {"region": .., "tenants": N, "resources": R, "synth_seconds": .., "floor_seconds": .., "ratio": synth/floor,
- "resources_per_second": R/synth_seconds, "peak_rss_mib": ..,
+ "resources_per_second": R/synth_seconds, "same_kinds_floor_seconds": .., "ratio_to_same_kinds_floor": ..,
+ "same_kinds_floor_over_floor": .., "peak_rss_mib": ..,
  "scaling": {"tenants_2n": 2N, "synth_seconds_2n": .., "time_2n_over_n": ..}}.
 Exits 1 with the first errors if the generated tree does not load, or if a measurement fails.
 """
