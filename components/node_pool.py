@@ -21,6 +21,8 @@ INFRA_GROUP = "infrastructure.cluster.x-k8s.io"
 INFRA_KINDS = {"metal3": "Metal3MachineTemplate", "openstack": "OpenStackMachineTemplate"}
 AUTOSCALER = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-"
 CAPACITY = "capacity.cluster-autoscaler.kubernetes.io/"
+# pool config nodeCapacity field -> the autoscaler's clusterapi capacity annotation suffix
+SCALE_FROM_ZERO = {"cpu": "cpu", "memory": "memory", "ephemeralDisk": "ephemeral-disk", "maxPods": "maxPods"}
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,10 @@ def machine_deployment(region: model.Region, pool: model.Pool, bootstrap_name: s
         lo, hi = pool.provisioner.autoscaling
         annotations[f"{AUTOSCALER}min-size"] = str(lo)
         annotations[f"{AUTOSCALER}max-size"] = str(hi)
+        # the node shape the autoscaler assumes when the group has no node to copy (min 0 requires it)
+        for option, key in SCALE_FROM_ZERO.items():
+            if option in pool.provisioner.node_capacity:
+                annotations[f"{CAPACITY}{key}"] = str(pool.provisioner.node_capacity[option])
     template_spec: dict[str, Any] = {
         "clusterName": region.cluster_name,
         "version": f"v{region.kubernetes_version}",

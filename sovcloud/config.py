@@ -131,10 +131,15 @@ def _pool(doc: Document, i: int, raw: dict[str, Any], models: dict[str, catalog.
         if scaling and not scaling["min"] <= nodes <= scaling["max"]:
             errors.add(doc, (*at, "provisioner", "autoscaling"), f"nodes {nodes} is outside autoscaling "
                        f"min {scaling['min']} .. max {scaling['max']} (min <= nodes <= max)", "autoscaling")
+        if scaling and scaling["min"] == 0 and "nodeCapacity" not in scaling:
+            errors.add(doc, (*at, "provisioner", "autoscaling"), "min 0 lets the autoscaler remove every node, and "
+                       "it can only add one back knowing a node's shape: add nodeCapacity with cpu and memory "
+                       "(e.g. cpu: 224, memory: 2Ti)", "autoscaling")
         infra = prov["infrastructure"]
         provisioner = Provisioner("cluster-api", infrastructure=infra, machine=freeze(prov[infra]),
                                   failure_domain=prov.get("failureDomain"),
-                                  autoscaling=(scaling["min"], scaling["max"]) if scaling else None)
+                                  autoscaling=(scaling["min"], scaling["max"]) if scaling else None,
+                                  node_capacity=freeze((scaling or {}).get("nodeCapacity") or {}))
     sh = raw["sharing"]
     if sh["mode"] == "mig":
         layout = dict(sh["layout"])

@@ -67,6 +67,8 @@ class Provisioner:
     machine: Mapping[str, Any] = field(default_factory=dict)  # the metal3 / openstack section, as written
     failure_domain: str | None = None
     autoscaling: tuple[int, int] | None = None  # (min, max)
+    # a node's shape for the autoscaler to scale from zero: cpu, memory, ephemeralDisk, maxPods as written
+    node_capacity: Mapping[str, Any] = field(default_factory=dict)
     node_names: tuple[str, ...] = ()
 
 

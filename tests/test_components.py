@@ -76,6 +76,11 @@ def test_machine_deployment_carries_autoscaler_bounds_and_scale_from_zero_capaci
     assert ann["sovcloud.kr/gpu-product"] == "NVIDIA-B200"
     assert ann["capacity.cluster-autoscaler.kubernetes.io/gpu-count"] == "8"
     assert ann["capacity.cluster-autoscaler.kubernetes.io/taints"] == "nvidia.com/gpu=present:NoSchedule"
+    # the node shape from provisioner.autoscaling.nodeCapacity, for scaling from zero
+    assert ann["capacity.cluster-autoscaler.kubernetes.io/cpu"] == "224"
+    assert ann["capacity.cluster-autoscaler.kubernetes.io/memory"] == "2Ti"
+    assert ann["capacity.cluster-autoscaler.kubernetes.io/ephemeral-disk"] == "3500Gi"
+    assert ann["capacity.cluster-autoscaler.kubernetes.io/maxPods"] == "110"
     spec = md.inputs["spec"]
     assert spec["replicas"] == 404
     assert spec["template"]["spec"]["version"] == "v1.33.4"
@@ -101,6 +106,13 @@ def test_gb200_tray_capacity_and_openstack_template(shipped_synthesis) -> None:
     s = shipped_synthesis("rdc-ulsan")
     md = one(s, "MachineDeployment", "ulsan-gpu-gb200-nvl72", "capi-ulsan")
     assert md.inputs["metadata"]["annotations"]["capacity.cluster-autoscaler.kubernetes.io/gpu-count"] == "4"
+    # a fixed-size pool: no autoscaler bounds and no node shape for scaling from zero
+    assert not [k for k in md.inputs["metadata"]["annotations"]
+                if k.endswith(("/cpu", "/memory", "/ephemeral-disk", "/maxPods", "-min-size", "-max-size"))]
+    rtx = one(s, "MachineDeployment", "ulsan-gpu-rtxpro-mig", "capi-ulsan").inputs["metadata"]["annotations"]
+    assert rtx["capacity.cluster-autoscaler.kubernetes.io/cpu"] == "128"
+    assert rtx["capacity.cluster-autoscaler.kubernetes.io/memory"] == "1536Gi"
+    assert "capacity.cluster-autoscaler.kubernetes.io/maxPods" not in rtx  # not configured: not written
     osmt = pool_object(s, "OpenStackMachineTemplate", "ulsan-gpu-gb200-nvl72")
     assert osmt.inputs["spec"]["template"]["spec"] == {
         "flavor": "bm.gb200.tray", "image": {"filter": {"name": "ubuntu-24.04-gpu-arm64"}},
