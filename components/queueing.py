@@ -1,4 +1,5 @@
-"""Queueing: the Kueue chart from the mirror, a ResourceFlavor per pool, a Cohort per region, priorities."""
+"""Queueing: the Kueue chart from the mirror, a ResourceFlavor per pool, topologies, a Cohort per region,
+priorities."""
 
 from __future__ import annotations
 
@@ -46,12 +47,22 @@ def helm_values(region: model.Region) -> dict[str, Any]:
 
 
 def resource_flavor(region: model.Region, pool: model.Pool) -> dict[str, Any]:
-    """One flavor per pool: pods land on the pool's nodes, with the product GFD reports there."""
+    """One flavor per pool: pods land on the pool's nodes, with the product GFD reports there. A pool with a
+    topology gets a topology-aware flavor (Kueue reads the levels' labels off the nodes the flavor selects)."""
+    spec: dict[str, Any] = {"nodeLabels": {L.POOL: pool.name,
+                                           L.GPU_PRODUCT: L.product_label(pool, region.gpu_operator.mig_strategy)},
+                            "tolerations": [dict(L.GPU_TOLERATION)]}
+    if pool.topology is not None:
+        spec["topologyName"] = pool.topology
     return {"apiVersion": KUEUE_API, "kind": "ResourceFlavor",
-            "metadata": {"name": pool.name, "labels": {**L.common(region), L.POOL: pool.name}},
-            "spec": {"nodeLabels": {L.POOL: pool.name,
-                                    L.GPU_PRODUCT: L.product_label(pool, region.gpu_operator.mig_strategy)},
-                     "tolerations": [dict(L.GPU_TOLERATION)]}}
+            "metadata": {"name": pool.name, "labels": {**L.common(region), L.POOL: pool.name}}, "spec": spec}
+
+
+def topology(region: model.Region, name: str) -> dict[str, Any]:
+    """A Kueue Topology: its levels' node labels, widest first. Levels are immutable upstream: a change of levels is
+    a replacement of the object."""
+    return {"apiVersion": KUEUE_API, "kind": "Topology", "metadata": {"name": name, "labels": L.common(region)},
+            "spec": {"levels": [{"nodeLabel": label} for label in region.kueue.topologies[name]]}}
 
 
 def cohort(region: model.Region, lendable: dict[str, int]) -> dict[str, Any]:
@@ -90,8 +101,15 @@ class Queueing(pulumi.ComponentResource):
                                       opts=pulumi.ResourceOptions(parent=self, depends_on=[ns]))
         self.kueue = release
         after = pulumi.ResourceOptions(parent=self, depends_on=[release])  # the CRDs come with the chart
+        topologies = {
+            t: CustomObject(f"{name}-topology-{t}", topology(region, t),
+                            pulumi.ResourceOptions(parent=self, depends_on=[release], replace_on_changes=["spec"],
+                                                   delete_before_replace=True))
+            for t in sorted(region.kueue.topologies)}
         for pool in region.pools:
-            CustomObject(f"{name}-flavor-{pool.name}", resource_flavor(region, pool), after)
+            deps = [release] + ([topologies[pool.topology]] if pool.topology else [])
+            CustomObject(f"{name}-flavor-{pool.name}", resource_flavor(region, pool),
+                         pulumi.ResourceOptions(parent=self, depends_on=deps))
         CustomObject(f"{name}-cohort", cohort(region, args.lendable), after)
         for priority in PRIORITIES:
             CustomObject(f"{name}-priority-{priority}", workload_priority_class(region, priority), after)

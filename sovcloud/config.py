@@ -105,6 +105,9 @@ def _gpu_models(doc: Document, errors: _Errors) -> dict[str, catalog.GpuModel]:
     return models
 
 
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+
+
 def _pool(doc: Document, i: int, raw: dict[str, Any], models: dict[str, catalog.GpuModel],
           mig_strategy: str, errors: _Errors) -> Pool | None:
     at = ("pools", i)
@@ -157,7 +160,7 @@ def _pool(doc: Document, i: int, raw: dict[str, Any], models: dict[str, catalog.
     else:
         sharing = Sharing("none")
     return Pool(raw["name"], gpu, nodes, raw.get("gpusPerNode", gpu.gpus_per_node), provisioner, sharing,
-                Origin(doc.file, doc.line_of(at)))
+                Origin(doc.file, doc.line_of(at)), topology=raw.get("topology"))
 
 
 def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
@@ -197,6 +200,15 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
             errors.add(doc, (*at, "configName"), f"{cfg_name} already names pool {layouts[cfg_name][1].name}'s "
                        "different layout (one name per layout)", "mig-config-name")
         layouts.setdefault(cfg_name, (i, pool))
+    topologies = d["kueue"].get("topologies", {})
+    for name, levels in topologies.items():
+        if HOSTNAME_LABEL in levels[:-1]:
+            errors.add(doc, ("kueue", "topologies", name), f"{HOSTNAME_LABEL} is level {levels.index(HOSTNAME_LABEL)}"
+                       f" of {len(levels)}: Kueue allows it only as the last (narrowest) level", "topology")
+    for i, raw in enumerate(d["pools"]):
+        if "topology" in raw and raw["topology"] not in topologies:
+            errors.add(doc, ("pools", i, "topology"), f"no topology '{raw['topology']}' under kueue.topologies "
+                       f"(declared: {', '.join(topologies) or 'none'})", "topology")
     rules = d["allocation"]
     shares = rules.get("reservedShares", {})
     if sum(shares.values()) > 1 + 1e-9:
@@ -219,7 +231,8 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
             mig_strategy=mig_strategy, dcgm_exporter=op.get("dcgmExporter", True),
             service_monitor=op.get("serviceMonitor", True), nfd=op.get("nfd", True), cdi=op.get("cdi", True),
             gds=op.get("gds", False), rdma=op.get("rdma", False)),
-        kueue=KueueSettings(d["kueue"]["chartVersion"]),
+        kueue=KueueSettings(d["kueue"]["chartVersion"],
+                            freeze({name: tuple(levels) for name, levels in topologies.items()})),
         allocation=AllocationRules(
             reserved_shares=freeze(shares), per_tenant_gpu_cap=rules.get("perTenantGpuCap"),
             per_sector_gpu_cap=freeze(rules.get("perSectorGpuCap", {})),

@@ -91,6 +91,7 @@ class Pool:
     provisioner: Provisioner
     sharing: Sharing
     origin: Origin
+    topology: str | None = None  # a name in kueue.topologies: the flavor is topology-aware
 
     @property
     def gpus(self) -> int:
@@ -128,6 +129,8 @@ class GpuOperatorSettings:
 @dataclass(frozen=True)
 class KueueSettings:
     chart_version: str
+    # Kueue Topology objects by name: node label keys per level, widest first
+    topologies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from sovcloud.model import Config
 PROGRAM = Path(config_loader.STACKS_DIR) / "__main__.py"
 MANAGEMENT_GROUPS = ("cluster.x-k8s.io/", "bootstrap.cluster.x-k8s.io/", "infrastructure.cluster.x-k8s.io/")
 CLUSTER_SCOPED = {"Namespace", "Node", "ResourceFlavor", "Cohort", "ClusterQueue", "WorkloadPriorityClass",
-                  "ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass"}
+                  "ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass", "Topology"}
 
 
 @dataclass(frozen=True)

@@ -462,3 +462,15 @@ def test_cohort_lends_the_gpus_no_tenant_is_guaranteed(shipped_synthesis) -> Non
     lent = {f["name"]: f["resources"][2]["nominalQuota"] for f in group["flavors"]}
     # h100-a: 256 - 64 guaranteed; l40s-infer: (64 - 48) GPUs x 4 replicas; the MIG pool lends nothing
     assert lent == {"h100-a": 192, "l40s-infer": 64}
+
+
+def test_nvlink_pool_flavor_is_topology_aware_on_the_gpu_clique(shipped_synthesis) -> None:
+    s = shipped_synthesis("rdc-ulsan")
+    topology = one(s, "Topology", "nvlink")
+    assert topology.inputs["apiVersion"] == "kueue.x-k8s.io/v1beta2"
+    assert topology.inputs["spec"] == {"levels": [{"nodeLabel": "nvidia.com/gpu.clique"},
+                                                  {"nodeLabel": "kubernetes.io/hostname"}]}
+    assert one(s, "ResourceFlavor", "gb200-nvl72").inputs["spec"]["topologyName"] == "nvlink"
+    # a pool without a topology keeps a plain flavor
+    assert "topologyName" not in one(s, "ResourceFlavor", "rtxpro-mig").inputs["spec"]
+    assert not [r for r in shipped_synthesis("ncc-haenam").kubernetes_objects() if r.inputs["kind"] == "Topology"]

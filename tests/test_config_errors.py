@@ -14,6 +14,7 @@ from tests.conftest import REPO, Tree
 TENANT = "tenants/hanbit-llm-lab.yaml"
 NATIONAL = "stacks/Pulumi.ncc-haenam.yaml"
 GWANGJU = "stacks/Pulumi.rdc-gwangju.yaml"
+ULSAN = "stacks/Pulumi.rdc-ulsan.yaml"
 
 
 def errors_of(tree: Tree) -> list[ConfigError]:
@@ -119,6 +120,17 @@ REGION_CASES: list[tuple[str, str, Callable[[dict[str, Any]], Any], str, str, st
     ("node-capacity-without-cpu", "ncc-haenam",
      lambda r: r["pools"][2]["provisioner"]["autoscaling"]["nodeCapacity"].pop("cpu"), NATIONAL,
      "pools[2].provisioner.autoscaling.nodeCapacity", "required", "'cpu'"),
+    ("pool-topology-undeclared", "rdc-ulsan", lambda r: r["pools"][1].update(topology="fabric"), ULSAN,
+     "pools[1].topology", "topology", "no topology 'fabric' under kueue.topologies (declared: nvlink)"),
+    ("topology-hostname-not-last", "rdc-ulsan",
+     lambda r: r["kueue"]["topologies"].update(nvlink=["kubernetes.io/hostname", "nvidia.com/gpu.clique"]), ULSAN,
+     "kueue.topologies.nvlink", "topology", "kubernetes.io/hostname is level 0 of 2"),
+    ("topology-repeated-level", "rdc-ulsan",
+     lambda r: r["kueue"]["topologies"].update(nvlink=["nvidia.com/gpu.clique", "nvidia.com/gpu.clique"]), ULSAN,
+     "kueue.topologies.nvlink", "uniqueItems", "repeats \"nvidia.com/gpu.clique\" (each entry once)"),
+    ("topology-bad-label", "rdc-ulsan",
+     lambda r: r["kueue"]["topologies"].update(nvlink=["NVIDIA.com/clique"]), ULSAN,
+     "kueue.topologies.nvlink[0]", "pattern", "a label key such as nvidia.com/gpu.clique"),
     ("static-count-mismatch", "rdc-gwangju", lambda r: r["pools"][1].update(nodes=3), GWANGJU, "pools[1].nodes",
      "node-count", "3 nodes declared but 2 nodeNames listed"),
     ("cluster-api-without-nodes", "ncc-haenam", lambda r: r["pools"][0].pop("nodes"), NATIONAL, "pools[0]",

@@ -253,8 +253,10 @@ def test_builtin_objects_validate_strictly_for_the_region_kubernetes_version(
 
 # --------------------------------------------------------------------- 2. Kueue and Cluster API: the CRDs
 
-# Kinds whose CRD is not in the reference data: checked by field names in test_infra_machine_templates_*.
+# Kinds whose CRD is not in the reference data: checked by field names in test_infra_machine_templates_* and
+# test_kueue_topologies_*.
 INFRA_TEMPLATE_KINDS = {"Metal3MachineTemplate", "OpenStackMachineTemplate"}
+NO_REFERENCE_CRD = INFRA_TEMPLATE_KINDS | {"Topology"}
 # OpenAPI keywords holding subschemas: the only places the strictness rewrite descends into.
 _SCHEMA_MAPS = ("properties", "patternProperties")
 _SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
@@ -367,7 +369,7 @@ def test_kueue_and_cluster_api_objects_match_upstream_crds(shipped_synthesis, re
     for rec in shipped_synthesis(region).kubernetes_objects():
         body = rec.inputs
         api_version = body.get("apiVersion", "")
-        if _is_builtin(api_version) or body.get("kind") in INFRA_TEMPLATE_KINDS:
+        if _is_builtin(api_version) or body.get("kind") in NO_REFERENCE_CRD:
             continue
         group, _, version = api_version.rpartition("/")
         try:
@@ -498,6 +500,64 @@ def test_infra_machine_templates_use_provider_field_names(shipped_synthesis, reg
             problems += [f"{_ident(rec.inputs)}: {p} [{DOMAIN_FACTS}: Infra templates]"
                          for p in infra_template_problems(rec.inputs)]
     _fail_all(problems, f"infrastructure machine templates of {region} use unknown fields")
+
+
+# ------------------------------------------------------------------------ 2c. Kueue Topology, by its Go types
+
+# kueue apis/kueue/v1beta2/topology_types.go (the reference data has no topologies CRD): spec.levels, 1 to 16 items
+# (8 in earlier releases: the lower bound is used), unique, each {nodeLabel} matching the label-key pattern, and
+# kubernetes.io/hostname only as the last level. Cluster-scoped.
+TOPOLOGY_SOURCE = "kubernetes-sigs/kueue apis/kueue/v1beta2/topology_types.go"
+TOPOLOGY_MAX_LEVELS = 8
+LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                       r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$")
+
+
+def topology_problems(body: dict[str, Any]) -> list[str]:
+    out = [] if body.get("apiVersion") == "kueue.x-k8s.io/v1beta2" else [
+        f"apiVersion: {body.get('apiVersion')!r}, expected kueue.x-k8s.io/v1beta2"]
+    out += _extra(body, {"apiVersion", "kind", "metadata", "spec"}, "(top level)")
+    spec = body.get("spec") or {}
+    out += _extra(spec, {"levels"}, "spec")
+    levels = spec.get("levels")
+    if not isinstance(levels, list) or not 1 <= len(levels) <= TOPOLOGY_MAX_LEVELS:
+        return [*out, f"spec.levels: 1 to {TOPOLOGY_MAX_LEVELS} levels, got {levels!r}"]
+    for i, level in enumerate(levels):
+        out += _extra(level, {"nodeLabel"}, f"spec.levels[{i}]")
+        label = level.get("nodeLabel", "")
+        if not (isinstance(label, str) and 1 <= len(label) <= 316 and LABEL_KEY.match(label)):
+            out.append(f"spec.levels[{i}].nodeLabel: {label!r} is not a label key")
+    labels = [level.get("nodeLabel") for level in levels]
+    if len(set(labels)) != len(labels):
+        out.append(f"spec.levels: must be unique, got {labels}")
+    if "kubernetes.io/hostname" in labels[:-1]:
+        out.append("spec.levels: kubernetes.io/hostname can only be used at the lowest level of topology")
+    return out + _metadata_problems(body, CR_METADATA_KEYS, "Cluster")
+
+
+def test_topology_checks_reject_what_kueue_rejects() -> None:
+    ok = {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "Topology", "metadata": {"name": "nvlink"},
+          "spec": {"levels": [{"nodeLabel": "nvidia.com/gpu.clique"}, {"nodeLabel": "kubernetes.io/hostname"}]}}
+    assert topology_problems(ok) == []
+    flipped = {**ok, "spec": {"levels": ok["spec"]["levels"][::-1]}}
+    assert topology_problems(flipped) == [
+        "spec.levels: kubernetes.io/hostname can only be used at the lowest level of topology"]
+    assert topology_problems({**ok, "spec": {"levels": [{"label": "a"}]}}) == [
+        "spec.levels[0]: unknown ['label']; known: ['nodeLabel']", "spec.levels[0].nodeLabel: '' is not a label key"]
+    assert topology_problems({**ok, "metadata": {"name": "nvlink", "namespace": "x"}}) == [
+        "metadata.namespace set: the CRD's spec.scope is Cluster"]
+
+
+@pytest.mark.parametrize("region", SHIPPED_REGIONS)
+def test_kueue_topologies_match_upstream_types(shipped_synthesis, region: str) -> None:
+    objects = shipped_synthesis(region).kubernetes_objects()
+    problems = [f"{_ident(r.inputs)}: {p} [{TOPOLOGY_SOURCE}]" for r in objects if r.inputs.get("kind") == "Topology"
+                for p in topology_problems(r.inputs)]
+    names = {r.inputs["metadata"]["name"] for r in objects if r.inputs.get("kind") == "Topology"}
+    problems += [f"{_ident(r.inputs)}: topologyName {r.inputs['spec']['topologyName']!r} names no Topology"
+                 for r in objects if r.inputs.get("kind") == "ResourceFlavor"
+                 and "topologyName" in r.inputs["spec"] and r.inputs["spec"]["topologyName"] not in names]
+    _fail_all(problems, f"Kueue topologies of {region} do not match upstream")
 
 
 # ----------------------------------------------------------------------------------------- 3. Helm values
