@@ -102,6 +102,7 @@ class GpuOperator(pulumi.ComponentResource):
     """The NVIDIA GPU operator of one region."""
 
     namespace: pulumi.Output[str]
+    release: k8s.helm.v3.Release  # what depends on the driver (the DRA driver) waits for this
 
     def __init__(self, name: str, args: GpuOperatorArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sovcloud:gpu:GpuOperator", name, None, opts)
@@ -114,9 +115,10 @@ class GpuOperator(pulumi.ComponentResource):
                                     data={"config.yaml": _dump(mig_parted_config(region))}, opts=in_ns)
         dp = k8s.core.v1.ConfigMap(f"{name}-device-plugin-config", metadata={**meta, "name": DEVICE_PLUGIN_CONFIGMAP},
                                    data={k: _dump(v) for k, v in device_plugin_configs(region).items()}, opts=in_ns)
-        k8s.helm.v3.Release(f"{name}-release", name=RELEASE, namespace=NAMESPACE, create_namespace=False,
-                            **chart_source(region, "gpu-operator", region.gpu_operator.chart_version),
-                            values=helm_values(region), atomic=True, timeout=1800, max_history=10,
-                            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, mig, dp]))
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release", name=RELEASE, namespace=NAMESPACE, create_namespace=False,
+            **chart_source(region, "gpu-operator", region.gpu_operator.chart_version),
+            values=helm_values(region), atomic=True, timeout=1800, max_history=10,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, mig, dp]))
         self.namespace = ns.metadata.name
         self.register_outputs({"namespace": self.namespace})

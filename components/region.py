@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels as L
+from components.dra_driver import DraDriver, DraDriverArgs
 from components.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.node_pool import GpuNodePool, GpuNodePoolArgs
 from components.queueing import Queueing, QueueingArgs
@@ -84,7 +85,9 @@ class Region(pulumi.ComponentResource):
             pool_opts = pulumi.ResourceOptions(parent=self, providers={"kubernetes": args.management_provider})
         for pool in r.pools:
             GpuNodePool(f"{r.name}-{pool.name}", GpuNodePoolArgs(r, pool), pool_opts)
-        GpuOperator(f"{r.name}-gpu-operator", GpuOperatorArgs(r), child)
+        operator = GpuOperator(f"{r.name}-gpu-operator", GpuOperatorArgs(r), child)
+        if r.dra_driver is not None:
+            DraDriver(f"{r.name}-dra-driver", DraDriverArgs(r, operator.release), child)
         queueing = Queueing(f"{r.name}-queueing", QueueingArgs(r, lendable(args)), child)
         admin_role = k8s.rbac.v1.ClusterRole(f"{r.name}-tenant-admin-role",
                                              metadata={"name": TENANT_ADMIN_ROLE, "labels": L.common(r)},

@@ -42,6 +42,7 @@ class GpuModel:
     memory_slices: int = 8  # MIG memory slices per GPU
     mig_profiles: Mapping[str, MigProfile] = field(default_factory=lambda: MappingProxyType({}))
     inferred: bool = False  # some fact above is inferred, not confirmed upstream
+    multi_node_nvlink: bool = False  # NVLink spans nodes (an NVL72 rack): GFD writes nvidia.com/gpu.clique
 
     @property
     def mig_capable(self) -> bool:
@@ -120,14 +121,14 @@ BUILTIN: Mapping[str, GpuModel] = MappingProxyType({
                min_operator="v25.3.0", open_kernel_modules=True),
         _model("GB200", description="GB200 NVL72 (4 GPUs per compute tray)", family="blackwell", memory_gb=186,
                gfd_product="NVIDIA-GB200", gpus_per_node=4, min_driver="570.133.20",
-               min_operator="v25.3.0", open_kernel_modules=True),
+               min_operator="v25.3.0", open_kernel_modules=True, multi_node_nvlink=True),
         # B300 / GB300 from operator v25.10.0; the R580 branch is the first to ship with it (inferred)
         _model("B300", description="B300 288GB (HGX)", family="blackwell", memory_gb=288,
                gfd_product="NVIDIA-B300-SXM6-AC", gpus_per_node=8, min_driver="580.82.07",
                min_operator="v25.10.0", open_kernel_modules=True, inferred=True),
         _model("GB300", description="GB300 NVL72 (4 GPUs per compute tray)", family="blackwell", memory_gb=288,
                gfd_product="NVIDIA-GB300", gpus_per_node=4, min_driver="580.82.07",
-               min_operator="v25.10.0", open_kernel_modules=True, inferred=True),
+               min_operator="v25.10.0", open_kernel_modules=True, inferred=True, multi_node_nvlink=True),
         _model("L40S", description="L40S 48GB (PCIe)", family="ada-lovelace", memory_gb=48,
                gfd_product="NVIDIA-L40S", gpus_per_node=8, min_driver="535.54.03",
                min_operator="v23.6.0", open_kernel_modules=False, compute_slices=0, memory_slices=0),

@@ -39,7 +39,16 @@ KUEUE_REPOSITORIES: dict[tuple[str, ...], str] = {
     ("kueueViz", "frontend", "image"): "registry.k8s.io/kueue/kueueviz-frontend",
 }
 
+# DRA Driver for NVIDIA GPUs: one image for the controller, kubelet plugin and webhook. The chart is
+# dra-driver-nvidia-gpu (kubernetes-sigs, 0.x, image on registry.k8s.io); the 25.x releases were
+# nvidia-dra-driver-gpu with the image on nvcr.io.
+DRA_DRIVER_REPOSITORIES: dict[str, dict[tuple[str, ...], str]] = {
+    "dra-driver-nvidia-gpu": {("image",): "registry.k8s.io/dra-driver-nvidia/dra-driver-nvidia-gpu"},
+    "nvidia-dra-driver-gpu": {("image",): "nvcr.io/nvidia/k8s-dra-driver-gpu"},
+}
+
 IMAGE_KEYS: dict[str, list[str]] = {
     "gpu-operator": [".".join((*p, "repository")) for p in GPU_OPERATOR_REPOSITORIES],
     "kueue": [".".join((*p, "repository")) for p in KUEUE_REPOSITORIES],
+    **{chart: [".".join((*p, "repository")) for p in repos] for chart, repos in DRA_DRIVER_REPOSITORIES.items()},
 }

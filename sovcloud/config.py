@@ -18,6 +18,7 @@ from sovcloud.model import (
     AllocationRules,
     Config,
     Contact,
+    DraDriverSettings,
     GpuOperatorSettings,
     KueueSettings,
     Location,
@@ -209,6 +210,9 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
         if "topology" in raw and raw["topology"] not in topologies:
             errors.add(doc, ("pools", i, "topology"), f"no topology '{raw['topology']}' under kueue.topologies "
                        f"(declared: {', '.join(topologies) or 'none'})", "topology")
+    dra = d.get("draDriver")
+    if dra is not None:
+        _check_dra_driver(doc, dra, d["kubernetes"]["version"], pools, errors)
     rules = d["allocation"]
     shares = rules.get("reservedShares", {})
     if sum(shares.values()) > 1 + 1e-9:
@@ -240,7 +244,29 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
             approved_foreign_organisations=tuple(rules.get("approvedForeignOrganisations", ())),
             national_gpu_budget=rules.get("nationalGpuBudget")),
         origin=Origin(doc.file, 1),
+        dra_driver=DraDriverSettings(dra["chartVersion"], tuple(dra["pools"]),
+                                     dra.get("chart", "dra-driver-nvidia-gpu")) if dra else None,
     )
+
+
+DRA_MIN_KUBERNETES = (1, 34)  # resource.k8s.io/v1, DynamicResourceAllocation on by default
+
+
+def _check_dra_driver(doc: Document, dra: dict[str, Any], kubernetes: str, pools: list[Pool],
+                      errors: _Errors) -> None:
+    version = tuple(int(x) for x in kubernetes.lstrip("v").split(".")[:2])
+    if version < DRA_MIN_KUBERNETES:
+        errors.add(doc, ("draDriver",), f"the cluster runs Kubernetes {kubernetes}: Dynamic Resource Allocation is "
+                   "on by default from 1.34 (upgrade kubernetes.version, or remove draDriver)", "dra-driver")
+    by_name = {p.name: p for p in pools}
+    for i, name in enumerate(dra["pools"]):
+        pool = by_name.get(name)
+        if pool is None:
+            errors.add(doc, ("draDriver", "pools", i), f"no pool '{name}' in this region "
+                       f"(pools: {', '.join(by_name)})", "dra-driver")
+        elif not pool.gpu.multi_node_nvlink:
+            errors.add(doc, ("draDriver", "pools", i), f"pool '{name}' has {pool.gpu.name} GPUs, whose NVLink does "
+                       "not span nodes: ComputeDomains need a multi-node NVLink pool (GB200, GB300)", "dra-driver")
 
 
 # ---------------------------------------------------------------------------------------------------- tenants

@@ -134,6 +134,13 @@ class KueueSettings:
 
 
 @dataclass(frozen=True)
+class DraDriverSettings:
+    chart_version: str
+    pools: tuple[str, ...]  # pools whose nodes run the kubelet plugin
+    chart: str = "dra-driver-nvidia-gpu"
+
+
+@dataclass(frozen=True)
 class AllocationRules:
     reserved_shares: Mapping[str, float] = field(default_factory=dict)  # sector -> fraction of the region's GPUs
     per_tenant_gpu_cap: int | None = None
@@ -160,6 +167,7 @@ class Region:
     kueue: KueueSettings
     allocation: AllocationRules
     origin: Origin
+    dra_driver: DraDriverSettings | None = None
 
     def pool(self, name: str) -> Pool | None:
         return next((p for p in self.pools if p.name == name), None)

@@ -41,6 +41,7 @@ class Record:
     retain_on_delete: bool
     protect: bool
     inputs: dict[str, Any] = field(hash=False)
+    dependencies: tuple[str, ...] = ()  # URNs the engine orders it after (depends_on and input dependencies)
 
 
 @dataclass
@@ -105,7 +106,8 @@ def _monitor_class() -> type:
             self.records.append(Record(
                 urn=urn, type=request.type, name=request.name, parent=request.parent, custom=bool(request.custom),
                 provider=request.provider, retain_on_delete=bool(request.retainOnDelete),
-                protect=bool(request.protect), inputs=plain(inputs)))
+                protect=bool(request.protect), inputs=plain(inputs),
+                dependencies=tuple(sorted(request.dependencies))))
             return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=request.object)
 
     return RecordingMonitor

@@ -298,7 +298,8 @@ def test_tenant_with_two_pools_in_a_region_gets_one_queue_with_two_flavors(shipp
     hard = one(s, "ResourceQuota", "sovcloud-quota", "baram-shipyard").inputs["spec"]["hard"]
     assert (hard["requests.nvidia.com/gpu"], hard["requests.nvidia.com/mig-2g.48gb"], hard["requests.cpu"]) == (
         "216", "64", "4224")  # (2304 + 512) cores x 1.5
-    assert len(kinds(s, "Namespace")) == 2 + 4  # gpu-operator, kueue-system and four tenants, one namespace each
+    # gpu-operator, nvidia-dra-driver-gpu, kueue-system and four tenants, one namespace each
+    assert len(kinds(s, "Namespace")) == 3 + 4
 
 
 def test_local_queue_feeds_the_tenant_cluster_queue(shipped_synthesis) -> None:
@@ -345,7 +346,8 @@ def test_high_classification_tenant_gets_no_internet_egress(tree: Tree) -> None:
 
 def test_only_allocations_of_the_region_become_tenants_there(shipped_synthesis) -> None:
     names = {r.inputs["metadata"]["name"] for r in kinds(shipped_synthesis("rdc-ulsan"), "Namespace")}
-    assert names == {"gpu-operator", "kueue-system", "orbit-lm", "pixelforge", "hyeon-motors-ai", "baram-shipyard"}
+    assert names == {"gpu-operator", "nvidia-dra-driver-gpu", "kueue-system", "orbit-lm", "pixelforge",
+                     "hyeon-motors-ai", "baram-shipyard"}
 
 
 def test_tenant_objects_land_in_its_namespace(shipped_synthesis) -> None:
@@ -397,7 +399,7 @@ def test_shipped_regions_synthesise(shipped_synthesis) -> None:
     counts = {r: shipped_synthesis(r).counts() for r in SHIPPED_REGIONS}
     assert counts["ncc-haenam"]["kubernetes:cluster.x-k8s.io/v1beta2:MachineDeployment"] == 5
     assert counts["rdc-gwangju"]["kubernetes:core/v1:NodePatch"] == 50
-    assert counts["rdc-ulsan"]["kubernetes:helm.sh/v3:Release"] == 2
+    assert counts["rdc-ulsan"]["kubernetes:helm.sh/v3:Release"] == 3  # gpu-operator, DRA driver, kueue
     assert REPO.joinpath("stacks", "__main__.py").is_file()
 
 
@@ -471,6 +473,34 @@ def test_nvlink_pool_flavor_is_topology_aware_on_the_gpu_clique(shipped_synthesi
     assert topology.inputs["spec"] == {"levels": [{"nodeLabel": "nvidia.com/gpu.clique"},
                                                   {"nodeLabel": "kubernetes.io/hostname"}]}
     assert one(s, "ResourceFlavor", "gb200-nvl72").inputs["spec"]["topologyName"] == "nvlink"
+    flavor = next(r for r in s.records if r.type == "kubernetes:kueue.x-k8s.io/v1beta2:ResourceFlavor"
+                  and r.inputs["metadata"]["name"] == "gb200-nvl72")
+    kueue = next(r for r in s.helm_releases() if r.inputs["name"] == "kueue")
+    topology_record = next(r for r in s.records if r.inputs.get("kind") == "Topology")
+    assert {kueue.urn, topology_record.urn} <= set(flavor.dependencies)  # CRDs first, then the topology
     # a pool without a topology keeps a plain flavor
     assert "topologyName" not in one(s, "ResourceFlavor", "rtxpro-mig").inputs["spec"]
     assert not [r for r in shipped_synthesis("ncc-haenam").kubernetes_objects() if r.inputs["kind"] == "Topology"]
+
+
+def test_dra_driver_serves_compute_domains_on_the_nvlink_pool_only(shipped_synthesis) -> None:
+    s = shipped_synthesis("rdc-ulsan")
+    release = next(r for r in s.helm_releases() if r.inputs["name"] == "nvidia-dra-driver-gpu")
+    assert (release.inputs["chart"], release.inputs["version"], release.inputs["namespace"]) == (
+        "dra-driver-nvidia-gpu", "0.5.0", "nvidia-dra-driver-gpu")
+    assert release.inputs["repositoryOpts"] == {"repo": "https://cr.ulsan.example.kr/chartrepo/platform"}
+    assert release.inputs["values"] == {
+        "nvidiaDriverRoot": "/run/nvidia/driver",  # the GPU operator's driver container
+        # GPUs stay with the device plugin: two allocators would double-book them
+        "resources": {"gpus": {"enabled": False}, "computeDomains": {"enabled": True}},
+        "image": {"repository": "cr.ulsan.example.kr/mirror/dra-driver-nvidia/dra-driver-nvidia-gpu"},
+        "kubeletPlugin": {
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "sovcloud.kr/pool", "operator": "In", "values": ["gb200-nvl72"]}]}]}}}}}
+    ns = one(s, "Namespace", "nvidia-dra-driver-gpu")
+    assert ns.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    operator = next(r for r in s.helm_releases() if r.inputs["name"] == "gpu-operator")
+    assert operator.urn in release.dependencies and ns.urn in release.dependencies  # after the driver root exists
+    # regions without draDriver install none
+    assert [r.inputs["name"] for r in shipped_synthesis("ncc-haenam").helm_releases()] == ["gpu-operator", "kueue"]

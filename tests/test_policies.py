@@ -836,6 +836,21 @@ def test_chart_images_left_at_their_defaults_are_refused() -> None:
            "from abroad" in found_
 
 
+def test_dra_driver_image_left_at_its_default_is_refused() -> None:
+    release = {"chart": "dra-driver-nvidia-gpu", "version": "0.5.0", "name": "nvidia-dra-driver-gpu",
+               "repositoryOpts": {"repo": "https://cr.ulsan.example.kr/chartrepo/platform"},
+               "values": {"resources": {"gpus": {"enabled": False}}}}
+    allowed = ["cr.ulsan.example.kr"]
+    assert validate_resource("approved-registries", release, "kubernetes:helm.sh/v3:Release",
+                             allowedRegistries=allowed) == [
+        "values.image.repository is not set: the chart would pull its default image from abroad"]
+    abroad = {**release, "values": {"image": {"repository": "registry.k8s.io/dra-driver-nvidia/dra-driver-nvidia-gpu"}}}
+    assert validate_resource("approved-registries", abroad, "kubernetes:helm.sh/v3:Release",
+                             allowedRegistries=allowed) == [
+        "values.image.repository = registry.k8s.io/dra-driver-nvidia/dra-driver-nvidia-gpu is not from an approved "
+        "registry"]
+
+
 def test_tenant_bound_to_a_built_in_role_that_writes_network_policies_is_refused() -> None:
     def binding(role: str) -> dict[str, Any]:
         return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",

@@ -560,6 +560,54 @@ def test_kueue_topologies_match_upstream_types(shipped_synthesis, region: str) -
     _fail_all(problems, f"Kueue topologies of {region} do not match upstream")
 
 
+# ---------------------------------------------------------------- 2d. DRA driver values, by the chart's keys
+
+# kubernetes-sigs/dra-driver-nvidia-gpu deployments/helm/dra-driver-nvidia-gpu/values.yaml (chart 0.5.0; the
+# reference data has no copy): the key tree down to the settings sovcloud may write. A leaf is None; lists replace
+# whole.
+DRA_VALUES_SOURCE = "kubernetes-sigs/dra-driver-nvidia-gpu deployments/helm/dra-driver-nvidia-gpu/values.yaml"
+DRA_VALUES_KEYS: dict[str, Any] = {
+    "nvidiaDriverRoot": None, "nvidiaCDIHookPath": None, "nameOverride": None, "fullnameOverride": None,
+    "namespaceOverride": None, "selectorLabelsOverride": None, "gpuResourcesEnabledOverride": None,
+    "allowDefaultNamespace": None, "resourceApiVersion": None, "imagePullSecrets": None,
+    "image": {"repository": None, "pullPolicy": None, "tag": None},
+    "serviceAccount": {"create": None, "annotations": None, "name": None},
+    "resources": {"gpus": {"enabled": None}, "computeDomains": {"enabled": None}},
+    "featureGates": None, "logVerbosity": None, "webhook": None, "controller": None,
+    "kubeletPlugin": {"metrics": None, "priorityClassName": None, "updateStrategy": None, "podAnnotations": None,
+                      "podSecurityContext": None, "nodeSelector": None, "tolerations": None,
+                      "kubeletRegistrarDirectoryPath": None, "kubeletPluginsDirectoryPath": None,
+                      "containers": None, "affinity": None, "networkPolicy": None},
+}
+
+
+def dra_values_problems(values: dict[str, Any], keys: dict[str, Any] = DRA_VALUES_KEYS, at: str = "") -> list[str]:
+    out = []
+    for key, value in values.items():
+        dotted = f"{at}{key}"
+        if key not in keys:
+            out.append(f"values {dotted}: not a key of the chart (keys there: {sorted(keys)})")
+        elif isinstance(keys[key], dict):
+            out += (dra_values_problems(value, keys[key], f"{dotted}.") if isinstance(value, dict)
+                    else [f"values {dotted}: the chart has settings {sorted(keys[key])} here, got {value!r}"])
+    return out
+
+
+def test_dra_values_check_rejects_unknown_keys() -> None:
+    assert dra_values_problems({"image": {"repository": "r"}, "resources": {"gpus": {"enabled": False}}}) == []
+    assert dra_values_problems({"driverRoot": "/", "resources": {"computeDomain": {"enabled": True}}}) == [
+        f"values driverRoot: not a key of the chart (keys there: {sorted(DRA_VALUES_KEYS)})",
+        "values resources.computeDomain: not a key of the chart (keys there: ['computeDomains', 'gpus'])"]
+
+
+def test_dra_driver_values_are_keys_of_the_chart(shipped_synthesis) -> None:
+    releases = [r for r in shipped_synthesis("rdc-ulsan").helm_releases()
+                if r.inputs["chart"] == "dra-driver-nvidia-gpu"]
+    assert len(releases) == 1
+    _fail_all([f"{p} [{DRA_VALUES_SOURCE}]" for p in dra_values_problems(releases[0].inputs["values"])],
+              "DRA driver values of rdc-ulsan not in the chart")
+
+
 # ----------------------------------------------------------------------------------------- 3. Helm values
 
 # Kubernetes string maps: any key goes, whatever the chart's default holds.
