@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from policies.resources import GPU, guaranteed_by_pool_and_tenant, meta, objects, pool_capacity, tenant_namespaces
+from policies.resources import (
+    GPU,
+    guaranteed_by_pool_and_tenant,
+    meta,
+    objects,
+    pool_anchors,
+    pool_capacity,
+    tenant_namespaces,
+)
 
 
 def guaranteed_within_capacity(args, report_violation) -> None:
@@ -15,7 +23,8 @@ def guaranteed_within_capacity(args, report_violation) -> None:
         promised[pool] = promised.get(pool, 0) + gpus
     for pool, gpus in sorted(promised.items()):
         if gpus > capacity.get(pool, 0):
-            report_violation(f"pool {pool}: {gpus} GPUs guaranteed, {capacity.get(pool, 0)} exist")
+            report_violation(f"pool {pool}: {gpus} GPUs guaranteed, {capacity.get(pool, 0)} exist",
+                             pool_anchors(resources).get(pool))
 
 
 def gpu_quota_present(args, report_violation) -> None:

@@ -15,6 +15,7 @@ from policies.resources import (
     name,
     objects,
     operator_config_data,
+    pool_anchors,
     pool_capacity,
     pool_label,
     queue_flavors,
@@ -77,4 +78,5 @@ def mig_quota_in_layout(args, report_violation) -> None:
         exist = layouts[mig_config[pool]][profile] * gpus.get(pool, 0)
         if count > exist:
             report_violation(f"pool {pool}: {count} {profile} instances guaranteed, {exist} exist "
-                             f"({layouts[mig_config[pool]][profile]} per GPU on {gpus.get(pool, 0)} GPUs)")
+                             f"({layouts[mig_config[pool]][profile]} per GPU on {gpus.get(pool, 0)} GPUs)",
+                             pool_anchors(resources).get(pool))

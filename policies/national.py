@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policies.resources import guaranteed_by_pool_and_tenant
+from policies.resources import guaranteed_by_pool_and_tenant, tenant_anchors
 
 
 def national_budget(args, report_violation) -> None:
@@ -10,8 +10,9 @@ def national_budget(args, report_violation) -> None:
     across regions stays within its grant (judged in the regions it has a queue in). The other regions' figures
     arrive in the policy config."""
     cfg = args.get_config()
+    resources = list(args.resources)
     here: dict[str, int] = {}
-    for (_pool, tenant), gpus in guaranteed_by_pool_and_tenant(list(args.resources)).items():
+    for (_pool, tenant), gpus in guaranteed_by_pool_and_tenant(resources).items():
         here[tenant] = here.get(tenant, 0) + gpus
     budget = int(cfg.get("nationalGpuBudget") or 0)
     if budget:
@@ -24,4 +25,5 @@ def national_budget(args, report_violation) -> None:
             continue  # no queue in this region: its stack can neither cause nor fix the excess
         total = here[tenant] + int(others.get(tenant, 0))
         if total > grant:
-            report_violation(f"tenant {tenant}: {total} GPUs guaranteed across regions, grant is {grant}")
+            report_violation(f"tenant {tenant}: {total} GPUs guaranteed across regions, grant is {grant}",
+                             tenant_anchors(resources).get(tenant))

@@ -114,6 +114,17 @@ def pool_nodes(resources: Iterable[Resource]) -> dict[str, list[tuple[Resource, 
     return out
 
 
+def pool_anchors(resources: Iterable[Resource]) -> dict[str, str]:
+    """Per pool, the URN a stack-level finding about the pool points at: its first node-pool resource (so the engine
+    shows the resource, and ``sovcloud check`` the pool's entry in the region file)."""
+    return {pool: nodes[0][0].urn for pool, nodes in pool_nodes(resources).items()}
+
+
+def tenant_anchors(resources: Iterable[Resource]) -> dict[str, str]:
+    """Per tenant, the URN a stack-level finding about the tenant points at: its namespace."""
+    return {labels(ns)[TENANT]: ns.urn for ns in tenant_namespaces(resources).values()}
+
+
 def pool_capacity(resources: Iterable[Resource]) -> dict[str, int]:
     """Physical GPUs per pool, from the node-pool resources themselves."""
     return {pool: sum(g for _, g, _ in nodes) for pool, nodes in pool_nodes(resources).items()}

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from policies.resources import SECTOR, guaranteed_by_pool_and_tenant, labels, pool_capacity, tenant_namespaces
+from policies.resources import (
+    SECTOR,
+    guaranteed_by_pool_and_tenant,
+    labels,
+    pool_capacity,
+    tenant_anchors,
+    tenant_namespaces,
+)
 
 
 def shares_and_caps(args, report_violation) -> None:
@@ -38,7 +45,8 @@ def shares_and_caps(args, report_violation) -> None:
     if cap is not None:
         for tenant, gpus in sorted(by_tenant.items()):
             if gpus > cap:
-                report_violation(f"tenant {tenant}: {gpus} GPUs guaranteed, cap is {cap} per tenant")
+                report_violation(f"tenant {tenant}: {gpus} GPUs guaranteed, cap is {cap} per tenant",
+                                 tenant_anchors(resources).get(tenant))
     for sector, sector_cap in sorted((cfg.get("perSectorGpuCap") or {}).items()):
         if by_sector.get(sector, 0) > sector_cap:
             report_violation(f"sector {sector}: {by_sector[sector]} GPUs guaranteed, cap is {sector_cap}")

@@ -67,8 +67,9 @@ def by_name(name: str) -> ResourceValidationPolicy | StackValidationPolicy:
     return policy
 
 
-def line_of(path: Path, text: str) -> int:
-    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if line.startswith(text))
+def line_of(path: Path, text: str, indented: bool = False) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1)
+                if (line.lstrip() if indented else line).startswith(text))
 
 
 # -------------------------------------------------------------------------------------------- shipped config
@@ -173,12 +174,16 @@ def broken(tmp_path_factory) -> tuple[Tree, Config, dict[str, Synthesis], dict[s
 
 
 def test_guaranteed_within_capacity_fires_on_an_over_allocated_pool(broken) -> None:
-    *_, violations = broken
+    tree, *_, violations = broken
     assert found(violations["ncc-haenam"], "guaranteed-within-capacity") == {
-        ("stack ncc-haenam", "pool h200-hall-d: 3124 GPUs guaranteed, 3056 exist")}
+        ("MachineDeployment capi-ncc-haenam/ncc-haenam-gpu-h200-hall-d",
+         "pool h200-hall-d: 3124 GPUs guaranteed, 3056 exist")}
     (v,) = [v for v in violations["ncc-haenam"] if v.policy == "guaranteed-within-capacity"]
-    assert (v.enforcement, v.severity, v.urn, v.file, v.line) == (
-        "mandatory", "critical", "", "stacks/Pulumi.ncc-haenam.yaml", 1)
+    # a finding about a pool points at the pool's node resource, and so at the pool's entry in the region file
+    assert (v.enforcement, v.severity, v.file, v.line) == (
+        "mandatory", "critical", "stacks/Pulumi.ncc-haenam.yaml",
+        line_of(tree.root / "stacks" / "Pulumi.ncc-haenam.yaml", "- name: h200-hall-d", indented=True))
+    assert v.urn.endswith("MachineDeployment::ncc-haenam-h200-hall-d-machinedeployment"), v.urn
     # gb200-nvl72 in rdc-ulsan is now exactly full (216 + 216 + 144 of 576): full is not over
     assert found(violations["rdc-ulsan"], "guaranteed-within-capacity") == set()
 
@@ -228,7 +233,7 @@ def test_shares_and_caps_fire_on_reserves_and_caps(broken) -> None:
     assert found(violations["ncc-haenam"], "shares-and-caps") == {
         ("stack ncc-haenam",
          "sector industry: 1536 GPUs guaranteed, but only 1166 of 12944 are not reserved for other sectors"),
-        ("stack ncc-haenam", "tenant saebyeol-climate: 2100 GPUs guaranteed, cap is 2048 per tenant"),
+        ("Namespace saebyeol-climate", "tenant saebyeol-climate: 2100 GPUs guaranteed, cap is 2048 per tenant"),
     }
     assert found(violations["rdc-ulsan"], "shares-and-caps") == {
         ("stack rdc-ulsan", "sector industry: 432 GPUs guaranteed, cap is 384")}
@@ -245,7 +250,7 @@ def test_national_budget_fires_on_budget_and_grant(broken) -> None:
     total = sum(a.gpus for t in cfg.tenants.values() for a in t.allocations if t.holds_quota(a, TODAY))
     assert total == 8916  # every allocation of the broken tree holds quota on TODAY (nuri-teaching's are MIG only)
     budget = ("stack {}", "8916 GPUs guaranteed across all regions, national budget is 8000")
-    grant = ("stack {}", "tenant orbit-lm: 704 GPUs guaranteed across regions, grant is 700")
+    grant = ("Namespace orbit-lm", "tenant orbit-lm: 704 GPUs guaranteed across regions, grant is 700")
     for region in ("ncc-haenam", "rdc-ulsan"):  # orbit-lm has a queue in both
         assert found(violations[region], "national-budget") == {
             (budget[0].format(region), budget[1]), (grant[0].format(region), grant[1])}
@@ -579,7 +584,7 @@ def test_guaranteed_within_capacity_called_directly() -> None:
     pool = _machines("a", 2, 8)
     assert validate_stack("guaranteed-within-capacity", [pool, _queue("t1", "a", 10), _queue("t2", "a", 6)]) == []
     assert validate_stack("guaranteed-within-capacity", [pool, _queue("t1", "a", 10), _queue("t2", "a", 7)]) == [
-        ("pool a: 17 GPUs guaranteed, 16 exist", "")]
+        ("pool a: 17 GPUs guaranteed, 16 exist", "a")]  # reported against the pool's MachineDeployment
 
 
 def test_shares_and_caps_called_directly_honours_a_reserve_squeezed_by_two_sectors() -> None:
@@ -763,8 +768,10 @@ def test_check_fails_a_mandatory_violation_with_text_junit_and_sarif(broken, tmp
         "  fix: Record the approval (its registration id) under the region's allocation.approvedForeignOrganisations, "
         "or remove the tenant."]
     capacity = out.split("MANDATORY guaranteed-within-capacity", 1)[1]
-    assert "  ncc-haenam: stack ncc-haenam: pool h200-hall-d: 3124 GPUs guaranteed, 3056 exist\n" \
-           "    at stacks/Pulumi.ncc-haenam.yaml:1\n  fix: Lower the tenants' gpus in that pool" in capacity
+    pool_line = line_of(tree.root / "stacks" / "Pulumi.ncc-haenam.yaml", "- name: h200-hall-d", indented=True)
+    assert "  ncc-haenam: MachineDeployment capi-ncc-haenam/ncc-haenam-gpu-h200-hall-d: pool h200-hall-d: 3124 GPUs " \
+           f"guaranteed, 3056 exist\n    at stacks/Pulumi.ncc-haenam.yaml:{pool_line}\n" \
+           "  fix: Lower the tenants' gpus in that pool" in capacity
     assert "ADVISORY allocation-periods (low)" in out
 
     # JUnit: a suite per region, a case per policy, failing where a mandatory policy fired
@@ -791,7 +798,8 @@ def test_check_fails_a_mandatory_violation_with_text_junit_and_sarif(broken, tmp
     assert ("domestic-organisations", "error", "tenants/voicebridge.yaml", voicebridge_line) in located
     assert ("classification-within-certification", "error", "tenants/hanbit-llm-lab.yaml",
             line_of(tree.tenant_path("hanbit-llm-lab"), "name:")) in located
-    assert ("guaranteed-within-capacity", "error", "stacks/Pulumi.ncc-haenam.yaml", 1) in located
+    assert ("guaranteed-within-capacity", "error", "stacks/Pulumi.ncc-haenam.yaml", pool_line) in located
+    assert ("national-budget", "error", "stacks/Pulumi.ncc-haenam.yaml", 1) in located  # the stack as a whole
     assert ("allocation-periods", "warning", "tenants/nuri-teaching.yaml", 2) in located
     assert {r["ruleId"] for r in sarif_run["results"]} <= set(POLICY_NAMES)
 
@@ -807,7 +815,7 @@ def test_autoscaled_pool_backs_guarantees_only_at_its_minimum() -> None:
     pool["metadata"]["annotations"]["cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"] = "2"
     assert validate_stack("guaranteed-within-capacity", [pool, _queue("t1", "a", 8)]) == []
     assert validate_stack("guaranteed-within-capacity", [pool, _queue("t1", "a", 9)]) == [
-        ("pool a: 9 GPUs guaranteed, 8 exist", "")]
+        ("pool a: 9 GPUs guaranteed, 8 exist", "a")]
 
 
 def test_mig_instances_beyond_the_layout_are_refused(tree: Tree) -> None:
@@ -819,7 +827,8 @@ def test_mig_instances_beyond_the_layout_are_refused(tree: Tree) -> None:
     violations = evaluate(synth.run(tree.root, "ncc-haenam", cfg, as_of=TODAY), cfg,
                           policy_config(cfg, "ncc-haenam", TODAY))
     assert found(violations, "mig-quota-in-layout") == {
-        ("stack ncc-haenam", "pool b200-mig: 300 3g.90gb instances guaranteed, 256 exist (2 per GPU on 128 GPUs)")}
+        ("MachineDeployment capi-ncc-haenam/ncc-haenam-gpu-b200-mig",
+         "pool b200-mig: 300 3g.90gb instances guaranteed, 256 exist (2 per GPU on 128 GPUs)")}
     assert "ncc-haenam/b200-mig: 300 3g.90gb instances guaranteed, 256 exist" in capacity.problems(cfg, TODAY)
 
 
