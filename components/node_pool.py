@@ -152,12 +152,16 @@ def machine_deployment(region: model.Region, pool: model.Pool, bootstrap_name: s
 
 
 def node_patch(region: model.Region, pool: model.Pool, node: str) -> dict[str, Any]:
-    """Server-side-apply patch for one existing node: pool labels and the GPU taint."""
+    """Server-side-apply patch for one existing node: pool labels and annotations, each key owned on its own.
+
+    No taints: ``spec.taints`` is an atomic list under server-side apply, so owning it would mean owning the taints
+    the node lifecycle controller sets (``node.kubernetes.io/unreachable`` and the like) and failing the next
+    ``pulumi up`` with a field conflict on any node that is down. Static GPU nodes register with the GPU taint
+    (kubelet ``registerWithTaints``); ``sovcloud status`` reports a pool node without it."""
     return {"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": node, "labels": {**L.common(region), **node_labels(region, pool)},
                          # GPUs the node brings to the pool: the capacity policy counts pools from these
-                         "annotations": {L.GPUS: str(pool.gpus_per_node)}},
-            "spec": {"taints": [dict(L.GPU_TAINT)]}}
+                         "annotations": {L.GPUS: str(pool.gpus_per_node)}}}
 
 
 class GpuNodePool(pulumi.ComponentResource):
@@ -183,7 +187,7 @@ class GpuNodePool(pulumi.ComponentResource):
         else:
             for node in pool.provisioner.node_names:
                 body = node_patch(region, pool, node)
-                k8s.core.v1.NodePatch(f"{name}-{node}", metadata=body["metadata"], spec=body["spec"], opts=child)
+                k8s.core.v1.NodePatch(f"{name}-{node}", metadata=body["metadata"], opts=child)
         self.gpu_model = pulumi.Output.from_input(pool.gpu.name)
         self.nodes = pulumi.Output.from_input(pool.nodes)
         self.gpu_capacity = pulumi.Output.from_input(pool.gpus)

@@ -50,6 +50,9 @@ def _quantity(value: Any) -> int:
         return 0
 
 
+TAINT_TEXT = f"{L.GPU_TAINT['key']}={L.GPU_TAINT['value']}:{L.GPU_TAINT['effect']}"
+
+
 def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str | None,
             day: dt.date) -> dict[str, Any]:
     """Read the cluster and compare; raises ClusterUnreachable with one line on connection or auth failure."""
@@ -94,6 +97,14 @@ def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str |
                                 f"{expected_product} ({pool.gpu.name})")
         if "failed" in mig_states:
             problems.append(f"pool {pool.name}: MIG reconfiguration failed on some nodes (nvidia.com/mig.config.state)")
+        untainted = sorted(n.metadata.name for n in mine if not any(
+            (t.key, t.value, t.effect) == (L.GPU_TAINT["key"], L.GPU_TAINT["value"], L.GPU_TAINT["effect"])
+            for t in (n.spec.taints if n.spec else None) or []))
+        if untainted:
+            shown = ", ".join(untainted[:5]) + (f" and {len(untainted) - 5} more" if len(untainted) > 5 else "")
+            problems.append(f"pool {pool.name}: {len(untainted)} node(s) without the taint {TAINT_TEXT}, so pods that "
+                            f"ask for no GPU can land there: {shown} (register them with it: kubelet "
+                            "registerWithTaints)")
     for n in nodes:
         node_labels = n.metadata.labels or {}
         if any(node_labels.get(k) == "true" for k in GPU_PRESENT) and not node_labels.get(L.POOL):

@@ -39,6 +39,9 @@ def cluster_state() -> dict[str, Any]:
                    {"nvidia.com/mig.config": "all-balanced", "nvidia.com/mig.config.state": "success"})
               for i in (33, 34)]
     nodes += [node(f"gj-l40s-{i:02d}", "l40s-infer", "NVIDIA-L40S-SHARED", 16) for i in range(1, 17)]
+    for untainted in nodes[-2:]:  # two static nodes registered without the GPU taint, one with another taint only
+        untainted["spec"] = {}
+    nodes[-2]["spec"] = {"taints": [{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]}
     nodes.append(node("gj-spare-01", None, "NVIDIA-H100-80GB-HBM3", 8))  # a GPU node nobody labelled
     nodes.append({"metadata": {"name": "gj-cpu-01", "labels": {"kubernetes.io/hostname": "gj-cpu-01"}},
                   "status": {"allocatable": {"cpu": "64"}}})
@@ -129,6 +132,8 @@ def test_status_compares_live_nodes_with_declared_pools(api: str, tmp_path: Path
     assert sorted(data["problems"]) == sorted([
         "pool h100-a: nodes report nvidia.com/gpu.product=NVIDIA-H200, the pool declares NVIDIA-H100-80GB-HBM3 (H100)",
         "GPU node gj-spare-01 has no sovcloud.kr/pool label",
+        "pool l40s-infer: 2 node(s) without the taint nvidia.com/gpu=present:NoSchedule, so pods that ask for no GPU "
+        "can land there: gj-l40s-15, gj-l40s-16 (register them with it: kubelet registerWithTaints)",
         "tenant nuri-teaching: no ResourceQuota in its namespace", "tenant nuri-teaching: no ClusterQueue",
         "tenant pixelforge: no ResourceQuota in its namespace", "tenant pixelforge: no ClusterQueue",
         "tenant city-traffic-twin: no ClusterQueue"])
