@@ -91,7 +91,7 @@ class Region(pulumi.ComponentResource):
         queueing = Queueing(f"{r.name}-queueing", QueueingArgs(r, lendable(args)), child)
         admin_role = k8s.rbac.v1.ClusterRole(f"{r.name}-tenant-admin-role",
                                              metadata={"name": TENANT_ADMIN_ROLE, "labels": L.common(r)},
-                                             rules=tenant_admin_role_rules(), opts=child)
+                                             rules=tenant_admin_role_rules(r.dra_driver is not None), opts=child)
         for tenant, allocs in args.tenants:
             Tenant(f"{r.name}-{tenant.name}", TenantArgs(tenant, allocs, r, args.as_of),
                    # the Kueue release (CRDs) and the admin role, not whole components: depending on a component

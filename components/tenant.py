@@ -168,10 +168,17 @@ _ALL = ["get", "list", "watch", "create", "update", "patch", "delete", "deleteco
 _READ = ["get", "list", "watch"]
 
 
-def tenant_admin_role_rules() -> list[dict[str, Any]]:
+def tenant_admin_role_rules(compute_domains: bool = False) -> list[dict[str, Any]]:
     """What a tenant's admins may do in their namespace: run and manage workloads, volumes, secrets and namespaced
     RBAC, read (never write) their NetworkPolicies, quota and queues. The built-in `admin` role would let them delete
-    the default-deny policy; RBAC's escalation check keeps them from binding more than this role holds."""
+    the default-deny policy; RBAC's escalation check keeps them from binding more than this role holds.
+
+    With ``compute_domains`` (the region runs the DRA driver) they may also create ComputeDomains and the resource
+    claims that join pods to one; GPUs themselves stay with the device plugin and the quota."""
+    dra = [
+        {"apiGroups": ["resource.nvidia.com"], "resources": ["computedomains"], "verbs": _ALL},
+        {"apiGroups": ["resource.k8s.io"], "resources": ["resourceclaims", "resourceclaimtemplates"], "verbs": _ALL},
+    ] if compute_domains else []
     return [
         {"apiGroups": [""], "resources": ["pods", "pods/log", "pods/exec", "pods/attach", "pods/portforward",
                                           "services", "endpoints", "configmaps", "secrets", "persistentvolumeclaims",
@@ -188,6 +195,7 @@ def tenant_admin_role_rules() -> list[dict[str, Any]]:
         {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": _ALL},
         {"apiGroups": ["kueue.x-k8s.io"], "resources": ["workloads", "localqueues"], "verbs": _READ},
         {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": _READ},
+        *dra,
     ]
 
 

@@ -506,3 +506,15 @@ def test_dra_driver_serves_compute_domains_on_the_nvlink_pool_only(shipped_synth
     assert operator.urn in release.dependencies and ns.urn in release.dependencies  # after the driver root exists
     # regions without draDriver install none
     assert [r.inputs["name"] for r in shipped_synthesis("ncc-haenam").helm_releases()] == ["gpu-operator", "kueue"]
+
+
+def test_tenant_admins_may_create_compute_domains_only_where_the_dra_driver_runs(shipped_synthesis) -> None:
+    def rules(region: str) -> list[dict]:
+        return one(shipped_synthesis(region), "ClusterRole", "sovcloud-tenant-admin").inputs["rules"]
+
+    dra = [{"apiGroups": ["resource.nvidia.com"], "resources": ["computedomains"],
+            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]},
+           {"apiGroups": ["resource.k8s.io"], "resources": ["resourceclaims", "resourceclaimtemplates"],
+            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]}]
+    assert rules("rdc-ulsan")[-2:] == dra
+    assert rules("ncc-haenam") == rules("rdc-ulsan")[:-2]  # no DRA driver there: nothing more
