@@ -42,6 +42,14 @@ def helm_values(region: model.Region) -> dict[str, Any]:
                 {"matchExpressions": [{"key": L.POOL, "operator": "In", "values": sorted(dra.pools)}]}]}}},
         },
     }
+    tls = dra.webhook_tls
+    if tls["source"] == "secret":
+        values["webhook"] = {"tls": {"mode": "secret",
+                                     "secret": {"name": tls["secretName"], "caBundle": tls["caBundle"]}}}
+    else:
+        issuer = ({"issuerType": "clusterissuer", "issuerName": tls["clusterIssuer"]} if "clusterIssuer" in tls
+                  else {"issuerType": "selfsigned"})
+        values["webhook"] = {"tls": {"mode": "cert-manager", "certManager": issuer}}
     # upstream repositories of the chart's images, rewritten to the mirror; an unknown chart name gets the
     # current chart's keys (the registry policy still checks every repository the values hold)
     repos = DRA_DRIVER_REPOSITORIES.get(dra.chart, DRA_DRIVER_REPOSITORIES["dra-driver-nvidia-gpu"])

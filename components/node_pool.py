@@ -44,6 +44,11 @@ def node_labels(region: model.Region, pool: model.Pool) -> dict[str, str]:
     return out
 
 
+def template_node_labels(region: model.Region, pool: model.Pool) -> dict[str, str]:
+    """The labels of a node of the pool once it runs: those set at registration plus the GFD product."""
+    return {**node_labels(region, pool), L.GPU_PRODUCT: L.product_label(pool, region.gpu_operator.mig_strategy)}
+
+
 def machine_name(region: model.Region, pool: model.Pool) -> str:
     return f"{region.cluster_name}-{pool.name}"
 
@@ -115,7 +120,9 @@ def machine_deployment(region: model.Region, pool: model.Pool, bootstrap_name: s
         f"{CAPACITY}gpu-type": L.GPU_RESOURCE,
         f"{CAPACITY}gpu-count": str(pool.gpus_per_node),
         L.GPU_PRODUCT_ANNOTATION: pool.gpu.gfd_product,
-        f"{CAPACITY}labels": ",".join(f"{k}={v}" for k, v in sorted(node_labels(region, pool).items())),
+        # the template node the autoscaler imagines from zero must match the pool's Kueue flavor, whose node
+        # selector includes the product GPU Feature Discovery will write: without it no queued pod fits the template
+        f"{CAPACITY}labels": ",".join(f"{k}={v}" for k, v in sorted(template_node_labels(region, pool).items())),
         f"{CAPACITY}taints": f"{L.GPU_TAINT['key']}={L.GPU_TAINT['value']}:{L.GPU_TAINT['effect']}",
     }
     # replicas is the declared size; with autoscaling on, the component ignores later changes to it, so a

@@ -59,8 +59,12 @@ def resource_flavor(region: model.Region, pool: model.Pool) -> dict[str, Any]:
 
 
 def topology(region: model.Region, name: str) -> dict[str, Any]:
-    """A Kueue Topology: its levels' node labels, widest first. Levels are immutable upstream: a change of levels is
-    a replacement of the object."""
+    """A Kueue Topology: its levels' node labels, widest first.
+
+    Levels are immutable upstream, and so are a topology-aware flavor's topologyName, nodeLabels and tolerations;
+    Kueue also keeps a Topology or flavor that is in use from being deleted. No replacement is attempted here (a
+    delete would hang on Kueue's finalizer): the API server refuses such an update, and ``sovcloud diff`` flags the
+    change beforehand with the way through (a new topology or pool name)."""
     return {"apiVersion": KUEUE_API, "kind": "Topology", "metadata": {"name": name, "labels": L.common(region)},
             "spec": {"levels": [{"nodeLabel": label} for label in region.kueue.topologies[name]]}}
 
@@ -102,9 +106,7 @@ class Queueing(pulumi.ComponentResource):
         self.kueue = release
         after = pulumi.ResourceOptions(parent=self, depends_on=[release])  # the CRDs come with the chart
         topologies = {
-            t: CustomObject(f"{name}-topology-{t}", topology(region, t),
-                            pulumi.ResourceOptions(parent=self, depends_on=[release], replace_on_changes=["spec"],
-                                                   delete_before_replace=True))
+            t: CustomObject(f"{name}-topology-{t}", topology(region, t), after)
             for t in sorted(region.kueue.topologies)}
         for pool in region.pools:
             deps = [release] + ([topologies[pool.topology]] if pool.topology else [])

@@ -13,6 +13,7 @@ from typing import Any
 
 from sovcloud import catalog, schema, yamlsafe
 from sovcloud.errors import ConfigError, ConfigInvalid, json_path
+from sovcloud.keys import GPU_CLIQUE
 from sovcloud.model import (
     Allocation,
     AllocationRules,
@@ -135,7 +136,11 @@ def _pool(doc: Document, i: int, raw: dict[str, Any], models: dict[str, catalog.
         if scaling and not scaling["min"] <= nodes <= scaling["max"]:
             errors.add(doc, (*at, "provisioner", "autoscaling"), f"nodes {nodes} is outside autoscaling "
                        f"min {scaling['min']} .. max {scaling['max']} (min <= nodes <= max)", "autoscaling")
-        if scaling and scaling["min"] == 0 and "nodeCapacity" not in scaling:
+        if scaling and scaling["min"] == 0 and raw["sharing"]["mode"] != "none":
+            errors.add(doc, (*at, "provisioner", "autoscaling"), f"min 0 on a {raw['sharing']['mode']} pool: the "
+                       "autoscaler plans a node from zero with whole GPUs only (gpu-type nvidia.com/gpu), so pods "
+                       "asking for MIG instances or shared GPUs never fit it (keep min at 1 or more)", "autoscaling")
+        elif scaling and scaling["min"] == 0 and "nodeCapacity" not in scaling:
             errors.add(doc, (*at, "provisioner", "autoscaling"), "min 0 lets the autoscaler remove every node, and "
                        "it can only add one back knowing a node's shape: add nodeCapacity with cpu and memory "
                        "(e.g. cpu: 224, memory: 2Ti)", "autoscaling")
@@ -206,13 +211,22 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
         if HOSTNAME_LABEL in levels[:-1]:
             errors.add(doc, ("kueue", "topologies", name), f"{HOSTNAME_LABEL} is level {levels.index(HOSTNAME_LABEL)}"
                        f" of {len(levels)}: Kueue allows it only as the last (narrowest) level", "topology")
+    built = {p.name: p for p in pools}
     for i, raw in enumerate(d["pools"]):
-        if "topology" in raw and raw["topology"] not in topologies:
+        if "topology" not in raw:
+            continue
+        if raw["topology"] not in topologies:
             errors.add(doc, ("pools", i, "topology"), f"no topology '{raw['topology']}' under kueue.topologies "
                        f"(declared: {', '.join(topologies) or 'none'})", "topology")
+        elif GPU_CLIQUE in topologies[raw["topology"]] and raw["name"] in built \
+                and not built[raw["name"]].gpu.multi_node_nvlink:
+            errors.add(doc, ("pools", i, "topology"), f"topology '{raw['topology']}' has the level {GPU_CLIQUE}, "
+                       f"which {built[raw['name']].gpu.name} nodes do not carry (their NVLink does not span nodes): "
+                       "Kueue counts only nodes with every level's label, so the flavor would have no capacity",
+                       "topology")
     dra = d.get("draDriver")
     if dra is not None:
-        _check_dra_driver(doc, dra, d["kubernetes"]["version"], pools, errors)
+        _check_dra_driver(doc, dra, d, built, errors)
     rules = d["allocation"]
     shares = rules.get("reservedShares", {})
     if sum(shares.values()) > 1 + 1e-9:
@@ -245,28 +259,51 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
             national_gpu_budget=rules.get("nationalGpuBudget")),
         origin=Origin(doc.file, 1),
         dra_driver=DraDriverSettings(dra["chartVersion"], tuple(dra["pools"]),
-                                     dra.get("chart", "dra-driver-nvidia-gpu")) if dra else None,
+                                     dra.get("chart", "dra-driver-nvidia-gpu"),
+                                     freeze(dict(dra["webhookTls"]))) if dra else None,
     )
 
 
 DRA_MIN_KUBERNETES = (1, 34)  # resource.k8s.io/v1, DynamicResourceAllocation on by default
+# NVIDIA's DRA driver install guide: GPU operator and driver versions from which ComputeDomains work with the
+# operator-managed driver (CDI on)
+DRA_MIN_OPERATOR = "v25.10.0"
+DRA_MIN_DRIVER = "580"
 
 
-def _check_dra_driver(doc: Document, dra: dict[str, Any], kubernetes: str, pools: list[Pool],
+def _check_dra_driver(doc: Document, dra: dict[str, Any], d: dict[str, Any], built: dict[str, Pool],
                       errors: _Errors) -> None:
-    version = tuple(int(x) for x in kubernetes.lstrip("v").split(".")[:2])
-    if version < DRA_MIN_KUBERNETES:
-        errors.add(doc, ("draDriver",), f"the cluster runs Kubernetes {kubernetes}: Dynamic Resource Allocation is "
-                   "on by default from 1.34 (upgrade kubernetes.version, or remove draDriver)", "dra-driver")
-    by_name = {p.name: p for p in pools}
+    kubernetes, op = d["kubernetes"]["version"], d["gpuOperator"]
+    if catalog.version_tuple(kubernetes)[:2] < DRA_MIN_KUBERNETES:
+        errors.add(doc, ("draDriver",), f"kubernetes.version is {kubernetes}: Dynamic Resource Allocation is on by "
+                   "default from 1.34, on the control plane and the nodes (upgrade both, or remove draDriver)",
+                   "dra-driver")
+    if catalog.version_tuple(op["chartVersion"]) < catalog.version_tuple(DRA_MIN_OPERATOR):
+        errors.add(doc, ("draDriver",), f"gpuOperator.chartVersion is {op['chartVersion']}: ComputeDomains need the "
+                   f"GPU operator {DRA_MIN_OPERATOR} or newer", "dra-driver")
+    if catalog.version_tuple(op["driverVersion"])[:1] < catalog.version_tuple(DRA_MIN_DRIVER):
+        errors.add(doc, ("draDriver",), f"gpuOperator.driverVersion is {op['driverVersion']}: ComputeDomains need "
+                   f"driver {DRA_MIN_DRIVER} or newer", "dra-driver")
+    if not op.get("cdi", True):
+        errors.add(doc, ("draDriver",), "gpuOperator.cdi is false: the DRA driver hands devices to containers "
+                   "through CDI (set cdi: true)", "dra-driver")
+    tls = dra["webhookTls"]
+    wrong = [k for k in ("secretName", "caBundle") if k in tls] if tls["source"] == "cert-manager" else \
+        [k for k in ("clusterIssuer",) if k in tls]
+    missing = [k for k in ("secretName", "caBundle") if k not in tls] if tls["source"] == "secret" else []
+    if wrong or missing:
+        errors.add(doc, ("draDriver", "webhookTls"), f"source {tls['source']} " + "; ".join(
+            ([f"takes no {', '.join(wrong)}"] if wrong else []) + ([f"needs {', '.join(missing)}"] if missing else []))
+            + " (cert-manager: optional clusterIssuer; secret: secretName and caBundle)", "dra-driver")
+    declared = [raw["name"] for raw in d["pools"]]
     for i, name in enumerate(dra["pools"]):
-        pool = by_name.get(name)
-        if pool is None:
+        if name not in declared:
             errors.add(doc, ("draDriver", "pools", i), f"no pool '{name}' in this region "
-                       f"(pools: {', '.join(by_name)})", "dra-driver")
-        elif not pool.gpu.multi_node_nvlink:
-            errors.add(doc, ("draDriver", "pools", i), f"pool '{name}' has {pool.gpu.name} GPUs, whose NVLink does "
-                       "not span nodes: ComputeDomains need a multi-node NVLink pool (GB200, GB300)", "dra-driver")
+                       f"(pools: {', '.join(declared)})", "dra-driver")
+        elif name in built and not built[name].gpu.multi_node_nvlink:
+            errors.add(doc, ("draDriver", "pools", i), f"pool '{name}' has {built[name].gpu.name} GPUs, whose "
+                       "NVLink does not span nodes: ComputeDomains need a multi-node NVLink pool (GB200, GB300)",
+                       "dra-driver")
 
 
 # ---------------------------------------------------------------------------------------------------- tenants

@@ -109,8 +109,38 @@ def compare(base: Config | None, head: Config, day: dt.date) -> dict[str, Any]:
                             "(sovcloud tenant offboard) and remove the file once that is applied; its namespace and "
                             "data stay in the cluster either way"}
                 for name in removed if old[name].status != "offboarding"]
+    findings += _kueue_immutable(base, head) if base else []
     return {"date": day.isoformat(), "tenants": {"added": added, "removed": removed, "changed": changed},
             "gpuDeltas": deltas, "findings": findings}
+
+
+def _kueue_immutable(base: Config, head: Config) -> list[dict[str, Any]]:
+    """Changes Kueue refuses in place: a Topology's levels, and a topology-aware flavor's topologyName and node
+    labels (the pool label and the GPU product, which follows the model and the sharing mode)."""
+    from components.queueing import resource_flavor
+
+    out = []
+    for name in sorted(set(base.regions) & set(head.regions)):
+        old, new = base.regions[name], head.regions[name]
+        for t in sorted(set(old.kueue.topologies) & set(new.kueue.topologies)):
+            if old.kueue.topologies[t] != new.kueue.topologies[t]:
+                out.append({"finding": "kueue-immutable-change", "enforcement": "mandatory", "region": name,
+                            "message": f"{name}: topology {t} changes its levels, which Kueue keeps immutable: "
+                                       "declare the new levels under a new topology name for a new pool, move the "
+                                       "tenants there, then retire the old pool"})
+        for pool in old.pools:
+            now = new.pool(pool.name)
+            if now is None or pool.topology is None:
+                continue  # a flavor without topologyName may change; adding one is allowed
+            before, after = resource_flavor(old, pool)["spec"], resource_flavor(new, now)["spec"]
+            changed = [k for k in ("topologyName", "nodeLabels", "tolerations") if before.get(k) != after.get(k)]
+            if changed:
+                out.append({"finding": "kueue-immutable-change", "enforcement": "mandatory", "region": name,
+                            "message": f"{name}: pool {pool.name} is topology-aware and its ResourceFlavor would "
+                                       f"change {', '.join(changed)}, which Kueue refuses once topologyName is set: "
+                                       "declare the changed pool under a new name, move the tenants there, then "
+                                       "retire the old pool"})
+    return out
 
 
 def _policy_results(trees: dict[str, Path], cfgs: dict[str, Config | None], day: dt.date) -> dict[str, Any]:

@@ -22,5 +22,6 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 # Upstream names (GPU Feature Discovery, device plugin, mig-manager); see domain facts.
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT = "nvidia.com/gpu.product"
+GPU_CLIQUE = "nvidia.com/gpu.clique"  # GFD, multi-node NVLink systems only: the NVLink domain of the node
 MIG_CONFIG = "nvidia.com/mig.config"
 DEVICE_PLUGIN_CONFIG = "nvidia.com/device-plugin.config"

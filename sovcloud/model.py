@@ -138,6 +138,8 @@ class DraDriverSettings:
     chart_version: str
     pools: tuple[str, ...]  # pools whose nodes run the kubelet plugin
     chart: str = "dra-driver-nvidia-gpu"
+    # conversion webhook certificate: source cert-manager (cluster_issuer or self-signed) or secret
+    webhook_tls: Mapping[str, str] = field(default_factory=lambda: {"source": "cert-manager"})
 
 
 @dataclass(frozen=True)

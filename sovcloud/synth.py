@@ -119,6 +119,10 @@ def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | Non
 
     ``stack_config`` adds other stack config values (e.g. ``sovcloud:managementContext``), as ``pulumi config set``
     would. ``as_of`` (default today) is the date allocation periods are judged by (stack config ``sovcloud:asOf``).
+
+    Memory, for callers that live long: the run ends with ``gc.freeze()``, so every object alive then (the caller's
+    too) is out of the cyclic collector's sight until the next ``run``, which starts with ``gc.unfreeze()`` and a
+    collection (unfreezing whatever else was frozen, too). A one-shot command never pays for that collection.
     """
     import pulumi
     from pulumi.runtime import settings

@@ -496,6 +496,9 @@ def test_dra_driver_serves_compute_domains_on_the_nvlink_pool_only(shipped_synth
         # GPUs stay with the device plugin: two allocators would double-book them
         "resources": {"gpus": {"enabled": False}, "computeDomains": {"enabled": True}},
         "image": {"repository": "cr.ulsan.example.kr/mirror/dra-driver-nvidia/dra-driver-nvidia-gpu"},
+        # the conversion webhook's certificate from the centre's cert-manager CA
+        "webhook": {"tls": {"mode": "cert-manager",
+                            "certManager": {"issuerType": "clusterissuer", "issuerName": "ulsan-internal-ca"}}},
         "kubeletPlugin": {
             "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
             "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
@@ -518,3 +521,29 @@ def test_tenant_admins_may_create_compute_domains_only_where_the_dra_driver_runs
             "verbs": ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]}]
     assert rules("rdc-ulsan")[-2:] == dra
     assert rules("ncc-haenam") == rules("rdc-ulsan")[:-2]  # no DRA driver there: nothing more
+
+
+@pytest.mark.parametrize("region", ["ncc-haenam", "rdc-ulsan"])
+def test_autoscaler_template_node_matches_the_pool_flavor(shipped_synthesis, region: str) -> None:
+    # a node the autoscaler plans from zero must carry every label the pool's Kueue flavor selects on, or no queued
+    # pod fits it and the pool never grows back
+    s = shipped_synthesis(region)
+    flavors = {r.inputs["metadata"]["name"]: r.inputs["spec"]["nodeLabels"] for r in kinds(s, "ResourceFlavor")}
+    checked = 0
+    for md in kinds(s, "MachineDeployment"):
+        ann = md.inputs["metadata"]["annotations"]
+        template = dict(kv.split("=", 1) for kv in ann["capacity.cluster-autoscaler.kubernetes.io/labels"].split(","))
+        pool = md.inputs["metadata"]["labels"]["sovcloud.kr/pool"]
+        assert flavors[pool].items() <= template.items(), (pool, flavors[pool], template)
+        checked += 1
+    assert checked == {"ncc-haenam": 5, "rdc-ulsan": 2}[region]
+
+
+def test_dra_webhook_certificate_from_a_secret(tree: Tree) -> None:
+    tree.edit_region("rdc-ulsan", lambda r: r["draDriver"].update(
+        webhookTls={"source": "secret", "secretName": "dra-webhook-tls", "caBundle": "Q0EK"}))
+    cfg = config.load(tree.root)
+    s = synth.run(tree.root, "rdc-ulsan", cfg, as_of=AS_OF)
+    release = next(r for r in s.helm_releases() if r.inputs["name"] == "nvidia-dra-driver-gpu")
+    assert release.inputs["values"]["webhook"] == {
+        "tls": {"mode": "secret", "secret": {"name": "dra-webhook-tls", "caBundle": "Q0EK"}}}

@@ -136,7 +136,30 @@ REGION_CASES: list[tuple[str, str, Callable[[dict[str, Any]], Any], str, str, st
     ("dra-driver-on-pcie-pool", "rdc-ulsan", lambda r: r["draDriver"].update(pools=["rtxpro-mig"]), ULSAN,
      "draDriver.pools[0]", "dra-driver", "pool 'rtxpro-mig' has RTX-PRO-6000 GPUs, whose NVLink does not span nodes"),
     ("dra-driver-old-kubernetes", "rdc-ulsan", lambda r: r["kubernetes"].update(version="v1.33.4"), ULSAN,
-     "draDriver", "dra-driver", "Kubernetes v1.33.4: Dynamic Resource Allocation is on by default from 1.34"),
+     "draDriver", "dra-driver", "kubernetes.version is v1.33.4: Dynamic Resource Allocation is on by default from "
+     "1.34, on the control plane and the nodes"),
+    ("dra-driver-old-operator", "rdc-ulsan", lambda r: r["gpuOperator"].update(chartVersion="v25.3.4"), ULSAN,
+     "draDriver", "dra-driver", "gpuOperator.chartVersion is v25.3.4: ComputeDomains need the GPU operator v25.10.0"),
+    ("dra-driver-old-driver", "rdc-ulsan", lambda r: r["gpuOperator"].update(driverVersion="570.172.08"), ULSAN,
+     "draDriver", "dra-driver", "gpuOperator.driverVersion is 570.172.08: ComputeDomains need driver 580 or newer"),
+    ("dra-webhook-secret-incomplete", "rdc-ulsan",
+     lambda r: r["draDriver"].update(webhookTls={"source": "secret", "secretName": "tls"}), ULSAN,
+     "draDriver.webhookTls", "dra-driver", "source secret needs caBundle (cert-manager: optional clusterIssuer; "
+     "secret: secretName and caBundle)"),
+    ("dra-webhook-issuer-with-secret", "rdc-ulsan",
+     lambda r: r["draDriver"]["webhookTls"].update(secretName="tls"), ULSAN,
+     "draDriver.webhookTls", "dra-driver", "source cert-manager takes no secretName"),
+    ("dra-driver-without-webhook-tls", "rdc-ulsan", lambda r: r["draDriver"].pop("webhookTls"), ULSAN,
+     "draDriver", "required", "webhookTls"),
+    ("dra-driver-without-cdi", "rdc-ulsan", lambda r: r["gpuOperator"].update(cdi=False), ULSAN,
+     "draDriver", "dra-driver", "gpuOperator.cdi is false"),
+    ("clique-topology-on-pcie-pool", "rdc-ulsan", lambda r: r["pools"][1].update(topology="nvlink"), ULSAN,
+     "pools[1].topology", "topology", "topology 'nvlink' has the level nvidia.com/gpu.clique, which RTX-PRO-6000 "
+     "nodes do not carry"),
+    ("mig-pool-scaling-from-zero", "rdc-ulsan",
+     lambda r: r["pools"][1]["provisioner"]["autoscaling"].update(min=0), ULSAN,
+     "pools[1].provisioner.autoscaling", "autoscaling", "min 0 on a mig pool: the autoscaler plans a node from zero "
+     "with whole GPUs only"),
     ("static-count-mismatch", "rdc-gwangju", lambda r: r["pools"][1].update(nodes=3), GWANGJU, "pools[1].nodes",
      "node-count", "3 nodes declared but 2 nodeNames listed"),
     ("cluster-api-without-nodes", "ncc-haenam", lambda r: r["pools"][0].pop("nodes"), NATIONAL, "pools[0]",
@@ -179,6 +202,12 @@ def test_bad_region_is_refused_with_file_path_and_rule(tree: Tree, region, break
     match = [e for e in errs if e.file == file and e.path == path and e.rule == rule]
     assert match, f"no {rule} error at {file} {path}; got: {[str(e) for e in errs]}"
     assert text in match[0].message
+
+
+def test_a_broken_pool_is_not_also_reported_missing_from_the_dra_driver(tree: Tree) -> None:
+    tree.edit_region("rdc-ulsan", lambda r: r["pools"][0].update(gpuModel="GB201"))
+    errs = errors_of(tree)
+    assert [(e.path, e.rule) for e in errs] == [("pools[0].gpuModel", "gpu-model")], [str(e) for e in errs]
 
 
 def test_gpu_model_override_extends_the_catalog(tree: Tree) -> None:

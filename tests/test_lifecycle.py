@@ -277,3 +277,37 @@ def test_tenant_add_over_the_national_budget_is_refused(tree: Tree) -> None:
     result = run("tenant", "add", "--root", str(tree.root), *args, "--gpus", "512")
     assert result.exit_code == 1
     assert "GPUs guaranteed across all regions, the national budget is 6700" in result.output
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda r: r["kueue"]["topologies"].update(nvlink=["nvidia.com/gpu.clique", "topology.kubernetes.io/rack",
+                                                       "kubernetes.io/hostname"]),
+     "rdc-ulsan: topology nvlink changes its levels, which Kueue keeps immutable"),
+    (lambda r: r["pools"][0].update(gpuModel="GB300"),
+     "rdc-ulsan: pool gb200-nvl72 is topology-aware and its ResourceFlavor would change nodeLabels, which Kueue "
+     "refuses once topologyName is set"),
+])
+def test_diff_flags_changes_kueue_refuses_in_place(tree: Tree, edit, message: str) -> None:
+    from sovcloud import diff
+
+    day = dt.date(2026, 11, 28)
+    base = config.load(tree.root)
+    assert diff.compare(base, base, day)["findings"] == []
+    tree.edit_region("rdc-ulsan", edit)
+    findings = diff.compare(base, config.load(tree.root), day)["findings"]
+    assert [(f["finding"], f["enforcement"]) for f in findings] == [("kueue-immutable-change", "mandatory")]
+    assert findings[0]["message"].startswith(message), findings[0]["message"]
+    assert diff.blocking({"findings": findings})
+
+
+def test_diff_lets_pool_growth_and_a_new_topology_through(tree: Tree) -> None:
+    from sovcloud import diff
+
+    base = config.load(tree.root)
+
+    def edit(r: dict) -> None:
+        r["pools"][0]["nodes"] = 162  # a ninth rack: the flavor stays as it is
+        r["kueue"]["topologies"]["rack"] = ["topology.kubernetes.io/rack", "kubernetes.io/hostname"]
+
+    tree.edit_region("rdc-ulsan", edit)
+    assert diff.compare(base, config.load(tree.root), dt.date(2026, 11, 28))["findings"] == []

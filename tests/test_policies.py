@@ -144,6 +144,7 @@ def _break(tree: Tree) -> None:
     def ulsan(d: dict[str, Any]) -> None:
         d["gpuOperator"]["driverVersion"] = "575.0.0"  # RTX PRO 6000 needs 575.57.08
         d["gpuOperator"]["chartVersion"] = "v25.0.0"  # GB200 and RTX PRO 6000 need v25.3.0
+        del d["draDriver"]  # which the loader would refuse with these versions
 
     tree.edit_region("ncc-haenam", ncc)
     tree.edit_region("rdc-ulsan", ulsan)
