@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import shutil
@@ -231,7 +232,10 @@ def kinds_floor_tree(root: Path, records: Path) -> None:
 
 
 def child(mode: str, root: Path, region: str, out: Path, records: Path | None = None) -> dict[str, Any]:
-    """Run this script in a fresh process in ``mode``; its last stdout line is the JSON result."""
+    """Run this script in a fresh process in ``mode``; its last stdout line is the JSON result. Dirty pages of the
+    generated trees and earlier outputs are flushed first, so a measurement does not pay for the kernel writing
+    back the benchmark's own setup."""
+    os.sync()
     cmd = [sys.executable, str(SCRIPT), "--_measure", mode, "--_root", str(root), "--region", region,
            "--_out", str(out)] + (["--_records", str(records)] if records else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
