@@ -155,7 +155,7 @@ def model_from_config(name: str, entry: Mapping[str, Any], base: GpuModel | None
         "description": "description", "family": "family", "memoryGB": "memory_gb",
         "gfdProduct": "gfd_product", "gpusPerNode": "gpus_per_node", "minDriver": "min_driver",
         "minOperator": "min_operator", "openKernelModules": "open_kernel_modules",
-        "computeSlices": "compute_slices", "memorySlices": "memory_slices",
+        "computeSlices": "compute_slices", "memorySlices": "memory_slices", "multiNodeNvlink": "multi_node_nvlink",
     }
     for key, attr in renames.items():
         if key in entry:

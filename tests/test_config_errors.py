@@ -210,6 +210,21 @@ def test_a_broken_pool_is_not_also_reported_missing_from_the_dra_driver(tree: Tr
     assert [(e.path, e.rule) for e in errs] == [("pools[0].gpuModel", "gpu-model")], [str(e) for e in errs]
 
 
+def test_a_region_model_may_declare_multi_node_nvlink(tree: Tree) -> None:
+    def add_nvl36(r: dict[str, Any]) -> None:
+        r["gpuModels"] = {"GB300-NVL36": {"family": "blackwell", "memoryGB": 288, "gfdProduct": "NVIDIA-GB300",
+                                          "gpusPerNode": 4, "minDriver": "580.82.07", "minOperator": "v25.10.0",
+                                          "openKernelModules": True, "multiNodeNvlink": True}}
+        r["pools"][0]["gpuModel"] = "GB300-NVL36"
+
+    tree.edit_region("rdc-ulsan", add_nvl36)
+    cfg = config.load(tree.root)  # the DRA driver and the clique topology accept the pool
+    assert cfg.regions["rdc-ulsan"].pool("gb200-nvl72").gpu.multi_node_nvlink
+    tree.edit_region("rdc-ulsan", lambda r: r["gpuModels"]["GB300-NVL36"].update(multiNodeNvlink=False))
+    assert {(e.path, e.rule) for e in errors_of(tree)} == {("pools[0].topology", "topology"),
+                                                            ("draDriver.pools[0]", "dra-driver")}
+
+
 def test_gpu_model_override_extends_the_catalog(tree: Tree) -> None:
     def add_h20(r: dict[str, Any]) -> None:
         r["gpuModels"] = {"H20": {"family": "hopper", "memoryGB": 96, "gfdProduct": "NVIDIA-H20", "gpusPerNode": 8,
