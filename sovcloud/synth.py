@@ -92,10 +92,12 @@ def _monitor_class() -> type:
             """
             from pulumi.runtime import rpc
             from pulumi.runtime.mocks import MockResourceArgs
+            from pulumi.runtime.sync_await import _ensure_event_loop
 
             urn = self.make_urn(request.parent, request.type, request.name)
             if request.type == "pulumi:pulumi:Stack":
                 return resource_pb2.RegisterResourceResponse(urn=urn)
+            _ensure_event_loop()  # as the SDK's version: deserializing a resource reference needs one on this thread
             inputs = rpc.deserialize_properties(request.object)
             id_, state = self.mocks.new_resource(MockResourceArgs(
                 typ=request.type, name=request.name, inputs=inputs, provider=request.provider,
