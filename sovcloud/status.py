@@ -97,6 +97,13 @@ def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str |
                                 f"{expected_product} ({pool.gpu.name})")
         if "failed" in mig_states:
             problems.append(f"pool {pool.name}: MIG reconfiguration failed on some nodes (nvidia.com/mig.config.state)")
+        if pool.topology is not None:
+            levels = region.kueue.topologies[pool.topology]
+            unplaced = sorted(n.metadata.name for n in mine if not all(k in (n.metadata.labels or {}) for k in levels))
+            if unplaced:
+                shown = ", ".join(unplaced[:5]) + (f" and {len(unplaced) - 5} more" if len(unplaced) > 5 else "")
+                problems.append(f"pool {pool.name}: {len(unplaced)} node(s) lack a label of topology {pool.topology} "
+                                f"({', '.join(levels)}), so Kueue's topology-aware flavor does not count them: {shown}")
         untainted = sorted(n.metadata.name for n in mine if not any(
             (t.key, t.value, t.effect) == (L.GPU_TAINT["key"], L.GPU_TAINT["value"], L.GPU_TAINT["effect"])
             for t in (n.spec.taints if n.spec else None) or []))

@@ -170,3 +170,18 @@ def test_unreachable_cluster_is_one_clear_line(tmp_path: Path) -> None:
     lines = [ln for ln in result.output.splitlines() if ln]
     assert len(lines) == 1 and lines[0].startswith("error: cannot reach the cluster API")
     assert "Traceback" not in result.output
+
+
+def test_nodes_of_a_topology_aware_pool_without_the_clique_label_are_reported(api: str, tmp_path: Path) -> None:
+    # Ulsan's GB200 pool schedules on nvidia.com/gpu.clique: a tray GFD did not label is invisible to Kueue's TAS
+    trays = [node(f"ul-gb200-{i:03d}", "gb200-nvl72", "NVIDIA-GB200", 4,
+                  {"nvidia.com/gpu.clique": f"7f6c.{i // 18}"} if i > 2 else None) for i in range(1, 145)]
+    FakeApi.state["/api/v1/nodes"]["items"] = trays
+    result = CliRunner().invoke(main, ["status", "rdc-ulsan", "--root", str(REPO), "--format", "json",
+                                       "--kubeconfig", str(kubeconfig(tmp_path, api))], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    problems = json.loads(result.stdout)["problems"]
+    assert ("pool gb200-nvl72: 2 node(s) lack a label of topology nvlink (nvidia.com/gpu.clique, "
+            "kubernetes.io/hostname), so Kueue's topology-aware flavor does not count them: ul-gb200-001, "
+            "ul-gb200-002") in problems
+    assert not [p for p in problems if p.startswith("pool gb200-nvl72: ") and "declared nodes" in p]
