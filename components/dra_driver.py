@@ -15,7 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels as L
-from components.helm import chart_source, mirror
+from components.helm import chart_source, mirror_repositories
 from sovcloud import model
 from sovcloud.charts import DRA_DRIVER_REPOSITORIES
 
@@ -52,12 +52,8 @@ def helm_values(region: model.Region) -> dict[str, Any]:
         values["webhook"] = {"tls": {"mode": "cert-manager", "certManager": issuer}}
     # upstream repositories of the chart's images, rewritten to the mirror; an unknown chart name gets the
     # current chart's keys (the registry policy still checks every repository the values hold)
-    repos = DRA_DRIVER_REPOSITORIES.get(dra.chart, DRA_DRIVER_REPOSITORIES["dra-driver-nvidia-gpu"])
-    for path, upstream in repos.items():
-        node = values
-        for key in path:
-            node = node.setdefault(key, {})
-        node["repository"] = mirror(region, upstream)
+    mirror_repositories(region, values,
+                        DRA_DRIVER_REPOSITORIES.get(dra.chart, DRA_DRIVER_REPOSITORIES["dra-driver-nvidia-gpu"]))
     return values
 
 

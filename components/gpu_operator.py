@@ -10,7 +10,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components import labels as L
-from components.helm import chart_source, mirror
+from components.helm import chart_source, mirror_repositories
 from sovcloud import model
 from sovcloud.charts import GPU_OPERATOR_REPOSITORIES
 
@@ -85,11 +85,7 @@ def helm_values(region: model.Region) -> dict[str, Any]:
         # the driver container's OS packages from a domestic mirror, not the distribution's servers abroad
         values["driver"]["repoConfig"] = {"configMapName": op.driver_repo_config_map}
     # every operand rewritten, disabled ones included: enabling one later must not pull from abroad
-    for path, upstream in GPU_OPERATOR_REPOSITORIES.items():
-        node = values
-        for key in path:
-            node = node.setdefault(key, {})
-        node["repository"] = mirror(region, upstream)
+    mirror_repositories(region, values, GPU_OPERATOR_REPOSITORIES)
     return values
 
 

@@ -13,6 +13,17 @@ def mirror(region: model.Region, upstream: str) -> str:
     return f"{region.registries.image_mirror}/{path}"
 
 
+def mirror_repositories(region: model.Region, values: dict[str, Any], repositories: dict[tuple[str, ...], str],
+                        **also: Any) -> None:
+    """Set ``repository`` (and any ``also`` keys) at each path of ``repositories`` in ``values`` to the upstream
+    repository's place on the region's mirror, creating the maps on the way."""
+    for path, upstream in repositories.items():
+        node = values
+        for key in path:
+            node = node.setdefault(key, {})
+        node.update({"repository": mirror(region, upstream), **also})
+
+
 def chart_source(region: model.Region, chart: str, version: str) -> dict[str, Any]:
     """``helm.v3.Release`` arguments for a chart on the region's repository: an https index or an OCI registry."""
     repo = region.registries.chart_repository.rstrip("/")

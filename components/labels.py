@@ -26,6 +26,7 @@ from sovcloud.keys import (  # noqa: F401 (the keys components write, re-exporte
 PLATFORM = "platform"
 CAPI_ACCELERATOR = "cluster-api/accelerator"
 GPU_TAINT = {"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"}
+GPU_TAINT_TEXT = f"{GPU_TAINT['key']}={GPU_TAINT['value']}:{GPU_TAINT['effect']}"  # key=value:effect, as kubectl
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
 MIG_DISABLED = "all-disabled"  # the mig-manager config name that turns MIG off
 

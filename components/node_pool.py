@@ -123,7 +123,7 @@ def machine_deployment(region: model.Region, pool: model.Pool, bootstrap_name: s
         # the template node the autoscaler imagines from zero must match the pool's Kueue flavor, whose node
         # selector includes the product GPU Feature Discovery will write: without it no queued pod fits the template
         f"{CAPACITY}labels": ",".join(f"{k}={v}" for k, v in sorted(template_node_labels(region, pool).items())),
-        f"{CAPACITY}taints": f"{L.GPU_TAINT['key']}={L.GPU_TAINT['value']}:{L.GPU_TAINT['effect']}",
+        f"{CAPACITY}taints": L.GPU_TAINT_TEXT,
     }
     # replicas is the declared size; with autoscaling on, the component ignores later changes to it, so a
     # `pulumi up` never fights the autoscaler

@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 
 from components import labels as L
 from components.custom_object import CustomObject
-from components.helm import chart_source, mirror
+from components.helm import chart_source, mirror_repositories
 from sovcloud import model
 from sovcloud.charts import KUEUE_REPOSITORIES
 
@@ -37,11 +37,7 @@ def helm_values(region: model.Region) -> dict[str, Any]:
         # metrics Service/ServiceMonitor need the Prometheus operator CRDs: same switch as the DCGM ServiceMonitor
         "enablePrometheus": region.gpu_operator.service_monitor,
     }
-    for path, upstream in KUEUE_REPOSITORIES.items():
-        node = values
-        for key in path:
-            node = node.setdefault(key, {})
-        node.update({"repository": mirror(region, upstream), "tag": tag})
+    mirror_repositories(region, values, KUEUE_REPOSITORIES, tag=tag)
     values["controllerManager"]["manager"]["image"]["pullPolicy"] = "IfNotPresent"
     return values
 

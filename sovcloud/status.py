@@ -50,7 +50,10 @@ def _quantity(value: Any) -> int:
         return 0
 
 
-TAINT_TEXT = f"{L.GPU_TAINT['key']}={L.GPU_TAINT['value']}:{L.GPU_TAINT['effect']}"
+def _some(names: list[str], shown: int = 5) -> str:
+    """The first few of a sorted list of node names, and how many more."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str | None,
@@ -101,16 +104,15 @@ def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str |
             levels = region.kueue.topologies[pool.topology]
             unplaced = sorted(n.metadata.name for n in mine if not all(k in (n.metadata.labels or {}) for k in levels))
             if unplaced:
-                shown = ", ".join(unplaced[:5]) + (f" and {len(unplaced) - 5} more" if len(unplaced) > 5 else "")
                 problems.append(f"pool {pool.name}: {len(unplaced)} node(s) lack a label of topology {pool.topology} "
-                                f"({', '.join(levels)}), so Kueue's topology-aware flavor does not count them: {shown}")
+                                f"({', '.join(levels)}), so Kueue's topology-aware flavor does not count them: "
+                                f"{_some(unplaced)}")
         untainted = sorted(n.metadata.name for n in mine if not any(
-            (t.key, t.value, t.effect) == (L.GPU_TAINT["key"], L.GPU_TAINT["value"], L.GPU_TAINT["effect"])
+            {"key": t.key, "value": t.value, "effect": t.effect} == L.GPU_TAINT
             for t in (n.spec.taints if n.spec else None) or []))
         if untainted:
-            shown = ", ".join(untainted[:5]) + (f" and {len(untainted) - 5} more" if len(untainted) > 5 else "")
-            problems.append(f"pool {pool.name}: {len(untainted)} node(s) without the taint {TAINT_TEXT}, so pods that "
-                            f"ask for no GPU can land there: {shown} (register them with it: kubelet "
+            problems.append(f"pool {pool.name}: {len(untainted)} node(s) without the taint {L.GPU_TAINT_TEXT}, so pods "
+                            f"that ask for no GPU can land there: {_some(untainted)} (register them with it: kubelet "
                             "registerWithTaints)")
     for n in nodes:
         node_labels = n.metadata.labels or {}
