@@ -21,10 +21,10 @@ def guaranteed_within_capacity(args, report_violation) -> None:
     promised: dict[str, int] = {}
     for (pool, _tenant), gpus in guaranteed_by_pool_and_tenant(resources).items():
         promised[pool] = promised.get(pool, 0) + gpus
-    for pool, gpus in sorted(promised.items()):
-        if gpus > capacity.get(pool, 0):
-            report_violation(f"pool {pool}: {gpus} GPUs guaranteed, {capacity.get(pool, 0)} exist",
-                             pool_anchors(resources).get(pool))
+    over = {pool: gpus for pool, gpus in promised.items() if gpus > capacity.get(pool, 0)}
+    anchors = pool_anchors(resources) if over else {}
+    for pool, gpus in sorted(over.items()):
+        report_violation(f"pool {pool}: {gpus} GPUs guaranteed, {capacity.get(pool, 0)} exist", anchors.get(pool))
 
 
 def gpu_quota_present(args, report_violation) -> None:

@@ -74,9 +74,10 @@ def mig_quota_in_layout(args, report_violation) -> None:
                                      f"config: {mig_config.get(pool, 'none')})", cq.urn)
                 else:
                     promised[pool, profile] = promised.get((pool, profile), 0) + int(count)
-    for (pool, profile), count in sorted(promised.items()):
-        exist = layouts[mig_config[pool]][profile] * gpus.get(pool, 0)
-        if count > exist:
-            report_violation(f"pool {pool}: {count} {profile} instances guaranteed, {exist} exist "
-                             f"({layouts[mig_config[pool]][profile]} per GPU on {gpus.get(pool, 0)} GPUs)",
-                             pool_anchors(resources).get(pool))
+    over = {(pool, profile): count for (pool, profile), count in promised.items()
+            if count > layouts[mig_config[pool]][profile] * gpus.get(pool, 0)}
+    anchors = pool_anchors(resources) if over else {}
+    for (pool, profile), count in sorted(over.items()):
+        per_gpu = layouts[mig_config[pool]][profile]
+        report_violation(f"pool {pool}: {count} {profile} instances guaranteed, {per_gpu * gpus.get(pool, 0)} exist "
+                         f"({per_gpu} per GPU on {gpus.get(pool, 0)} GPUs)", anchors.get(pool))

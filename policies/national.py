@@ -20,10 +20,11 @@ def national_budget(args, report_violation) -> None:
         if total > budget:
             report_violation(f"{total} GPUs guaranteed across all regions, national budget is {budget}")
     others = cfg.get("otherRegionsTenantGuaranteed") or {}
-    for tenant, grant in sorted((cfg.get("tenantGrants") or {}).items()):
-        if tenant not in here:
-            continue  # no queue in this region: its stack can neither cause nor fix the excess
-        total = here[tenant] + int(others.get(tenant, 0))
-        if total > grant:
-            report_violation(f"tenant {tenant}: {total} GPUs guaranteed across regions, grant is {grant}",
-                             tenant_anchors(resources).get(tenant))
+    # a tenant without a queue in this region is skipped: its stack can neither cause nor fix the excess
+    over = {tenant: (here[tenant] + int(others.get(tenant, 0)), grant)
+            for tenant, grant in (cfg.get("tenantGrants") or {}).items()
+            if tenant in here and here[tenant] + int(others.get(tenant, 0)) > grant}
+    anchors = tenant_anchors(resources) if over else {}
+    for tenant, (total, grant) in sorted(over.items()):
+        report_violation(f"tenant {tenant}: {total} GPUs guaranteed across regions, grant is {grant}",
+                         anchors.get(tenant))

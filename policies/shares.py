@@ -42,11 +42,10 @@ def shares_and_caps(args, report_violation) -> None:
             report_violation(f"sector {sector}: {r} GPUs reserved, but other sectors guarantee or reserve {others} "
                              f"of {capacity}")
     cap = cfg.get("perTenantGpuCap")
-    if cap is not None:
-        for tenant, gpus in sorted(by_tenant.items()):
-            if gpus > cap:
-                report_violation(f"tenant {tenant}: {gpus} GPUs guaranteed, cap is {cap} per tenant",
-                                 tenant_anchors(resources).get(tenant))
+    over_cap = {t: gpus for t, gpus in by_tenant.items() if cap is not None and gpus > cap}
+    anchors = tenant_anchors(resources) if over_cap else {}
+    for tenant, gpus in sorted(over_cap.items()):
+        report_violation(f"tenant {tenant}: {gpus} GPUs guaranteed, cap is {cap} per tenant", anchors.get(tenant))
     for sector, sector_cap in sorted((cfg.get("perSectorGpuCap") or {}).items()):
         if by_sector.get(sector, 0) > sector_cap:
             report_violation(f"sector {sector}: {by_sector[sector]} GPUs guaranteed, cap is {sector_cap}")
