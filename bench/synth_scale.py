@@ -166,14 +166,15 @@ def check_tree(root: Path, n: int, region: str) -> None:
                  f"allocations in {region}")
 
 
-def floor_tree(root: Path, count: int, payload: int) -> None:
-    """A tree whose stack program registers ``count`` ConfigMaps; the stack files are there for synth.run."""
+def program_tree(root: Path, program: str) -> None:
+    """A tree with the shipped stack files (synth.run reads the region from them) and ``program`` as the stack
+    program."""
     stacks = root / config.STACKS_DIR
     stacks.mkdir(parents=True)
     for path in config.stack_files(REPO):
         shutil.copy2(path, stacks / path.name)
     shutil.copy2(REPO / config.STACKS_DIR / "Pulumi.yaml", stacks / "Pulumi.yaml")
-    (stacks / "__main__.py").write_text(FLOOR_PROGRAM.format(count=count, payload=payload), encoding="utf-8")
+    (stacks / "__main__.py").write_text(program, encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------------- children
@@ -222,13 +223,6 @@ def measure_floor(root: Path, region: str) -> dict[str, Any]:
     result = synth.run(root, region, cfg)
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "resources": len(result.records), "peak_rss_mib": peak_rss_mib()}
-
-
-def kinds_floor_tree(root: Path, records: Path) -> None:
-    """A tree whose stack program registers synth's records again, flat, each with the class synth used."""
-    floor_tree(root, 0, 0)
-    (root / config.STACKS_DIR / "__main__.py").write_text(KINDS_FLOOR_PROGRAM.format(records=str(records)),
-                                                         encoding="utf-8")
 
 
 def child(mode: str, root: Path, region: str, out: Path, records: Path | None = None) -> dict[str, Any]:
@@ -309,10 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         resources = synth_n["resources"]
         payload = max(0, round(synth_n["mean_inputs_bytes"]) - FLOOR_OVERHEAD)
         floor_root = tmp / "floor"
-        floor_tree(floor_root, resources, payload)
+        program_tree(floor_root, FLOOR_PROGRAM.format(count=resources, payload=payload))
         floor, rss_floor = best("floor", floor_root, args.region, tmp, args.repeat, f"ConfigMap floor K={resources}")
         kinds_root = tmp / "kinds-floor"
-        kinds_floor_tree(kinds_root, records)
+        program_tree(kinds_root, KINDS_FLOOR_PROGRAM.format(records=str(records)))
         kinds, rss_kinds = best("floor", kinds_root, args.region, tmp, args.repeat, f"same-kinds floor K={resources}")
         for label, measured in (("ConfigMap floor", floor), ("same-kinds floor", kinds)):
             if measured["resources"] != resources:
