@@ -32,8 +32,8 @@ from typing import Any
 import yaml
 
 from sovcloud import config
-from sovcloud.errors import ConfigInvalid
-from sovcloud.model import Config
+from sovcloud.config.errors import ConfigInvalid
+from sovcloud.config.model import Config
 
 REPO = Path(__file__).resolve().parents[1]
 

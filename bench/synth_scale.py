@@ -57,8 +57,8 @@ import yaml
 from load_scale import MAX_FAILURES_SHOWN, _pools, _tenant  # bench/ is sys.path[0] when run as a script
 
 from sovcloud import config
-from sovcloud.errors import ConfigInvalid
-from sovcloud.model import Config
+from sovcloud.config.errors import ConfigInvalid
+from sovcloud.config.model import Config
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).resolve()
@@ -187,7 +187,7 @@ def _preimport() -> None:
 
 
 def measure_synth(root: Path, region: str, out: Path, records: Path | None = None) -> dict[str, Any]:
-    from sovcloud import synth
+    from sovcloud.engine import synth
 
     _preimport()
     t0 = time.perf_counter()
@@ -215,7 +215,7 @@ def measure_synth(root: Path, region: str, out: Path, records: Path | None = Non
 
 
 def measure_floor(root: Path, region: str) -> dict[str, Any]:
-    from sovcloud import synth
+    from sovcloud.engine import synth
 
     _preimport()
     cfg = config.load(root)  # the shipped regions, no tenants: untimed, the floor program does not read it

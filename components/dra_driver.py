@@ -16,8 +16,8 @@ import pulumi_kubernetes as k8s
 
 from components import labels as L
 from components.helm import chart_source, mirror_repositories
-from sovcloud import model
-from sovcloud.charts import DRA_DRIVER_REPOSITORIES
+from sovcloud.config import model
+from sovcloud.config.charts import DRA_DRIVER_REPOSITORIES
 
 NAMESPACE = "nvidia-dra-driver-gpu"
 RELEASE = "nvidia-dra-driver-gpu"

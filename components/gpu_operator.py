@@ -11,8 +11,8 @@ import yaml
 
 from components import labels as L
 from components.helm import chart_source, mirror_repositories
-from sovcloud import model
-from sovcloud.charts import GPU_OPERATOR_REPOSITORIES
+from sovcloud.config import model
+from sovcloud.config.charts import GPU_OPERATOR_REPOSITORIES
 
 NAMESPACE = "gpu-operator"
 RELEASE = "gpu-operator"

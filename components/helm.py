@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sovcloud import model
+from sovcloud.config import model
 
 
 def mirror(region: model.Region, upstream: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sovcloud import model
+from sovcloud.config import model
 from sovcloud.keys import (  # noqa: F401 (the keys components write, re-exported for them)
     ALLOCATIONS,
     CLASSIFICATION,

@@ -12,8 +12,8 @@ import pulumi_kubernetes as k8s
 
 from components import labels as L
 from components.custom_object import CustomObject
-from sovcloud import model
-from sovcloud.model import thaw
+from sovcloud.config import model
+from sovcloud.config.model import thaw
 
 CAPI_GROUP = "cluster.x-k8s.io"
 BOOTSTRAP_GROUP = "bootstrap.cluster.x-k8s.io"

@@ -12,8 +12,8 @@ import pulumi_kubernetes as k8s
 from components import labels as L
 from components.custom_object import CustomObject
 from components.helm import chart_source, mirror_repositories
-from sovcloud import model
-from sovcloud.charts import KUEUE_REPOSITORIES
+from sovcloud.config import model
+from sovcloud.config.charts import KUEUE_REPOSITORIES
 
 KUEUE_API = "kueue.x-k8s.io/v1beta2"
 NAMESPACE = "kueue-system"

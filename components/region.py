@@ -14,7 +14,7 @@ from components.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.node_pool import GpuNodePool, GpuNodePoolArgs
 from components.queueing import Queueing, QueueingArgs
 from components.tenant import TENANT_ADMIN_ROLE, Tenant, TenantArgs, tenant_admin_role_rules
-from sovcloud import model
+from sovcloud.config import model
 
 
 @dataclass(frozen=True)

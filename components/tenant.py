@@ -15,7 +15,7 @@ from kubernetes.utils.quantity import parse_quantity
 from components import labels as L
 from components.custom_object import CustomObject
 from components.queueing import KUEUE_API, priority_class_name
-from sovcloud import model
+from sovcloud.config import model
 from sovcloud.keys import ORGANISATION_COUNTRY, ORGANISATION_ID
 
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"]

@@ -15,11 +15,12 @@ from policies.resources import (
     name,
     objects,
     operator_config_data,
-    pool_anchors,
     pool_capacity,
     pool_label,
     queue_flavors,
+    report_findings,
 )
+from sovcloud import allocation
 
 MIG_RESOURCE = re.compile(r"^nvidia\.com/mig-(\d+g\.\d+gb)$")
 
@@ -74,10 +75,6 @@ def mig_quota_in_layout(args, report_violation) -> None:
                                      f"config: {mig_config.get(pool, 'none')})", cq.urn)
                 else:
                     promised[pool, profile] = promised.get((pool, profile), 0) + int(count)
-    over = {(pool, profile): count for (pool, profile), count in promised.items()
-            if count > layouts[mig_config[pool]][profile] * gpus.get(pool, 0)}
-    anchors = pool_anchors(resources) if over else {}
-    for (pool, profile), count in sorted(over.items()):
-        per_gpu = layouts[mig_config[pool]][profile]
-        report_violation(f"pool {pool}: {count} {profile} instances guaranteed, {per_gpu * gpus.get(pool, 0)} exist "
-                         f"({per_gpu} per GPU on {gpus.get(pool, 0)} GPUs)", anchors.get(pool))
+    mig_per_gpu = {pool: layouts.get(config_name, {}) for pool, config_name in mig_config.items()}
+    fig = allocation.Figures(capacity=gpus, guaranteed={}, mig_guaranteed=promised, mig_per_gpu=mig_per_gpu)
+    report_findings(allocation.mig_within_layout(fig), resources, report_violation)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from policies.resources import guaranteed_by_pool_and_tenant, tenant_anchors
+from policies.resources import figures, report_findings
+from sovcloud import allocation
 
 
 def national_budget(args, report_violation) -> None:
@@ -11,20 +12,9 @@ def national_budget(args, report_violation) -> None:
     arrive in the policy config."""
     cfg = args.get_config()
     resources = list(args.resources)
-    here: dict[str, int] = {}
-    for (_pool, tenant), gpus in guaranteed_by_pool_and_tenant(resources).items():
-        here[tenant] = here.get(tenant, 0) + gpus
-    budget = int(cfg.get("nationalGpuBudget") or 0)
-    if budget:
-        total = sum(here.values()) + int(cfg.get("otherRegionsGuaranteed") or 0)
-        if total > budget:
-            report_violation(f"{total} GPUs guaranteed across all regions, national budget is {budget}")
-    others = cfg.get("otherRegionsTenantGuaranteed") or {}
-    # a tenant without a queue in this region is skipped: its stack can neither cause nor fix the excess
-    over = {tenant: (here[tenant] + int(others.get(tenant, 0)), grant)
-            for tenant, grant in (cfg.get("tenantGrants") or {}).items()
-            if tenant in here and here[tenant] + int(others.get(tenant, 0)) > grant}
-    anchors = tenant_anchors(resources) if over else {}
-    for tenant, (total, grant) in sorted(over.items()):
-        report_violation(f"tenant {tenant}: {total} GPUs guaranteed across regions, grant is {grant}",
-                         anchors.get(tenant))
+    rules = allocation.NationalRules(
+        budget=int(cfg.get("nationalGpuBudget") or 0),
+        other_regions_guaranteed=int(cfg.get("otherRegionsGuaranteed") or 0),
+        grants={t: int(g) for t, g in (cfg.get("tenantGrants") or {}).items()},
+        other_regions_by_tenant={t: int(g) for t, g in (cfg.get("otherRegionsTenantGuaranteed") or {}).items()})
+    report_findings(allocation.national_budget(figures(resources), rules), resources, report_violation)

@@ -40,13 +40,13 @@ def gpu_models_config(models: Any) -> dict[str, Any]:
 
 def _gpu_models_default() -> dict[str, Any]:
     """What the pack knows of each GPU product without config: the toolkit's built-in catalog."""
-    from sovcloud.catalog import BUILTIN
+    from sovcloud.config.catalog import BUILTIN
 
     return gpu_models_config(BUILTIN)
 
 
 def _image_keys() -> dict[str, list[str]]:
-    from sovcloud.charts import IMAGE_KEYS
+    from sovcloud.config.charts import IMAGE_KEYS
 
     return {chart: list(keys) for chart, keys in IMAGE_KEYS.items()}
 

@@ -15,7 +15,7 @@ from policies.resources import (
     release_chart,
     releases,
 )
-from sovcloud.catalog import version_tuple
+from sovcloud.config.catalog import version_tuple
 
 EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 EXACT_DRIVER = re.compile(r"^\d+\.\d+\.\d+$")

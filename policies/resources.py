@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 import yaml
 
-from sovcloud import keys
+from sovcloud import allocation, keys
+from sovcloud.config.model import CLASSIFICATIONS  # noqa: F401
 from sovcloud.keys import (  # noqa: F401 (the keys rules read, re-exported for them)
     ALLOCATIONS,
     CLASSIFICATION,
@@ -26,7 +27,6 @@ from sovcloud.keys import (  # noqa: F401 (the keys rules read, re-exported for 
     SECTOR,
     TENANT,
 )
-from sovcloud.model import CLASSIFICATIONS  # noqa: F401
 
 GPU = keys.GPU_RESOURCE
 MIG_LABEL = keys.MIG_CONFIG
@@ -213,3 +213,23 @@ def walk_values(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
             yield from walk_values(v, f"{path}[{i}]")
     else:
         yield path, value
+
+
+def figures(resources: list[Resource], **extra: Any) -> allocation.Figures:
+    """The allocation rules' figures, read from the resources: pool GPUs from the node-pool resources, guarantees
+    from the ClusterQueues, sectors from the tenant namespaces' labels (``extra``: the MIG figures)."""
+    return allocation.Figures(capacity=pool_capacity(resources), guaranteed=guaranteed_by_pool_and_tenant(resources),
+                              sectors={n: labels(ns).get(SECTOR, "") for n, ns in tenant_namespaces(resources).items()},
+                              **extra)
+
+
+def report_findings(findings: list[allocation.Finding], resources: list[Resource], report_violation: Any) -> None:
+    """Report each finding at the resource it is about: the pool's first node resource, the tenant's namespace, or
+    the stack."""
+    if not findings:
+        return
+    pools = pool_anchors(resources) if any(f.pool for f in findings) else {}
+    tenants = tenant_anchors(resources) if any(f.tenant for f in findings) else {}
+    for f in findings:
+        urn = pools.get(f.pool) if f.pool else tenants.get(f.tenant) if f.tenant else None
+        report_violation(f.message, urn)

@@ -21,7 +21,7 @@ import pulumi_kubernetes as k8s
 from components.region import Region, region_args
 from components.retention import record_retain_on_delete
 from sovcloud import config as config_loader
-from sovcloud.errors import ConfigInvalid
+from sovcloud.config.errors import ConfigInvalid
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -60,7 +60,8 @@ def tree(tmp_path: Path) -> Tree:
 @pytest.fixture(scope="session")
 def shipped_synthesis():
     """Synthesise each shipped region once per test session: ``shipped_synthesis(region) -> Synthesis``."""
-    from sovcloud import config, synth
+    from sovcloud import config
+    from sovcloud.engine import synth
 
     cfg = config.load(REPO)
     cache: dict[str, synth.Synthesis] = {}

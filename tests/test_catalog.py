@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sovcloud.catalog import BUILTIN
+from sovcloud.config.catalog import BUILTIN
 
 # What GPU Feature Discovery writes as nvidia.com/gpu.product (NVML name, spaces -> '-'); see domain facts.
 GFD_PRODUCTS = {

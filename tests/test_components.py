@@ -7,8 +7,9 @@ import re
 import pytest
 import yaml
 
-from sovcloud import config, synth
-from sovcloud.synth import Record, Synthesis
+from sovcloud import config
+from sovcloud.engine import synth
+from sovcloud.engine.synth import Record, Synthesis
 from tests.conftest import AS_OF, REPO, SHIPPED_REGIONS, Tree
 
 MIRROR = "registry.ncc.example.kr/mirror"

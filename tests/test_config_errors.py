@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sovcloud import config
-from sovcloud.errors import ConfigError, ConfigInvalid
+from sovcloud.config.errors import ConfigError, ConfigInvalid
 from tests.conftest import REPO, Tree
 
 TENANT = "tenants/hanbit-llm-lab.yaml"

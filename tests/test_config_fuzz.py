@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from sovcloud import config
-from sovcloud.errors import ConfigError, ConfigInvalid
-from sovcloud.model import Config
+from sovcloud.config.errors import ConfigError, ConfigInvalid
+from sovcloud.config.model import Config
 
 REPO = Path(__file__).resolve().parents[1]
 REGION_KEY = "sovcloud:region"

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sovcloud import deploy
 from sovcloud.cli import main
+from sovcloud.commands import deploy
+from sovcloud.engine import deploy as deploy_engine
 from tests.conftest import REPO, Tree
 
 
@@ -78,3 +79,35 @@ def test_preview_runs_the_stack_with_the_policy_pack(tree: Tree, tmp_path: Path)
     result = run("preview", "rdc-ulsan", "--root", str(tree.root), env=env)
     assert "rdc-ulsan: preview" in result.output
     assert any(tmp_path.rglob("rdc-ulsan*")), "the stack was created in the local file backend"
+
+
+class _Stack:
+    """Stands in for an Automation API Stack where no Pulumi CLI runs: records the calls, and makes the preview
+    report what the engine's policy events would carry into the outcome."""
+
+    def __init__(self, outcome: deploy_engine.Outcome, preview_findings: list[str]):
+        self.outcome, self.findings, self.calls = outcome, preview_findings, []
+
+    def preview(self, **options: object) -> None:
+        self.calls.append("preview")
+        self.outcome.mandatory += self.findings
+
+    def up(self, **options: object) -> None:
+        self.calls.append("up")
+
+
+def test_up_applies_nothing_when_the_preview_finds_a_mandatory_violation() -> None:
+    outcome = deploy_engine.Outcome("ncc-haenam", "up")
+    stack = _Stack(outcome, ["guaranteed-within-capacity: stack: pool b200-hall-a: 4200 GPUs guaranteed, 4096 exist"])
+    deploy_engine.up_after_clean_preview(stack, outcome)
+    assert stack.calls == ["preview"]
+    assert not outcome.ok
+    assert outcome.error.startswith("not applied: the preview found 1 mandatory policy violation(s)")
+
+
+def test_up_applies_after_a_clean_preview() -> None:
+    outcome = deploy_engine.Outcome("ncc-haenam", "up")
+    stack = _Stack(outcome, [])
+    deploy_engine.up_after_clean_preview(stack, outcome)
+    assert stack.calls == ["preview", "up"]
+    assert outcome.ok

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sovcloud import config, synth, tenant_cmds
+from sovcloud import config
 from sovcloud.cli import main
+from sovcloud.commands import common
+from sovcloud.engine import synth
 from tests.conftest import Tree
 
 DAY = "2026-11-28"
@@ -46,7 +48,7 @@ def test_tenant_add_over_capacity_is_refused_with_what_would_fit(tree: Tree) -> 
     before = snapshot(tree.root)
     result = run("tenant", "add", "--root", str(tree.root), *NEW, "--gpus", "200")
     assert result.exit_code == 1
-    assert "refused: rdc-ulsan/gb200-nvl72: 704 GPUs guaranteed, 576 exist (from 2026-12-01)" in result.output
+    assert "refused: rdc-ulsan: pool gb200-nvl72: 704 GPUs guaranteed, 576 exist (from 2026-12-01)" in result.output
     assert "rdc-ulsan/gb200-nvl72: up to 72 GPUs would fit (asked 200)" in result.output
     assert "free GPUs on 2026-12-01" in result.output
     assert snapshot(tree.root) == before
@@ -56,7 +58,7 @@ def test_tenant_add_over_the_per_tenant_cap_is_refused(tree: Tree) -> None:
     args = [{"rdc-ulsan": "ncc-haenam", "gb200-nvl72": "b200-hall-a"}.get(a, a) for a in NEW]
     result = run("tenant", "add", "--root", str(tree.root), *args, "--gpus", "2100")
     assert result.exit_code == 1
-    assert "ncc-haenam: tenant mirae-lab holds 2100 GPUs, the per-tenant cap is 2048" in result.output
+    assert "ncc-haenam: tenant mirae-lab: 2100 GPUs guaranteed, cap is 2048 per tenant" in result.output
     assert not tree.tenant_path("mirae-lab").exists()
 
 
@@ -87,9 +89,9 @@ def test_failed_write_leaves_the_tree_as_it_was(tree: Tree, monkeypatch: pytest.
     def boom(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(tenant_cmds.os, "replace", boom)
+    monkeypatch.setattr(common.os, "replace", boom)
     with pytest.raises(OSError):
-        tenant_cmds.atomic_write(tree.tenant_path("mirae-lab"), "name: mirae-lab\n")
+        common.atomic_write(tree.tenant_path("mirae-lab"), "name: mirae-lab\n")
     assert snapshot(tree.root) == before  # neither the file nor its temporary sibling
 
 
@@ -276,7 +278,7 @@ def test_tenant_add_over_the_national_budget_is_refused(tree: Tree) -> None:
     args = [{"rdc-ulsan": "ncc-haenam", "gb200-nvl72": "b200-hall-a"}.get(a, a) for a in NEW]
     result = run("tenant", "add", "--root", str(tree.root), *args, "--gpus", "512")
     assert result.exit_code == 1
-    assert "GPUs guaranteed across all regions, the national budget is 6700" in result.output
+    assert "7016 GPUs guaranteed across all regions, national budget is 6700" in result.output
 
 
 @pytest.mark.parametrize(("edit", "message"), [
@@ -288,7 +290,7 @@ def test_tenant_add_over_the_national_budget_is_refused(tree: Tree) -> None:
      "refuses once topologyName is set"),
 ])
 def test_diff_flags_changes_kueue_refuses_in_place(tree: Tree, edit, message: str) -> None:
-    from sovcloud import diff
+    from sovcloud.engine import diff
 
     day = dt.date(2026, 11, 28)
     base = config.load(tree.root)
@@ -301,7 +303,7 @@ def test_diff_flags_changes_kueue_refuses_in_place(tree: Tree, edit, message: st
 
 
 def test_diff_lets_pool_growth_and_a_new_topology_through(tree: Tree) -> None:
-    from sovcloud import diff
+    from sovcloud.engine import diff
 
     base = config.load(tree.root)
 
@@ -311,3 +313,20 @@ def test_diff_lets_pool_growth_and_a_new_topology_through(tree: Tree) -> None:
 
     tree.edit_region("rdc-ulsan", edit)
     assert diff.compare(base, config.load(tree.root), dt.date(2026, 11, 28))["findings"] == []
+
+
+def test_tenant_add_that_squeezes_sector_reservations_is_refused_as_check_refuses_it(tree: Tree) -> None:
+    # rdc-gwangju: 336 GPUs, 84 each reserved for public and research; startup holds 16. An industry tenant of 160
+    # fits the 168 its sector may hold, yet with startup's 16 it leaves less than either reservation: the pack's
+    # shares-and-caps rule refuses it, and so does onboarding, with the same words
+    region = tree.root / "stacks" / "Pulumi.rdc-gwangju.yaml"
+    region.write_text(region.read_text().replace("perTenantGpuCap: 128", "perTenantGpuCap: 256"))
+    args = [{"rdc-ulsan": "rdc-gwangju", "gb200-nvl72": "h100-a"}.get(a, a) for a in NEW]
+    args[args.index("--sector") + 1] = "industry"
+    result = run("tenant", "add", "--root", str(tree.root), *args, "--gpus", "160")
+    assert result.exit_code == 1, result.output
+    assert ("rdc-gwangju: sector public: 84 GPUs reserved, but other sectors guarantee or reserve 260 of 336"
+            in result.output)
+    assert ("rdc-gwangju: sector research: 84 GPUs reserved, but other sectors guarantee or reserve 260 of 336"
+            in result.output)
+    assert not tree.tenant_path("mirae-lab").exists()

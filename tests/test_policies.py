@@ -1,5 +1,5 @@
 """The policy pack: every policy passes on the shipped config and fires on a realistic violation, evaluated as the
-Pulumi engine hands resources over (``sovcloud.check.evaluate``) and, for a few, called directly; the pack builds
+Pulumi engine hands resources over (``sovcloud.engine.check.evaluate``) and, for a few, called directly; the pack builds
 from PulumiPolicy.yaml without starting the analyzer server; ``sovcloud check`` reports in text, JSON, JUnit and
 SARIF."""
 
@@ -33,12 +33,13 @@ from pulumi_policy import (
 from pulumi_policy.proxy import unknown_checking_proxy
 
 from policies.pack import PACK_NAME, config_defaults, policies
-from sovcloud import capacity, config, synth
-from sovcloud.check import Violation, evaluate
+from sovcloud import config
 from sovcloud.cli import main
-from sovcloud.model import Config
-from sovcloud.policy_config import policy_config
-from sovcloud.synth import Record, Synthesis
+from sovcloud.config.model import Config
+from sovcloud.engine import capacity, synth
+from sovcloud.engine.check import Violation, evaluate
+from sovcloud.engine.policy_config import policy_config
+from sovcloud.engine.synth import Record, Synthesis
 from tests.conftest import REPO, SHIPPED_REGIONS, Tree
 
 TODAY = dt.date(2026, 11, 28)  # after nuri-teaching's (ncc-haenam) and orbit-lm's (ncc-haenam) periods ended
@@ -830,7 +831,8 @@ def test_mig_instances_beyond_the_layout_are_refused(tree: Tree) -> None:
     assert found(violations, "mig-quota-in-layout") == {
         ("MachineDeployment capi-ncc-haenam/ncc-haenam-gpu-b200-mig",
          "pool b200-mig: 300 3g.90gb instances guaranteed, 256 exist (2 per GPU on 128 GPUs)")}
-    assert "ncc-haenam/b200-mig: 300 3g.90gb instances guaranteed, 256 exist" in capacity.problems(cfg, TODAY)
+    assert ("ncc-haenam: pool b200-mig: 300 3g.90gb instances guaranteed, 256 exist (2 per GPU on 128 GPUs)"
+            in capacity.problems(cfg, TODAY))
 
 
 def test_chart_images_left_at_their_defaults_are_refused() -> None:

@@ -27,8 +27,8 @@ import pytest
 import yaml
 
 from sovcloud import config
-from sovcloud.model import Config
-from sovcloud.synth import Record
+from sovcloud.config.model import Config
+from sovcloud.engine.synth import Record
 from tests.conftest import REPO, SHARED, SHIPPED_REGIONS
 
 UPSTREAM = SHARED / "upstream"
@@ -751,7 +751,7 @@ def test_every_chart_image_repository_points_at_the_region_mirror(
 GPU_PRODUCT = "nvidia.com/gpu.product"
 PRODUCT_ANNOTATION = "sovcloud.kr/gpu-product"  # the product a MachineDeployment's nodes will report
 # The independent oracle, from domain facts ("Node labels ...", "GPU catalog"): the product names GFD writes (NVML
-# name, spaces as '-') and each product's MIG profiles. Deliberately not imported from sovcloud.catalog.
+# name, spaces as '-') and each product's MIG profiles. Deliberately not imported from sovcloud.config.catalog.
 GFD_PRODUCTS: dict[str, tuple[str, ...]] = {
     "NVIDIA-H100-80GB-HBM3": ("1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb"),
     "NVIDIA-H200": ("1g.18gb", "1g.35gb", "2g.35gb", "3g.71gb", "4g.71gb", "7g.141gb"),

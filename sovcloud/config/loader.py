@@ -11,10 +11,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from sovcloud import catalog, schema, yamlsafe
-from sovcloud.errors import ConfigError, ConfigInvalid, json_path
-from sovcloud.keys import GPU_CLIQUE
-from sovcloud.model import (
+from sovcloud.config import catalog, schema, yamlsafe
+from sovcloud.config.errors import ConfigError, ConfigInvalid, json_path
+from sovcloud.config.model import (
     Allocation,
     AllocationRules,
     Config,
@@ -34,7 +33,8 @@ from sovcloud.model import (
     Tenant,
     freeze,
 )
-from sovcloud.yamlsafe import Document
+from sovcloud.config.yamlsafe import Document
+from sovcloud.keys import GPU_CLIQUE
 
 REGION_KEY = "sovcloud:region"
 STACKS_DIR = "stacks"

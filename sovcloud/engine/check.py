@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sovcloud.model import Config, Origin
+from sovcloud.config.model import Config, Origin
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,8 @@ def check_region(root: str, region: str, today: str | None) -> dict[str, Any]:
     """Worker entry (one process per region): load, synthesise, evaluate. Returns plain data with timings."""
     import policies.pack  # noqa: F401 (imported before the clocks start: a process cost, not evaluation time)
     from sovcloud import config as config_loader
-    from sovcloud import synth
-    from sovcloud.policy_config import policy_config
+    from sovcloud.engine import synth
+    from sovcloud.engine.policy_config import policy_config
 
     tree = Path(root)
     cfg = config_loader.load(tree)

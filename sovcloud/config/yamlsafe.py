@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from sovcloud.errors import ConfigError, json_path
+from sovcloud.config.errors import ConfigError, json_path
 
 MAX_BYTES = 1 << 20  # 1 MiB: the largest stack file shipped is a few KiB
 MAX_NODES = 100_000  # nodes after alias expansion

@@ -7,7 +7,6 @@ Every write is checked first (schema, cross-file rules, and the region's capacit
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import sys
 import tempfile
@@ -18,10 +17,21 @@ import click
 import yaml
 from rich.table import Table
 
-from sovcloud import capacity, config
-from sovcloud.cli import DATE, EXIT_INVALID, _root, error_line, format_option, load_or_exit, main, out, root_option
-from sovcloud.errors import ConfigInvalid
-from sovcloud.model import Config, Tenant
+from sovcloud import config
+from sovcloud.commands.common import (
+    DATE,
+    EXIT_INVALID,
+    atomic_write,
+    error_line,
+    format_option,
+    load_or_exit,
+    out,
+    project_root,
+    root_option,
+)
+from sovcloud.config.errors import ConfigInvalid
+from sovcloud.config.model import Config, Tenant
+from sovcloud.engine import capacity
 
 TENANT_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 HEADER = "# Tenant file (schema: schemas/tenant.schema.json), reviewed in a pull request before it reaches a cluster.\n"
@@ -31,21 +41,6 @@ def fail(message: str) -> None:
     """One clear line, exit 1, nothing written."""
     error_line(f"{message}")
     sys.exit(EXIT_INVALID)
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _check_dates(cfg: Config, tenant: Tenant) -> list[dt.date]:
@@ -133,7 +128,7 @@ def write_checked(root: Path, name: str, text: str, *, replace: bool) -> Config:
 
 # ---------------------------------------------------------------------------------------------------- commands
 
-@main.group()
+@click.group()
 def tenant() -> None:
     """Onboard, list, renew and offboard tenants (files in tenants/)."""
 
@@ -181,9 +176,9 @@ def tenant_add(root: Path | None, from_file: Path | None, force: bool, **f: Any)
     Refused: says why, shows the free GPUs per pool and what would fit, writes nothing. The file is written
     atomically; an existing tenant is never replaced without --force.
     """
-    tree = _root(root)
+    tree = project_root(root)
     if from_file is not None:
-        from sovcloud import yamlsafe
+        from sovcloud.config import yamlsafe
 
         doc, errs = yamlsafe.load(from_file)
         if doc is None:
@@ -228,7 +223,7 @@ def tenant_add(root: Path | None, from_file: Path | None, force: bool, **f: Any)
               help="Judge status as of this date (default: today).")
 def tenant_list(root: Path | None, fmt: str, today: Any) -> None:
     """Every tenant allocation: sector, classification, region, pool, GPUs, period and status."""
-    cfg = load_or_exit(_root(root), fmt)
+    cfg = load_or_exit(project_root(root), fmt)
     day = today or dt.date.today()
     rows = [{"tenant": t.name, "sector": t.sector, "classification": t.classification, "region": a.region,
              "pool": a.pool, "guaranteed": a.gpus, "borrowable": a.borrowing_limit,
@@ -266,7 +261,7 @@ def _tenant_or_fail(cfg: Config, name: str) -> Tenant:
 @root_option
 def tenant_show(name: str, root: Path | None) -> None:
     """Print a tenant's file and its status."""
-    tree = _root(root)
+    tree = project_root(root)
     t = _tenant_or_fail(load_or_exit(tree), name)
     click.echo(f"# {t.origin.file}, status {t.state(dt.date.today())}")
     click.echo((tree / t.origin.file).read_text(encoding="utf-8"), nl=False)
@@ -291,9 +286,9 @@ def _edit_lines(tree: Path, t: Tenant, edits: dict[int, str], insert_after: dict
 @root_option
 def tenant_renew(name: str, until: Any, region: str | None, pool: str | None, root: Path | None) -> None:
     """Extend a tenant's allocations to a new end date (checked against capacity like an onboarding)."""
-    from sovcloud import yamlsafe
+    from sovcloud.config import yamlsafe
 
-    tree = _root(root)
+    tree = project_root(root)
     t = _tenant_or_fail(load_or_exit(tree), name)
     doc, errs = yamlsafe.load(tree / t.origin.file, t.origin.file)
     if doc is None:
@@ -319,9 +314,9 @@ def tenant_renew(name: str, until: Any, region: str | None, pool: str | None, ro
 def tenant_offboard(name: str, root: Path | None) -> None:
     """Mark a tenant offboarding: GPU quota drops to zero and its queue stops admitting new work while running work
     drains. Its namespace, volumes and data are kept. Remove the file only after this has been applied."""
-    from sovcloud import yamlsafe
+    from sovcloud.config import yamlsafe
 
-    tree = _root(root)
+    tree = project_root(root)
     t = _tenant_or_fail(load_or_exit(tree), name)
     if t.status == "offboarding":
         fail(f"tenant {name} is already offboarding")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from sovcloud.catalog import GpuModel
+from sovcloud.config.catalog import GpuModel
 
 Sector = Literal["research", "public", "startup", "industry"]
 Classification = Literal["low", "moderate", "high"]

@@ -11,16 +11,16 @@ from typing import Any
 import jsonschema
 from referencing import Registry, Resource
 
-from sovcloud.errors import ConfigError, json_path
-from sovcloud.yamlsafe import Document
+from sovcloud.config.errors import ConfigError, json_path
+from sovcloud.config.yamlsafe import Document
 
 SCHEMA_NAMES = ("common", "region", "tenant")
 
 
 def schema_dir() -> Path:
     """``schemas/`` of the source tree (editable install), or the copy packed into the wheel."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "schemas", here.parent / "schemas"):
+    package = Path(__file__).resolve().parent.parent  # sovcloud/
+    for candidate in (package / "schemas", package.parent / "schemas"):
         if (candidate / "region.schema.json").is_file():
             return candidate
     raise FileNotFoundError("sovcloud schemas not found next to the package; reinstall sovcloud")

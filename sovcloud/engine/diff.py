@@ -13,18 +13,13 @@ import io
 import json
 import multiprocessing
 import subprocess
-import sys
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import click
-
-from sovcloud import capacity, config
-from sovcloud.cli import DATE, EXIT_INVALID, EXIT_OK, _root, error_line, main, out, root_option
-from sovcloud.errors import ConfigInvalid
-from sovcloud.model import Config, Tenant
+from sovcloud import config
+from sovcloud.config.model import Config, Tenant
+from sovcloud.engine import capacity
 
 
 class DiffError(Exception):
@@ -144,7 +139,7 @@ def _kueue_immutable(base: Config, head: Config) -> list[dict[str, Any]]:
 
 
 def _policy_results(trees: dict[str, Path], cfgs: dict[str, Config | None], day: dt.date) -> dict[str, Any]:
-    from sovcloud.check import check_region
+    from sovcloud.engine.check import check_region
 
     jobs = [(side, str(tree), region) for side, tree in trees.items() if cfgs[side] is not None
             for region in sorted(cfgs[side].regions)]
@@ -220,51 +215,3 @@ def render_markdown(d: dict[str, Any]) -> str:
         md += [f"- {v['enforcement']} `{v['policy']}` {v['region']}: {v['resource']}: {v['message']} "
                f"({v['file']}:{v['line']})" for v in pol["introduced"]]
     return "\n".join(md) + "\n"
-
-
-@main.command()
-@click.option("--against", "ref", required=True, help="Git ref to compare with (e.g. origin/main).")
-@root_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
-              help="markdown is meant to be pasted as a pull request comment.")
-@click.option("--date", "today", type=DATE, default=None,
-              help="Count allocations effective on this date (default: today).")
-@click.option("--no-policies", is_flag=True, help="Skip the policy runs (about 2 s per region and side).")
-def diff(ref: str, root: Path | None, fmt: str, today: Any, no_policies: bool) -> None:
-    """What the working tree changes against REF: tenants added, removed and changed; GPU deltas per region and pool;
-    policy results before and after. Exit 1 on a mandatory finding (a tenant removed without offboarding, a new
-    mandatory violation, invalid config)."""
-    tree = _root(root)
-    day = today or dt.date.today()
-    with tempfile.TemporaryDirectory() as tmp:
-        base_dir = Path(tmp)
-        try:
-            extract_at(tree, ref, base_dir)
-        except DiffError as exc:
-            error_line(f"{exc}")
-            sys.exit(EXIT_INVALID)
-        cfgs: dict[str, Config | None] = {}
-        errors: dict[str, list[str]] = {}
-        for side, where in (("base", base_dir), ("head", tree)):
-            try:
-                cfgs[side] = config.load(where)
-            except ConfigInvalid as exc:
-                cfgs[side] = None
-                errors[side] = [str(e) for e in exc.errors]
-        head = cfgs["head"]
-        result = compare(cfgs["base"], head, day) if head else {
-            "date": day.isoformat(), "tenants": {"added": [], "removed": [], "changed": {}}, "gpuDeltas": [],
-            "findings": []}
-        if errors.get("base"):
-            result["baseErrors"] = errors["base"]
-        if errors.get("head"):
-            result["headErrors"] = errors["head"]
-        if not no_policies:
-            result["policies"] = _policy_results({"base": base_dir, "head": tree}, cfgs, day)
-    if fmt == "json":
-        click.echo(json.dumps(result, indent=2))
-    elif fmt == "markdown":
-        click.echo(render_markdown(result), nl=False)
-    else:
-        out.print(render_text(result), end="", markup=False)
-    sys.exit(EXIT_INVALID if blocking(result) else EXIT_OK)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sovcloud import config as config_loader
-from sovcloud.model import Config
+from sovcloud.config.model import Config
 
 PROGRAM = Path(config_loader.STACKS_DIR) / "__main__.py"
 MANAGEMENT_GROUPS = ("cluster.x-k8s.io/", "bootstrap.cluster.x-k8s.io/", "infrastructure.cluster.x-k8s.io/")
@@ -177,7 +177,7 @@ def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | Non
 def _stack_region_object(root: Path, region: str) -> Any:
     """What the Pulumi CLI would hand the program as ``sovcloud:region``: the object in the stack file, read as the
     loader reads it (dates stay text, as the CLI passes them)."""
-    from sovcloud import yamlsafe
+    from sovcloud.config import yamlsafe
 
     doc, _ = yamlsafe.load(root / config_loader.STACKS_DIR / f"Pulumi.{region}.yaml")
     return doc.data["config"][config_loader.REGION_KEY] if doc is not None else {}

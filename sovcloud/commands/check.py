@@ -1,0 +1,138 @@
+"""`sovcloud check [REGIONS]` and `sovcloud policy-config REGION`: the policy pack, offline and for the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from sovcloud.commands.common import (
+    DATE,
+    EXIT_INVALID,
+    EXIT_OK,
+    err,
+    error_line,
+    format_option,
+    load_or_exit,
+    out,
+    project_root,
+    region_or_fail,
+    root_option,
+)
+
+
+@click.command()
+@click.argument("regions", nargs=-1)
+@root_option
+@format_option
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a JUnit XML report (a testsuite per region, a testcase per policy).")
+@click.option("--sarif", "sarif_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a SARIF 2.1.0 report, for code scanning annotations on the pull request.")
+@click.option("--date", "today", type=DATE, default=None,
+              help="Judge allocation periods as of this date (default: today).")
+@click.option("--jobs", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Regions synthesised at once, each in its own process.")
+def check(regions: tuple[str, ...], root: Path | None, fmt: str, junit_file: Path | None, sarif_file: Path | None,
+          today: Any, jobs: int) -> None:
+    """Evaluate the policy pack offline on REGIONS (default: all).
+
+    Synthesises each region (as `sovcloud synth` does, in its own process) and runs the pack's own policy objects
+    over it, with arguments built as the Pulumi engine builds them. Prints violations grouped by policy with the
+    resource, the config file and line behind it, and the remediation. Exit 1 on any mandatory violation; advisory
+    ones are printed and do not fail. No cluster, credentials or Pulumi CLI needed.
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    from sovcloud.engine.check import check_region
+
+    tree = project_root(root)
+    cfg = load_or_exit(tree, fmt)
+    unknown = [r for r in regions if r not in cfg.regions]
+    if unknown:
+        raise click.BadParameter(f"no region {', '.join(unknown)} (one of: {', '.join(sorted(cfg.regions))})",
+                                 param_hint="REGIONS")
+    chosen = list(regions) or sorted(cfg.regions)
+    for report_file in (junit_file, sarif_file):
+        if report_file is not None and not report_file.resolve().parent.is_dir():
+            error_line(f"cannot write {report_file}: no directory {report_file.resolve().parent}")
+            sys.exit(EXIT_INVALID)
+    day = today.isoformat() if today else None
+    results: list[dict[str, Any]] = []
+    # the Pulumi SDK keeps global state: every region gets a fresh process (spawned, not forked)
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(chosen)), mp_context=context) as pool:
+        futures = {pool.submit(check_region, str(tree), r, day): r for r in chosen}
+        for future in concurrent.futures.as_completed(futures):
+            result = future.result()
+            err.print(f"checked {result['region']}: {result['resources']} resources, "
+                      f"{len(result['violations'])} finding(s)")
+            results.append(result)
+    results.sort(key=lambda r: r["region"])
+    violations = [v for r in results for v in r["violations"]]
+    mandatory = [v for v in violations if v["enforcement"] == "mandatory"]
+    if junit_file:
+        from sovcloud.engine.reports import junit
+        junit_file.write_text(junit(results), encoding="utf-8")
+    if sarif_file:
+        from importlib.metadata import version
+
+        from sovcloud.engine.reports import sarif
+        sarif_file.write_text(sarif(results, version("sovcloud")), encoding="utf-8")
+    if fmt == "json":
+        click.echo(json.dumps({"passed": not mandatory, "regions": results}, indent=2))
+    else:
+        _print_violations(results)
+    sys.exit(EXIT_INVALID if mandatory else EXIT_OK)
+
+
+def _print_violations(results: list[dict[str, Any]]) -> None:
+    from policies.pack import policies
+
+    by_policy: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        for v in r["violations"]:
+            by_policy.setdefault(v["policy"], []).append(v)
+    for policy in policies():
+        found = by_policy.get(policy.name)
+        if not found:
+            continue
+        level = found[0]["enforcement"]
+        colour = "red" if level == "mandatory" else "yellow"
+        out.print(f"[{colour}]{level.upper()}[/{colour}] [bold]{policy.name}[/bold] ({found[0]['severity']}): "
+                  f"{policy.description}")
+        for v in found:
+            out.print(f"  {v['region']}: {v['resource']}: {v['message']}")
+            out.print(f"    at {v['file']}:{v['line']}")
+        out.print(f"  fix: {policy.remediation_steps}")
+    table = Table(title="policy check", title_justify="left")
+    for col in ("region", "resources", "mandatory", "advisory", "synth s", "policies s"):
+        table.add_column(col, justify="left" if col == "region" else "right")
+    for r in results:
+        m = sum(1 for v in r["violations"] if v["enforcement"] == "mandatory")
+        table.add_row(r["region"], str(r["resources"]), str(m), str(len(r["violations"]) - m),
+                      f"{r['synthSeconds']:.2f}", f"{r['policySeconds']:.3f}")
+    out.print(table)
+
+
+@click.command("policy-config")
+@click.argument("region")
+@root_option
+@click.option("--date", "today", type=DATE, default=None,
+              help="Judge allocation periods as of this date (default: today).")
+def policy_config_command(region: str, root: Path | None, today: Any) -> None:
+    """Print REGION's policy pack config as JSON, for the Pulumi CLI:
+
+    sovcloud policy-config ncc-haenam > ncc-haenam.policy.json &&
+    cd stacks && pulumi preview -s ncc-haenam --policy-pack ../policies --policy-pack-config ../ncc-haenam.policy.json
+    """
+    from sovcloud.engine.policy_config import policy_config
+
+    cfg = load_or_exit(project_root(root))
+    region_or_fail(cfg, region)
+    click.echo(json.dumps(policy_config(cfg, region, today), indent=2))

@@ -1,0 +1,105 @@
+"""What every command shares: the consoles, exit codes, one-line errors, the project root, config loading and the
+common options. Commands import this module; nothing in the core imports a command."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from sovcloud.config import loader
+from sovcloud.config.errors import ConfigInvalid
+from sovcloud.config.model import Config
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+# Piped output (CI logs, files) gets a wide console so tables are not cut at 80 columns.
+_WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "200"))
+out = Console(highlight=False, width=_WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def error_line(message: str) -> None:
+    """One error line on stderr; the message is user data, never rich markup."""
+    err.print(f"[red]error:[/red] {escape(message)}")
+
+
+def project_root(value: Path | None) -> Path:
+    """The project root: --root, or the nearest directory up from here with stacks/ or tenants/."""
+    root = value if value is not None else loader.find_root()
+    if root is None or not (root / loader.STACKS_DIR).is_dir():
+        where = value or Path.cwd()
+        raise click.UsageError(f"no {loader.STACKS_DIR}/ directory at or above {where} "
+                               "(run inside a sovcloud config tree, or pass --root DIR)")
+    return root
+
+
+def load_or_exit(root: Path, fmt: str = "text", **kwargs: Any) -> Config:
+    """Load the config, or print every error (one line each) and exit 1."""
+    try:
+        return loader.load(root, **kwargs)
+    except ConfigInvalid as exc:
+        if fmt == "json":
+            click.echo(json.dumps({"valid": False, "errors": [e.as_dict() for e in exc.errors]}, indent=2))
+        else:
+            for e in exc.errors:
+                click.echo(str(e))
+            files = len({e.file for e in exc.errors})
+            err.print(f"[red]{len(exc.errors)} error(s) in {files} file(s)[/red]")
+        sys.exit(EXIT_INVALID)
+
+
+class DateType(click.ParamType):
+    """A YYYY-MM-DD date. A bad one is bad input, not a usage error: one line, exit 1."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dt.date:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            flag = param.opts[0] if param is not None and param.opts else "date"
+            error_line(f"{flag}: {value!r} is not a date (YYYY-MM-DD)")
+            raise click.exceptions.Exit(EXIT_INVALID) from None
+
+
+DATE = DateType()
+
+root_option = click.option(
+    "--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+    help="Config tree holding stacks/ and tenants/ (default: the nearest one at or above the current directory).")
+format_option: Callable[[Any], Any] = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="text for people, json for tools.")
+
+
+def region_or_fail(cfg: Config, region: str, hint: str = "REGION") -> None:
+    """A usage error naming the regions there are, when ``region`` is not one of them."""
+    if region not in cfg.regions:
+        raise click.BadParameter(f"no region {region} (one of: {', '.join(sorted(cfg.regions))})", param_hint=hint)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,74 @@
+"""The `sovcloud report` command (the work is done in ``sovcloud.engine.report``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from sovcloud.commands.common import (
+    DATE,
+    EXIT_INVALID,
+    atomic_write,
+    error_line,
+    load_or_exit,
+    out,
+    project_root,
+    root_option,
+)
+from sovcloud.config.model import SECTORS
+from sovcloud.engine.report import render_html, report_data
+
+
+@click.command()
+@root_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table", show_default=True)
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report to this file instead of the terminal.")
+@click.option("--date", "today", type=DATE, default=None,
+              help="Count allocations effective on this date (default: today).")
+def report(root: Path | None, fmt: str, out_file: Path | None, today: Any) -> None:
+    """GPU capacity and allocation per region, pool, sector and tenant.
+
+    html is a single self-contained file (charts as inline SVG) for people who never open a terminal.
+    """
+    cfg = load_or_exit(project_root(root), "json" if fmt == "json" else "text")
+    data = report_data(cfg, today or dt.date.today())
+    if fmt == "json":
+        text = json.dumps(data, indent=2) + "\n"
+    elif fmt == "html":
+        text = render_html(data)
+    else:
+        text = ""
+    if out_file is not None:
+        try:
+            atomic_write(out_file, text if text else json.dumps(data, indent=2) + "\n")
+        except OSError as exc:
+            error_line(f"cannot write {out_file}: {exc.strerror or exc}")
+            sys.exit(EXIT_INVALID)
+        out.print(f"report written to {out_file}")
+        return
+    if text:
+        click.echo(text, nl=False)
+        return
+    table = Table(title=f"GPU allocation on {data['date']}", title_justify="left")
+    for col in ("region", "pool", "model", "GPUs", "guaranteed", "borrowable", "free"):
+        table.add_column(col, justify="left" if col in ("region", "pool", "model") else "right")
+    for r in data["regions"]:
+        for p in r["pools"]:
+            table.add_row(r["region"], p["pool"], p["gpuModel"], f"{p['capacity']:,}", f"{p['guaranteed']:,}",
+                          f"{p['borrowable']:,}", f"{p['free']:,}")
+        table.add_section()
+    out.print(table)
+    sectors = Table(title="guaranteed GPUs by sector", title_justify="left")
+    sectors.add_column("region")
+    for s in SECTORS:
+        sectors.add_column(s, justify="right")
+    for r in data["regions"]:
+        sectors.add_row(r["region"], *(f"{r['bySector'][s]:,}" for s in SECTORS))
+    out.print(sectors)

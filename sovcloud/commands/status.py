@@ -1,0 +1,67 @@
+"""The `sovcloud status` command (the work is done in ``sovcloud.engine.status``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from sovcloud.commands.common import (
+    EXIT_INVALID,
+    error_line,
+    format_option,
+    load_or_exit,
+    out,
+    project_root,
+    region_or_fail,
+    root_option,
+)
+from sovcloud.engine.status import ClusterUnreachable, collect
+
+KUEUE = ("kueue.x-k8s.io", "v1beta2", "clusterqueues")
+GPU_PRESENT = ("nvidia.com/gpu.present", "feature.node.kubernetes.io/pci-10de.present")
+
+
+@click.command()
+@click.argument("region")
+@root_option
+@click.option("--kubeconfig", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Kubeconfig of the region's workload cluster (default: KUBECONFIG or ~/.kube/config).")
+@click.option("--context", help="Context in the kubeconfig (default: its current context).")
+@format_option
+def status(region: str, root: Path | None, kubeconfig: Path | None, context: str | None, fmt: str) -> None:
+    """Live GPU status of REGION against its declared config: nodes per pool, products, MIG state, quota and queue use.
+
+    Exit 1 when the cluster cannot be reached or refuses the credentials (one line saying which).
+    """
+    cfg = load_or_exit(project_root(root), fmt)
+    region_or_fail(cfg, region)
+    try:
+        data = collect(cfg.regions[region], cfg, kubeconfig, context, dt.date.today())
+    except ClusterUnreachable as exc:
+        error_line(f"{exc}")
+        sys.exit(EXIT_INVALID)
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2))
+        return
+    table = Table(title=f"{region}: GPU pools", title_justify="left")
+    for col in ("pool", "model", "nodes", "declared", "GPU allocatable", "GFD product", "MIG state"):
+        table.add_column(col, justify="right" if col in ("nodes", "declared", "GPU allocatable") else "left")
+    for p in data["pools"]:
+        table.add_row(p["pool"], p["gpuModel"], str(p["nodes"]), str(p["declaredNodes"]), f"{p['gpuAllocatable']:,}",
+                      ", ".join(p["products"]) or "-", ", ".join(p["migConfigState"]) or "-")
+    out.print(table)
+    tenants = Table(title="tenants", title_justify="left")
+    for col in ("tenant", "guaranteed", "borrowable", "quota hard", "quota used", "queue admitted", "borrowed"):
+        tenants.add_column(col, justify="left" if col == "tenant" else "right")
+    for t in data["tenants"]:
+        tenants.add_row(t["tenant"], str(t["declaredGuaranteed"]), str(t["declaredBorrowable"]),
+                        *("-" if t[k] is None else str(t[k]) for k in ("quotaHard", "quotaUsed", "queueAdmitted",
+                                                                        "queueBorrowed")))
+    out.print(tenants)
+    for p in data["problems"]:
+        out.print(f"[yellow]![/yellow] {p}")

@@ -1,0 +1,86 @@
+"""`sovcloud synth REGION`: the region's resources, offline, as files and a plan."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from sovcloud.commands.common import (
+    DATE,
+    EXIT_INVALID,
+    err,
+    error_line,
+    format_option,
+    load_or_exit,
+    out,
+    project_root,
+    region_or_fail,
+    root_option,
+)
+
+
+@click.command()
+@click.argument("region")
+@root_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
+              show_default=True, help="Directory to write into; the region's files go to OUT/REGION, replaced whole.")
+@format_option
+@click.option("--date", "today", type=DATE, default=None,
+              help="Judge allocation periods as of this date (default: today); expired allocations get zero quota.")
+def synth(region: str, root: Path | None, out_dir: Path, fmt: str, today: Any) -> None:
+    """Render REGION offline: run the stack program under the Pulumi SDK mock monitor and write what it declares.
+
+    Writes one YAML file per Kubernetes object (management/ for Cluster API objects, cluster/ for cluster-scoped
+    ones, namespaces/NS/ for the rest), helm/ with each Helm release's chart, repository, version and values,
+    and plan.json (resource counts, GPU capacity per pool, guaranteed and borrowable GPUs per tenant). Same config,
+    byte-identical output. No cluster, credentials or Pulumi CLI needed.
+    """
+    from sovcloud.engine import synth as synthesis
+
+    tree = project_root(root)
+    started = time.perf_counter()
+    cfg = load_or_exit(tree, fmt)
+    region_or_fail(cfg, region)
+    err.print(f"synthesising {region} ...")
+    result = synthesis.run(tree, region, cfg, as_of=today)
+    plan = synthesis.plan(result, cfg)
+    try:
+        target = synthesis.write(result, out_dir, plan)
+    except OSError as exc:
+        error_line(f"cannot write to {out_dir}: {exc.strerror or exc}")
+        sys.exit(EXIT_INVALID)
+    elapsed = time.perf_counter() - started
+    if fmt == "json":
+        click.echo(json.dumps({"region": region, "out": str(target), "seconds": round(elapsed, 3), "plan": plan},
+                              indent=2))
+        return
+    _print_plan(plan)
+    out.print(f"{plan['resources']['total']} resources, {len(result.kubernetes_objects())} manifests and "
+              f"{len(result.helm_releases())} Helm releases written to {target} in {elapsed:.1f} s")
+
+
+def _print_plan(plan: dict[str, Any]) -> None:
+    pools = Table(title=f"{plan['displayName']} ({plan['region']}): GPU pools", title_justify="left")
+    for col in ("pool", "model", "nodes", "GPUs", "backed", "guaranteed", "free"):
+        pools.add_column(col, justify="left" if col in ("pool", "model") else "right")
+    for name, p in plan["pools"].items():
+        pools.add_row(name, p["gpuModel"], f"{p['nodes']:,}", f"{p['gpus']:,}", f"{p['backedGpus']:,}",
+                      f"{p['guaranteed']:,}", f"{p['backedGpus'] - p['guaranteed']:,}")
+    g = plan["gpus"]
+    pools.add_section()
+    pools.add_row("total", "", "", f"{g['capacity']:,}", f"{g['backed']:,}", f"{g['guaranteed']:,}",
+                  f"{g['backed'] - g['guaranteed']:,}")
+    out.print(pools)
+    tenants = Table(title="tenants", title_justify="left")
+    for col in ("tenant", "guaranteed GPUs", "borrowable GPUs", "MIG instances"):
+        tenants.add_column(col, justify="left" if col in ("tenant", "MIG instances") else "right")
+    for name, t in plan["tenants"].items():
+        tenants.add_row(name, f"{t['guaranteed']:,}", f"{t['borrowable']:,}",
+                        ", ".join(f"{p} x{n}" for p, n in t["mig"].items()))
+    out.print(tenants)

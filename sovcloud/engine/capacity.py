@@ -1,0 +1,125 @@
+"""GPU capacity and allocation from the config model: what is guaranteed, borrowable and free per pool, and which
+allocation rules a config breaks. Used where a person needs an answer before anything is synthesised (`tenant add`,
+`report`, `diff`). The rules themselves are ``sovcloud.allocation``'s, the same functions the policy pack runs on
+the synthesised resources; this module only takes their figures from the config."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sovcloud import allocation
+from sovcloud.config.model import SECTORS, Config, Region
+
+
+def backed_gpus(region: Region) -> int:
+    """GPUs of the region that can back guarantees (autoscaled pools at their minimum)."""
+    return sum(p.backed_gpus for p in region.pools)
+
+
+def sector_room(region: Region, sector: str) -> int:
+    """GPUs a sector may hold in the region: all but what is reserved for the other sectors."""
+    return allocation.sector_room(backed_gpus(region), region.allocation.reserved_shares, sector)
+
+
+@dataclass(frozen=True)
+class PoolUse:
+    region: str
+    pool: str
+    gpu_model: str
+    capacity: int  # GPUs that back guarantees (an autoscaled pool at its minimum)
+    guaranteed: int
+    borrowable: int
+    mig_guaranteed: dict[str, int]  # MIG instances guaranteed, by profile
+    mig_capacity: dict[str, int]  # MIG instances the pool's layout makes, by profile
+
+    @property
+    def free(self) -> int:
+        return self.capacity - self.guaranteed
+
+
+def pool_usage(cfg: Config, as_of: dt.date, regions: set[str] | None = None) -> list[PoolUse]:
+    out = []
+    for region in sorted(cfg.regions.values(), key=lambda r: r.name):
+        if regions is not None and region.name not in regions:
+            continue
+        held = [a for t, a in cfg.allocations_in(region.name) if t.holds_quota(a, as_of)]
+        for pool in region.pools:
+            allocs = [a for a in held if a.pool == pool.name]
+            mig = {p: sum(a.mig.get(p, 0) for a in allocs) for p in pool.sharing.mig_layout}
+            out.append(PoolUse(region.name, pool.name, pool.gpu.name, pool.backed_gpus, sum(a.gpus for a in allocs),
+                               sum(a.borrowing_limit for a in allocs), mig,
+                               {p: n * pool.backed_gpus for p, n in pool.sharing.mig_layout.items()}))
+    return out
+
+
+def by_sector(cfg: Config, region: str, as_of: dt.date) -> dict[str, int]:
+    out = dict.fromkeys(SECTORS, 0)
+    for t, a in cfg.allocations_in(region):
+        if t.holds_quota(a, as_of):
+            out[t.sector] += a.gpus
+    return out
+
+
+def by_tenant(cfg: Config, region: str, as_of: dt.date) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t, a in cfg.allocations_in(region):
+        if t.holds_quota(a, as_of):
+            out[t.name] = out.get(t.name, 0) + a.gpus
+    return out
+
+
+def figures(cfg: Config, region: str, as_of: dt.date) -> allocation.Figures:
+    """The region's figures for the allocation rules, from the config: what its stack's resources would show."""
+    r = cfg.regions[region]
+    guaranteed: dict[tuple[str, str], int] = {}
+    mig: dict[tuple[str, str], int] = {}
+    sectors: dict[str, str] = {}
+    for t, a in cfg.allocations_in(region):
+        if not t.holds_quota(a, as_of):
+            continue
+        sectors[t.name] = t.sector
+        guaranteed[a.pool, t.name] = guaranteed.get((a.pool, t.name), 0) + a.gpus
+        for profile, count in a.mig.items():
+            mig[a.pool, profile] = mig.get((a.pool, profile), 0) + count
+    return allocation.Figures(capacity={p.name: p.backed_gpus for p in r.pools}, guaranteed=guaranteed,
+                              sectors=sectors, mig_guaranteed=mig,
+                              mig_per_gpu={p.name: dict(p.sharing.mig_layout) for p in r.pools})
+
+
+def share_rules(region: Region) -> allocation.ShareRules:
+    rules = region.allocation
+    return allocation.ShareRules(dict(rules.reserved_shares), rules.per_tenant_gpu_cap,
+                                 dict(rules.per_sector_gpu_cap))
+
+
+def national_rules(cfg: Config, region: str, as_of: dt.date) -> allocation.NationalRules:
+    """The national budget and grants, with what the other regions guarantee on ``as_of`` (as their stacks would)."""
+    budget = min((r.allocation.national_gpu_budget for r in cfg.regions.values()
+                  if r.allocation.national_gpu_budget is not None), default=0)
+    others: dict[str, int] = {}
+    for tenant in cfg.tenants.values():
+        total = sum(a.gpus for a in tenant.allocations if a.region != region and tenant.holds_quota(a, as_of))
+        if total:
+            others[tenant.name] = total
+    return allocation.NationalRules(
+        budget=budget, other_regions_guaranteed=sum(others.values()),
+        grants={t.name: t.grant_gpus for t in cfg.tenants.values() if t.grant_gpus is not None},
+        other_regions_by_tenant=others)
+
+
+def problems(cfg: Config, as_of: dt.date, regions: set[str] | None = None) -> list[str]:
+    """Capacity, MIG layouts, reserved shares, caps, grants and the national budget that the config breaks on
+    ``as_of``, one sentence each: the policy pack's rules (``sovcloud.allocation``) over the config's figures.
+    ``regions`` limits the per-region rules to those regions; the national ones always span every region."""
+    found: list[str] = []
+    national: list[str] = []
+    for region in sorted(cfg.regions.values(), key=lambda r: r.name):
+        fig = figures(cfg, region.name, as_of)
+        national += [f.message for f in allocation.national_budget(fig, national_rules(cfg, region.name, as_of))]
+        if regions is not None and region.name not in regions:
+            continue
+        for finding in (*allocation.within_capacity(fig), *allocation.mig_within_layout(fig),
+                        *allocation.shares_and_caps(fig, share_rules(region))):
+            found.append(f"{region.name}: {finding.message}")
+    return found + list(dict.fromkeys(national))

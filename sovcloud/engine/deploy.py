@@ -1,0 +1,130 @@
+"""Running a region's stack on the Pulumi Automation API, with the policy pack attached: the engine path behind
+`sovcloud preview|up|destroy|drift` (needs the Pulumi CLI).
+
+``up`` never applies before the stack rules have run: the engine runs a stack policy's AnalyzeStack only after all
+steps of an update are applied, so an ``up`` is a preview with the pack first, and the update runs only when that
+preview reports no mandatory violation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress
+
+from sovcloud.config.model import Config
+from sovcloud.keys import TENANT
+
+
+@dataclass
+class Outcome:
+    region: str
+    operation: str
+    ok: bool = True
+    summary: dict[str, int] = field(default_factory=dict)
+    changed: list[str] = field(default_factory=list)  # drift: resources changed outside the toolkit
+    mandatory: list[str] = field(default_factory=list)  # mandatory policy violations
+    advisory: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+class _Events:
+    """Engine events -> progress (resources done of total, current operation) and policy findings."""
+
+    def __init__(self, progress: Progress, task: Any, outcome: Outcome):
+        self.progress, self.task, self.outcome = progress, task, outcome
+        self.lock = threading.Lock()
+
+    def __call__(self, event: Any) -> None:
+        with self.lock:
+            if event.resource_pre_event is not None:
+                meta = event.resource_pre_event.metadata
+                self.progress.update(self.task, description=f"{self.outcome.region}: {meta.op} {meta.type}")
+                # a refresh preview reports what differs from the cluster as update / delete steps
+                if self.outcome.operation == "drift" and meta.op in ("update", "delete", "replace"):
+                    self.outcome.changed.append(meta.urn)
+            elif event.res_outputs_event is not None:
+                self.progress.advance(self.task)
+            elif event.policy_event is not None:
+                p = event.policy_event
+                line = f"{p.policy_name}: {p.resource_urn or 'stack'}: {p.message.splitlines()[-1]}"
+                (self.outcome.mandatory if p.enforcement_level == "mandatory" else self.outcome.advisory).append(line)
+            elif event.summary_event is not None:
+                self.outcome.summary = {str(k): v for k, v in event.summary_event.resource_changes.items()}
+
+
+def run_operation(root: Path, cfg: Config, region: str, operation: str, parallel: int | None, env: dict[str, str],
+                  progress: Progress) -> Outcome:
+    """One region: select (or create) its stack, attach the policy pack with the region's config, run."""
+    from pulumi import automation as auto
+
+    from sovcloud.engine.policy_config import policy_config
+
+    outcome = Outcome(region, operation)
+    # total unknown until the engine has run the program: the bar counts resources done
+    task = progress.add_task(f"{region}: starting", total=None)
+    events = _Events(progress, task, outcome)
+    with tempfile.TemporaryDirectory() as tmp:
+        policy_file = Path(tmp) / f"{region}.policy.json"
+        policy_file.write_text(json.dumps(policy_config(cfg, region, dt.date.today())), encoding="utf-8")
+        packs = {"policy_packs": [str(root / "policies")], "policy_pack_configs": [str(policy_file)]}
+        try:
+            stack = auto.create_or_select_stack(stack_name=region, work_dir=str(root / "stacks"),
+                                                opts=auto.LocalWorkspaceOptions(env_vars=env))
+            if operation == "preview":
+                stack.preview(parallel=parallel, on_event=events, **packs)
+            elif operation == "up":
+                up_after_clean_preview(stack, outcome, parallel=parallel, on_event=events, **packs)
+            elif operation == "destroy":
+                stack.destroy(parallel=parallel, on_event=events)
+            elif operation == "drift":
+                stack.preview_refresh(parallel=parallel, on_event=events)
+        except auto.errors.CommandError as exc:
+            outcome.ok = False
+            lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+            outcome.error = next((ln.strip() for ln in reversed(lines) if "error" in ln.lower()), lines[-1] if lines
+                                 else "pulumi failed")
+    progress.update(task, description=f"{region}: {'done' if outcome.ok else 'failed'}")
+    return outcome
+
+
+def up_after_clean_preview(stack: Any, outcome: Outcome, **options: Any) -> None:
+    """Preview with the pack, then update only if the preview found no mandatory violation.
+
+    The engine evaluates stack policies (AnalyzeStack) after an update's steps are applied, so a plain ``up`` would
+    put an over-capacity ClusterQueue on the cluster before the capacity rule refuses it. A preview runs the same
+    rules before anything changes; the engine then fails the preview itself (a CommandError) or reports the
+    violations as events, and in both cases nothing is applied."""
+    stack.preview(**options)
+    if outcome.mandatory:
+        outcome.ok = False
+        outcome.error = (f"not applied: the preview found {len(outcome.mandatory)} mandatory policy violation(s); "
+                         "fix them and run up again")
+        return
+    outcome.advisory.clear()  # the update reports its advisory findings again
+    stack.up(**options)
+
+
+def tenant_namespaces_in_state(root: Path, region: str, env: dict[str, str]) -> list[str]:
+    """Tenant namespaces the stack's state still holds (tenants removed from config included)."""
+    from pulumi import automation as auto
+
+    try:
+        stack = auto.select_stack(stack_name=region, work_dir=str(root / "stacks"),
+                                  opts=auto.LocalWorkspaceOptions(env_vars=env))
+        deployment = stack.export_stack().deployment or {}
+    except auto.errors.CommandError:
+        return []  # no such stack yet: nothing to protect
+    names = []
+    for res in deployment.get("resources") or []:
+        if res.get("type") == "kubernetes:core/v1:Namespace":
+            labels = ((res.get("outputs") or {}).get("metadata") or {}).get("labels") or {}
+            if labels.get(TENANT):
+                names.append(labels[TENANT])
+    return sorted(names)
