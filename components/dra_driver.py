@@ -16,8 +16,7 @@ import pulumi_kubernetes as k8s
 
 from components import labels as L
 from components.helm import chart_source, mirror_repositories
-from sovcloud.config import model
-from sovcloud.config.charts import DRA_DRIVER_REPOSITORIES
+from sovcloud.config import charts, model
 
 NAMESPACE = "nvidia-dra-driver-gpu"
 RELEASE = "nvidia-dra-driver-gpu"
@@ -50,10 +49,8 @@ def helm_values(region: model.Region) -> dict[str, Any]:
         issuer = ({"issuerType": "clusterissuer", "issuerName": tls["clusterIssuer"]} if "clusterIssuer" in tls
                   else {"issuerType": "selfsigned"})
         values["webhook"] = {"tls": {"mode": "cert-manager", "certManager": issuer}}
-    # upstream repositories of the chart's images, rewritten to the mirror; an unknown chart name gets the
-    # current chart's keys (the registry policy still checks every repository the values hold)
-    mirror_repositories(region, values,
-                        DRA_DRIVER_REPOSITORIES.get(dra.chart, DRA_DRIVER_REPOSITORIES["dra-driver-nvidia-gpu"]))
+    # the pinned chart's image repositories, rewritten to the mirror (the registry policy checks every one)
+    mirror_repositories(region, values, charts.repositories(dra.chart, dra.chart_version))
     return values
 
 

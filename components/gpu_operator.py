@@ -11,14 +11,14 @@ import yaml
 
 from components import labels as L
 from components.helm import chart_source, mirror_repositories
-from sovcloud.config import model
-from sovcloud.config.charts import GPU_OPERATOR_REPOSITORIES
+from sovcloud.config import charts, model
 
 NAMESPACE = "gpu-operator"
 RELEASE = "gpu-operator"
 MIG_CONFIGMAP = "sovcloud-mig-parted-config"
 DEVICE_PLUGIN_CONFIGMAP = "sovcloud-device-plugin-config"
 DEVICE_PLUGIN_DEFAULT = "default"
+DRIVER_REPO_CONFIGMAP = "sovcloud-driver-repo"
 
 
 @dataclass(frozen=True)
@@ -81,12 +81,22 @@ def helm_values(region: model.Region) -> dict[str, Any]:
         "cdi": {"enabled": op.cdi},
         "gds": {"enabled": op.gds},
     }
-    if op.driver_repo_config_map:
-        # the driver container's OS packages from a domestic mirror, not the distribution's servers abroad
-        values["driver"]["repoConfig"] = {"configMapName": op.driver_repo_config_map}
-    # every operand rewritten, disabled ones included: enabling one later must not pull from abroad
-    mirror_repositories(region, values, GPU_OPERATOR_REPOSITORIES)
+    repo_config = driver_repo_config_map(region)
+    if repo_config:
+        # the driver container's OS packages from a domestic mirror, not the distribution's servers abroad; the
+        # operator fails the driver step ("could not get ConfigMap") when the ConfigMap is missing
+        values["driver"]["repoConfig"] = {"configMapName": repo_config}
+    # every operand of the pinned chart version rewritten, disabled ones included: enabling one later must not
+    # pull from abroad (v25.10.1 has operator.initContainer and kataManager, v26.7 draDriver: the keys differ)
+    mirror_repositories(region, values, charts.repositories("gpu-operator", op.chart_version))
     return values
+
+
+def driver_repo_config_map(region: model.Region) -> str | None:
+    """The ConfigMap with the driver's package sources: sovcloud's own when the config gives the files, else the
+    one the centre keeps (a declared prerequisite), else none."""
+    op = region.gpu_operator
+    return DRIVER_REPO_CONFIGMAP if op.driver_repository else op.driver_repo_config_map
 
 
 def namespace_meta(region: model.Region) -> dict[str, Any]:
@@ -111,10 +121,15 @@ class GpuOperator(pulumi.ComponentResource):
                                     data={"config.yaml": _dump(mig_parted_config(region))}, opts=in_ns)
         dp = k8s.core.v1.ConfigMap(f"{name}-device-plugin-config", metadata={**meta, "name": DEVICE_PLUGIN_CONFIGMAP},
                                    data={k: _dump(v) for k, v in device_plugin_configs(region).items()}, opts=in_ns)
+        configs: list[pulumi.Resource] = [mig, dp]
+        if region.gpu_operator.driver_repository:
+            configs.append(k8s.core.v1.ConfigMap(
+                f"{name}-driver-repo", metadata={**meta, "name": DRIVER_REPO_CONFIGMAP},
+                data=dict(sorted(region.gpu_operator.driver_repository.items())), opts=in_ns))
         self.release = k8s.helm.v3.Release(
             f"{name}-release", name=RELEASE, namespace=NAMESPACE, create_namespace=False,
             **chart_source(region, "gpu-operator", region.gpu_operator.chart_version),
             values=helm_values(region), atomic=True, timeout=1800, max_history=10,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, mig, dp]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, *configs]))
         self.namespace = ns.metadata.name
         self.register_outputs({"namespace": self.namespace})

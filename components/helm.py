@@ -9,6 +9,8 @@ from sovcloud.config import model
 
 def mirror(region: model.Region, upstream: str) -> str:
     """``nvcr.io/nvidia/k8s`` -> ``<mirror>/nvidia/k8s``: the upstream path kept under the region's mirror."""
+    if not upstream:  # no upstream default (e.g. the vGPU manager, an image each site builds): the mirror's root
+        return region.registries.image_mirror
     path = upstream.split("/", 1)[1] if "." in upstream.split("/", 1)[0] else upstream
     return f"{region.registries.image_mirror}/{path}"
 

@@ -12,8 +12,7 @@ import pulumi_kubernetes as k8s
 from components import labels as L
 from components.custom_object import CustomObject
 from components.helm import chart_source, mirror_repositories
-from sovcloud.config import model
-from sovcloud.config.charts import KUEUE_REPOSITORIES
+from sovcloud.config import charts, model
 
 KUEUE_API = "kueue.x-k8s.io/v1beta2"
 NAMESPACE = "kueue-system"
@@ -37,7 +36,7 @@ def helm_values(region: model.Region) -> dict[str, Any]:
         # metrics Service/ServiceMonitor need the Prometheus operator CRDs: same switch as the DCGM ServiceMonitor
         "enablePrometheus": region.gpu_operator.service_monitor,
     }
-    mirror_repositories(region, values, KUEUE_REPOSITORIES, tag=tag)
+    mirror_repositories(region, values, charts.repositories("kueue", region.kueue.chart_version), tag=tag)
     values["controllerManager"]["manager"]["image"]["pullPolicy"] = "IfNotPresent"
     return values
 

@@ -45,10 +45,10 @@ def _gpu_models_default() -> dict[str, Any]:
     return gpu_models_config(BUILTIN)
 
 
-def _image_keys() -> dict[str, list[str]]:
-    from sovcloud.config.charts import IMAGE_KEYS
+def _image_keys() -> dict[str, dict[str, list[str]]]:
+    from sovcloud.config.charts import image_keys
 
-    return {chart: list(keys) for chart, keys in IMAGE_KEYS.items()}
+    return image_keys()
 
 
 def _schema(**properties: dict[str, Any]) -> PolicyConfigSchema:
@@ -75,8 +75,9 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             severity=Severity.CRITICAL,
             config_schema=_schema(allowedRegistries={"type": "array", "items": {"type": "string"}, "default": []},
                                   requiredImageValues={"type": "object", "default": _image_keys(),
-                                                       "description": "Per chart, the values keys that choose an "
-                                                       "image: each must be set (to an approved registry)."}),
+                                                       "description": "Per chart and version, the values keys "
+                                                       "that choose an image: each must be set (to an approved "
+                                                       "registry)."}),
             remediation_steps="Mirror the chart or image into the region's registry and point registries."
             "imageMirror / chartRepository (or the workload) at it; add a registry to registries.allowed only "
             "once it is approved."),

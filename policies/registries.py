@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from policies.resources import RELEASE, kind, release_chart, walk_values
+from sovcloud.config.catalog import version_tuple
 
 WORKLOAD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
 
@@ -34,6 +35,15 @@ def workload_images(props: Mapping[str, Any]) -> Iterator[str]:
                 yield c["image"]
 
 
+def required_image_keys(keys: Mapping[str, Any], chart: str, version: str) -> list[str]:
+    """The image keys of ``chart`` at ``version``: that version's, else the newest listed one before it."""
+    versions = keys.get(chart) or {}
+    if version in versions:
+        return list(versions[version])
+    earlier = sorted((v for v in versions if version_tuple(v) <= version_tuple(version)), key=version_tuple)
+    return list(versions[earlier[-1]]) if earlier else []
+
+
 def approved_registries(args, report_violation) -> None:
     """Helm chart repositories, every image and repository in chart values, and every container image come from the
     region's approved registries."""
@@ -55,7 +65,8 @@ def approved_registries(args, report_violation) -> None:
                 not driver.get("usePrecompiled") and not (driver.get("repoConfig") or {}).get("configMapName"):
             report_violation("the driver container builds on the node from OS packages but values.driver.repoConfig "
                              "names no package mirror: it would fetch them from the distribution's servers abroad")
-        for key in args.get_config().get("requiredImageValues", {}).get(release_chart(args), []):
+        for key in required_image_keys(args.get_config().get("requiredImageValues") or {}, release_chart(args),
+                                       str(args.props.get("version") or "")):
             node: Any = values
             for part in key.split("."):
                 node = node.get(part) if isinstance(node, Mapping) else None

@@ -14,6 +14,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 AS_OF = dt.date(2026, 11, 28)  # the date tests judge allocation periods by: output must not drift with the calendar
 SHARED = REPO.parent / "shared"
+CHART_SOURCES = SHARED / "upstream" / "chart-sources"  # whole upstream charts at pinned versions
 
 
 class Tree:

@@ -8,9 +8,11 @@ import pytest
 import yaml
 
 from sovcloud import config
+from sovcloud.config import charts
+from sovcloud.config.errors import ConfigInvalid
 from sovcloud.engine import synth
 from sovcloud.engine.synth import Record, Synthesis
-from tests.conftest import AS_OF, REPO, SHIPPED_REGIONS, Tree
+from tests.conftest import AS_OF, CHART_SOURCES, REPO, SHIPPED_REGIONS, Tree
 
 MIRROR = "registry.ncc.example.kr/mirror"
 TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
@@ -152,7 +154,11 @@ def test_gpu_operator_release_is_pinned_from_the_mirror(shipped_synthesis) -> No
     v = rel["values"]
     assert v["driver"]["version"] == "580.126.20"
     assert v["driver"]["kernelModuleType"] == "open"
-    assert v["driver"]["repoConfig"] == {"configMapName": "os-package-mirror"}
+    # the driver's package sources: a ConfigMap sovcloud creates from config, in the operator's namespace
+    assert v["driver"]["repoConfig"] == {"configMapName": "sovcloud-driver-repo"}
+    repo = one(shipped_synthesis("ncc-haenam"), "ConfigMap", "sovcloud-driver-repo", "gpu-operator").inputs["data"]
+    assert list(repo) == ["ubuntu-mirror.list"]
+    assert repo["ubuntu-mirror.list"].startswith("deb http://mirror.ncc.example.kr/ubuntu noble main")
     assert v["mig"] == {"strategy": "mixed"}
     assert v["migManager"]["config"] == {"create": False, "name": "sovcloud-mig-parted-config",
                                          "default": "all-disabled"}
@@ -174,8 +180,12 @@ def test_every_operand_image_comes_from_the_region_mirror(shipped_synthesis) -> 
                 walk(v, f"{path}.{k}" if path else k)
 
     walk(values, "")
-    assert len(found) >= 22
-    assert all(repo.startswith(f"{MIRROR}/") for repo in found.values()), found
+    # exactly the keys of the pinned chart (v26.3.3): no draDriver (v26.7 only), no kataManager (v25 only)
+    assert sorted(found) == sorted(charts.derive_repositories(CHART_SOURCES / "gpu-operator-v26.3.3")) \
+        if (CHART_SOURCES / "gpu-operator-v26.3.3").is_dir() else len(found) == 21
+    assert "draDriver" not in found and "kataManager" not in found
+    assert all(repo.startswith(f"{MIRROR}/") for path, repo in found.items() if path != "vgpuManager"), found
+    assert found["vgpuManager"] == MIRROR  # no upstream default (a site-built image): the mirror, never docker.io
     assert found["driver"] == f"{MIRROR}/nvidia"
     assert found["node-feature-discovery.image"] == f"{MIRROR}/nfd/node-feature-discovery"
 
@@ -490,7 +500,7 @@ def test_dra_driver_serves_compute_domains_on_the_nvlink_pool_only(shipped_synth
     s = shipped_synthesis("rdc-ulsan")
     release = next(r for r in s.helm_releases() if r.inputs["name"] == "nvidia-dra-driver-gpu")
     assert (release.inputs["chart"], release.inputs["version"], release.inputs["namespace"]) == (
-        "dra-driver-nvidia-gpu", "0.5.0", "nvidia-dra-driver-gpu")
+        "dra-driver-nvidia-gpu", "0.4.1", "nvidia-dra-driver-gpu")  # the newest released chart
     assert release.inputs["repositoryOpts"] == {"repo": "https://cr.ulsan.example.kr/chartrepo/platform"}
     assert release.inputs["values"] == {
         "nvidiaDriverRoot": "/run/nvidia/driver",  # the GPU operator's driver container
@@ -548,3 +558,29 @@ def test_dra_webhook_certificate_from_a_secret(tree: Tree) -> None:
     release = next(r for r in s.helm_releases() if r.inputs["name"] == "nvidia-dra-driver-gpu")
     assert release.inputs["values"]["webhook"] == {
         "tls": {"mode": "secret", "secret": {"name": "dra-webhook-tls", "caBundle": "Q0EK"}}}
+
+
+def test_a_centre_kept_driver_repository_is_named_and_not_created(shipped_synthesis) -> None:
+    s = shipped_synthesis("rdc-gwangju")
+    assert release(s, "gpu-operator")["values"]["driver"]["repoConfig"] == {"configMapName": "os-package-mirror"}
+    assert not [r for r in kinds(s, "ConfigMap") if r.inputs["metadata"]["name"] in ("os-package-mirror",
+                                                                                      "sovcloud-driver-repo")]
+
+
+def test_monitoring_objects_only_where_the_prometheus_operator_is_declared(shipped_synthesis) -> None:
+    # ncc-haenam declares prerequisites.prometheusOperator; rdc-gwangju does not
+    assert release(shipped_synthesis("ncc-haenam"), "gpu-operator")["values"]["dcgmExporter"]["serviceMonitor"] == \
+        {"enabled": True}
+    assert release(shipped_synthesis("ncc-haenam"), "kueue")["values"]["enablePrometheus"] is True
+    assert release(shipped_synthesis("rdc-gwangju"), "gpu-operator")["values"]["dcgmExporter"]["serviceMonitor"] == \
+        {"enabled": False}
+    assert release(shipped_synthesis("rdc-gwangju"), "kueue")["values"]["enablePrometheus"] is False
+
+
+def test_service_monitor_without_the_prometheus_operator_is_refused(tree: Tree) -> None:
+    tree.edit_region("rdc-gwangju", lambda r: r["gpuOperator"].update(serviceMonitor=True))
+    with pytest.raises(ConfigInvalid) as exc:
+        config.load(tree.root)
+    (e,) = exc.value.errors
+    assert (e.path, e.rule) == ("gpuOperator.serviceMonitor", "prerequisite")
+    assert "prerequisites.prometheusOperator" in e.message

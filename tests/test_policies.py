@@ -840,16 +840,25 @@ def test_chart_images_left_at_their_defaults_are_refused() -> None:
             "repositoryOpts": {"repo": "https://charts.ncc.example.kr/stable"}, "values": {"driver": {"enabled": True}}}
     found_ = validate_resource("approved-registries", bare, "kubernetes:helm.sh/v3:Release",
                                allowedRegistries=["registry.ncc.example.kr", "charts.ncc.example.kr"])
-    assert len(found_) == 24  # 22 operands, the node-feature-discovery subchart image, the driver's OS packages
+    # v26.3.3's 21 operands, the node-feature-discovery subchart image, the driver's OS packages
+    assert len(found_) == 23
     assert found_[0] == ("the driver container builds on the node from OS packages but values.driver.repoConfig names "
                          "no package mirror: it would fetch them from the distribution's servers abroad")
     assert "values.driver.repository is not set: the chart would pull its default image from abroad" in found_
     assert "values.node-feature-discovery.image.repository is not set: the chart would pull its default image " \
            "from abroad" in found_
+    assert not [f for f in found_ if "draDriver" in f or "kataManager" in f]  # not keys of v26.3.3
+    # v25.10.1 has other keys: its operator init container and Kata manager images sit on nvcr.io by default
+    old = validate_resource("approved-registries", {**bare, "version": "v25.10.1"}, "kubernetes:helm.sh/v3:Release",
+                            allowedRegistries=["registry.ncc.example.kr", "charts.ncc.example.kr"])
+    assert "values.operator.initContainer.repository is not set: the chart would pull its default image from " \
+           "abroad" in old
+    assert "values.kataManager.repository is not set: the chart would pull its default image from abroad" in old
+    assert not [f for f in old if "kataSandboxDevicePlugin" in f]
 
 
 def test_dra_driver_image_left_at_its_default_is_refused() -> None:
-    release = {"chart": "dra-driver-nvidia-gpu", "version": "0.5.0", "name": "nvidia-dra-driver-gpu",
+    release = {"chart": "dra-driver-nvidia-gpu", "version": "0.4.1", "name": "nvidia-dra-driver-gpu",
                "repositoryOpts": {"repo": "https://cr.ulsan.example.kr/chartrepo/platform"},
                "values": {"resources": {"gpus": {"enabled": False}}}}
     allowed = ["cr.ulsan.example.kr"]

@@ -4,16 +4,18 @@
 - Kueue and Cluster API kinds: the openAPIV3Schema of the upstream CRD for the version the object names, made strict
   (unknown fields rejected, as a CRD would silently prune them);
 - Metal3 / OpenStack machine templates (no CRD in the reference data): the provider's field names;
-- Helm values: key paths of the chart's own values.yaml, and every image repository of the chart on the mirror;
+- Helm values: key paths of the pinned chart version's own values.yaml (chart sources), and every image repository
+  of that version on the mirror;
 - ``nvidia.com/gpu.product`` values: only products GPU Feature Discovery writes (domain facts, hard-coded here).
 
 Upstream reference data is ``../shared/upstream`` (see its README.md): Kueue v0.19.2 and Cluster API v1.14.0 CRDs,
-gpu-operator v26.7.0 and kueue 0.19.2 chart values. Failures name the object, the field, what upstream expects and the
-upstream file and line that says so, all at once.
+and the whole charts at the pinned versions (chart-sources/). Failures name the object, the field, what upstream
+expects and the upstream file and line that says so, all at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Iterator
@@ -26,17 +28,17 @@ import kubernetes_validate.utils as kv_utils
 import pytest
 import yaml
 
-from sovcloud import config
+from components import gpu_operator
+from sovcloud import config, render
+from sovcloud.config import charts
 from sovcloud.config.model import Config
 from sovcloud.engine.synth import Record
-from tests.conftest import REPO, SHARED, SHIPPED_REGIONS
+from tests.conftest import CHART_SOURCES, REPO, SHARED, SHIPPED_REGIONS
 
 UPSTREAM = SHARED / "upstream"
 CRDS = UPSTREAM / "crds"
-CHARTS = UPSTREAM / "charts"
 DOMAIN_FACTS = "shared/reference/domain-facts.md"
 NO_UPSTREAM = "upstream reference data (../shared/upstream) not present"
-CHARTS_CHECKED = ("gpu-operator", "kueue")
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -560,131 +562,21 @@ def test_kueue_topologies_match_upstream_types(shipped_synthesis, region: str) -
     _fail_all(problems, f"Kueue topologies of {region} do not match upstream")
 
 
-# ---------------------------------------------------------------- 2d. DRA driver values, by the chart's keys
-
-# kubernetes-sigs/dra-driver-nvidia-gpu deployments/helm/dra-driver-nvidia-gpu/values.yaml (chart 0.5.0; the
-# reference data has no copy): the key tree down to the settings sovcloud may write. A leaf is None; lists replace
-# whole.
-DRA_VALUES_SOURCE = "kubernetes-sigs/dra-driver-nvidia-gpu deployments/helm/dra-driver-nvidia-gpu/values.yaml"
-DRA_VALUES_KEYS: dict[str, Any] = {
-    "nvidiaDriverRoot": None, "nvidiaCDIHookPath": None, "nameOverride": None, "fullnameOverride": None,
-    "namespaceOverride": None, "selectorLabelsOverride": None, "gpuResourcesEnabledOverride": None,
-    "allowDefaultNamespace": None, "resourceApiVersion": None, "imagePullSecrets": None,
-    "image": {"repository": None, "pullPolicy": None, "tag": None},
-    "serviceAccount": {"create": None, "annotations": None, "name": None},
-    "resources": {"gpus": {"enabled": None}, "computeDomains": {"enabled": None}},
-    "featureGates": None, "logVerbosity": None, "controller": None,
-    "webhook": {"enabled": None, "replicas": None, "servicePort": None, "containerPort": None,
-                "priorityClassName": None, "strategy": None, "podAnnotations": None, "podSecurityContext": None,
-                "nodeSelector": None, "tolerations": None, "affinity": None, "containers": None,
-                "serviceAccount": None, "failurePolicy": None,
-                "tls": {"mode": None, "certManager": {"issuerType": None, "issuerName": None, "dnsNames": None},
-                        "secret": {"name": None, "caBundle": None}}},
-    "kubeletPlugin": {"metrics": None, "priorityClassName": None, "updateStrategy": None, "podAnnotations": None,
-                      "podSecurityContext": None, "nodeSelector": None, "tolerations": None,
-                      "kubeletRegistrarDirectoryPath": None, "kubeletPluginsDirectoryPath": None,
-                      "containers": None, "affinity": None, "networkPolicy": None},
-}
-
-
-def dra_values_problems(values: dict[str, Any], keys: dict[str, Any] = DRA_VALUES_KEYS, at: str = "") -> list[str]:
-    out = []
-    for key, value in values.items():
-        dotted = f"{at}{key}"
-        if key not in keys:
-            out.append(f"values {dotted}: not a key of the chart (keys there: {sorted(keys)})")
-        elif isinstance(keys[key], dict):
-            out += (dra_values_problems(value, keys[key], f"{dotted}.") if isinstance(value, dict)
-                    else [f"values {dotted}: the chart has settings {sorted(keys[key])} here, got {value!r}"])
-    return out
-
-
-def test_dra_values_check_rejects_unknown_keys() -> None:
-    assert dra_values_problems({"image": {"repository": "r"}, "resources": {"gpus": {"enabled": False}}}) == []
-    assert dra_values_problems({"driverRoot": "/", "resources": {"computeDomain": {"enabled": True}}}) == [
-        f"values driverRoot: not a key of the chart (keys there: {sorted(DRA_VALUES_KEYS)})",
-        "values resources.computeDomain: not a key of the chart (keys there: ['computeDomains', 'gpus'])"]
-
-
-def test_dra_driver_values_are_keys_of_the_chart(shipped_synthesis) -> None:
-    releases = [r for r in shipped_synthesis("rdc-ulsan").helm_releases()
-                if r.inputs["chart"] == "dra-driver-nvidia-gpu"]
-    assert len(releases) == 1
-    _fail_all([f"{p} [{DRA_VALUES_SOURCE}]" for p in dra_values_problems(releases[0].inputs["values"])],
-              "DRA driver values of rdc-ulsan not in the chart")
-
-
 # ----------------------------------------------------------------------------------------- 3. Helm values
 
-# Kubernetes string maps: any key goes, whatever the chart's default holds.
-FREE_FORM_MAP_KEYS = {"labels", "annotations", "podAnnotations", "nodeSelector", "additionalLabels"}
+def chart_source(chart: str, version: str) -> Path:
+    """The whole upstream chart at a version, from ../shared/upstream/chart-sources (``<chart>-v<version>``)."""
+    path = CHART_SOURCES / f"{chart}-v{version.lstrip('v')}"
+    if not path.is_dir():
+        pytest.skip(f"chart {chart} {version} not in {CHART_SOURCES} (upstream chart sources not present)")
+    return path
 
 
-@functools.cache
-def chart_values(chart: str) -> dict[str, Any]:
-    return yaml.load((CHARTS / chart / "values.yaml").read_text(encoding="utf-8"), Loader=_LOADER)
-
-
-@functools.cache
-def subcharts(chart: str) -> frozenset[str]:
-    """Dependency names (or aliases) of the chart: their values live under that key, in the subchart's own
-    values.yaml, which the reference data does not carry (gpu-operator: ``node-feature-discovery``)."""
-    meta = yaml.load((CHARTS / chart / "Chart.yaml").read_text(encoding="utf-8"), Loader=_LOADER)
-    return frozenset(d.get("alias") or d["name"] for d in meta.get("dependencies") or [])
-
-
-def _values_file(chart: str) -> Path:
-    return CHARTS / chart / "values.yaml"
-
-
-def values_problems(chart: str, values: dict[str, Any]) -> list[str]:
-    """Every leaf path of ``values`` that the chart's values.yaml does not have, or has as another shape."""
-    out: list[str] = []
-
-    def where(path: tuple[str, ...]) -> str:
-        return _where(_values_file(chart), path)
-
-    def walk(given: dict[str, Any], default: dict[str, Any], path: tuple[str, ...]) -> None:
-        for key, value in given.items():
-            at = (*path, key)
-            dotted = ".".join(at)
-            if not path and key in subcharts(chart):
-                continue  # subchart values: not in this chart's values.yaml (see subcharts())
-            if key not in default:
-                out.append(f"{chart} values {dotted}: not a key of the chart's values.yaml "
-                           f"(nearest: {where(at)}, keys there: {sorted(default)})")
-                continue
-            chart_default = default[key]
-            if isinstance(chart_default, list):  # a list replaces a list whole
-                if not isinstance(value, list):
-                    out.append(f"{chart} values {dotted}: the chart has a list here, got {value!r} [{where(at)}]")
-            elif isinstance(chart_default, dict) and (not chart_default or key in FREE_FORM_MAP_KEYS):
-                if not isinstance(value, dict):
-                    out.append(f"{chart} values {dotted}: the chart has a map here, got {value!r} [{where(at)}]")
-            elif isinstance(chart_default, dict):
-                if isinstance(value, dict):
-                    walk(value, chart_default, at)
-                else:
-                    out.append(f"{chart} values {dotted}: the chart has settings {sorted(chart_default)} here, got "
-                               f"{value!r} [{where(at)}]")
-            elif isinstance(value, dict | list) and chart_default is not None:
-                out.append(f"{chart} values {dotted}: the chart has a scalar ({chart_default!r}) here, got "
-                           f"{type(value).__name__} [{where(at)}]")
-            elif isinstance(chart_default, bool) and not isinstance(value, bool):
-                out.append(f"{chart} values {dotted}: the chart has a boolean here, got {value!r} [{where(at)}]")
-
-    walk(values, chart_values(chart), ())
-    return out
-
-
-def repository_paths(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """Paths of every key named ``repository`` in a values tree."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "repository" and not isinstance(value, dict | list):
-                yield (*path, key)
-            else:
-                yield from repository_paths(value, (*path, key))
+def _release(shipped_synthesis, region: str, chart: str) -> Record:
+    found = [r for r in shipped_synthesis(region).helm_releases()
+             if str(r.inputs.get("chart", "")).rstrip("/").rsplit("/", 1)[-1] == chart]
+    assert len(found) == 1, f"{region}: {len(found)} Helm releases of chart {chart}"
+    return found[0]
 
 
 def _get(values: Any, path: tuple[str, ...]) -> Any:
@@ -695,54 +587,71 @@ def _get(values: Any, path: tuple[str, ...]) -> Any:
     return values
 
 
-def _release(shipped_synthesis, region: str, chart: str) -> Record:
-    found = [r for r in shipped_synthesis(region).helm_releases()
-             if str(r.inputs.get("chart", "")).rstrip("/").rsplit("/", 1)[-1] == chart]
-    assert len(found) == 1, f"{region}: {len(found)} Helm releases of chart {chart}"
-    return found[0]
+RELEASES = [(region, chart) for region in SHIPPED_REGIONS for chart in ("gpu-operator", "kueue")] + \
+    [("rdc-ulsan", "dra-driver-nvidia-gpu")]
 
 
-def test_values_walk_flags_unknown_and_reshaped_keys(upstream: Path) -> None:
+def test_values_walk_flags_unknown_and_reshaped_keys() -> None:
     given = {"driver": {"version": "1", "rdma": True, "repoConfig": {"configMapName": "x", "typo": 1}},
              "daemonsets": {"tolerations": [], "labels": {"any/key": "v"}},
              "devicePlugin": {"config": {"data": {"anything": "goes"}}, "enabled": "true"},
-             "node-feature-discovery": {"whatever": {"subchart": 1}}, "nfd": {"enable": True}}
-    problems = values_problems("gpu-operator", given)
+             "node-feature-discovery": {"worker": {"tolerations": []}, "whatever": 1}, "nfd": {"enable": True}}
+    chart = chart_source("gpu-operator", "v26.3.3")
+    problems = render.values_problems(given, render.default_values(chart), "gpu-operator")
     assert [p.split(":")[0] for p in problems] == [
-        "gpu-operator values driver.rdma", "gpu-operator values driver.repoConfig.typo",
-        "gpu-operator values devicePlugin.enabled", "gpu-operator values nfd.enable"]
-    assert re.search(r"\[shared/upstream/charts/gpu-operator/values\.yaml:\d+\]$", problems[0]), problems[0]
-    assert ("driver", "manager", "repository") in set(repository_paths(chart_values("gpu-operator")))
+        "values.driver.rdma", "values.driver.repoConfig.typo", "values.devicePlugin.enabled",
+        "values.node-feature-discovery.whatever", "values.nfd.enable"]
 
 
-@pytest.mark.parametrize("chart", CHARTS_CHECKED)
+@pytest.mark.parametrize(("region", "chart"), RELEASES)
+def test_helm_values_are_keys_of_the_pinned_chart(shipped_synthesis, region: str, chart: str) -> None:
+    inputs = _release(shipped_synthesis, region, chart).inputs
+    source = chart_source(chart, inputs["version"])
+    assert inputs["values"], f"{region}: the {chart} release sets no values"
+    _fail_all(render.values_problems(inputs["values"], render.default_values(source), chart),
+              f"{chart} {inputs['version']} values of {region} not in {source.relative_to(SHARED.parent)}")
+
+
+@pytest.mark.parametrize("version", ["v25.10.1", "v26.3.3", "v26.7.0"])
 @pytest.mark.parametrize("region", SHIPPED_REGIONS)
-def test_helm_values_are_key_paths_of_the_chart(shipped_synthesis, region: str, chart: str, upstream: Path) -> None:
-    values = _release(shipped_synthesis, region, chart).inputs.get("values") or {}
-    assert values, f"{region}: the {chart} release sets no values"
-    _fail_all(values_problems(chart, values), f"{chart} values of {region} not in the chart")
+def test_gpu_operator_values_fit_every_chart_version_in_the_sources(region: str, version: str) -> None:
+    """The values sovcloud writes for each GPU operator version are keys of that version's own values.yaml (a key
+    of another version is ignored by Helm: draDriver on v26.3, kataSandboxDevicePlugin on v25.10)."""
+    source = chart_source("gpu-operator", version)
+    r = _config().regions[region]
+    pinned = dataclasses.replace(r, gpu_operator=dataclasses.replace(r.gpu_operator, chart_version=version))
+    _fail_all(render.values_problems(gpu_operator.helm_values(pinned), render.default_values(source), "gpu-operator"),
+              f"gpu-operator values of {region} not in {version}")
 
 
-@pytest.mark.parametrize("chart", CHARTS_CHECKED)
-@pytest.mark.parametrize("region", SHIPPED_REGIONS)
-def test_every_chart_image_repository_points_at_the_region_mirror(
-        shipped_synthesis, region: str, chart: str, upstream: Path) -> None:
-    mirror = _config().regions[region].registries.image_mirror.rstrip("/") + "/"
-    values = _release(shipped_synthesis, region, chart).inputs.get("values") or {}
-    in_chart = list(repository_paths(chart_values(chart)))
-    assert in_chart, f"{chart}: no repository keys in {_values_file(chart)}"
+def test_chart_image_facts_are_those_of_the_chart_sources() -> None:
+    """sovcloud/config/chart_images.json holds, per chart version, exactly the image keys of that version."""
+    checked = 0
+    for chart, versions in charts._facts().items():
+        for version, paths in versions.items():
+            source = CHART_SOURCES / f"{chart}-v{version.lstrip('v')}"
+            if source.is_dir():
+                assert paths == charts.derive_repositories(source), f"{chart} {version}"
+                checked += 1
+    if not checked:
+        pytest.skip(f"no chart sources in {CHART_SOURCES}")
+    assert checked >= 5
+
+
+@pytest.mark.parametrize(("region", "chart"), RELEASES)
+def test_every_chart_image_repository_points_at_the_region_mirror(shipped_synthesis, region: str, chart: str) -> None:
+    mirror = _config().regions[region].registries.image_mirror.rstrip("/")
+    inputs = _release(shipped_synthesis, region, chart).inputs
+    in_chart = charts.derive_repositories(chart_source(chart, inputs["version"]))
+    assert in_chart, f"{chart}: no repository keys"
     problems = []
-    for path in in_chart:
-        value = _get(values, path)
-        if not (isinstance(value, str) and value.startswith(mirror) and len(value) > len(mirror)):
-            problems.append(f"{chart} values {'.'.join(path)}: {value!r}, expected an image repository under "
-                            f"{mirror} [chart default {_get(chart_values(chart), path)!r} at "
-                            f"{_where(_values_file(chart), path)}]")
-    # repositories the toolkit sets beyond the chart's own (subchart images) must not leave the mirror either
-    for path in repository_paths(values):
-        value = _get(values, path)
-        if path not in in_chart and not (isinstance(value, str) and value.startswith(mirror)):
-            problems.append(f"{chart} values {'.'.join(path)}: {value!r}, expected an image repository under {mirror}")
+    for dotted, default in in_chart.items():
+        value = _get(inputs["values"], (*dotted.split("."), "repository"))
+        # a key with no upstream default (the vGPU manager: each site builds it) points at the mirror's root
+        ok = isinstance(value, str) and (value.startswith(mirror + "/") or (not default and value == mirror))
+        if not ok:
+            problems.append(f"{chart} values {dotted}.repository: {value!r}, expected an image repository under "
+                            f"{mirror}/ [chart default {default!r}]")
     _fail_all(problems, f"{chart} image repositories of {region} not on the mirror")
 
 

@@ -26,6 +26,7 @@ from sovcloud.config.model import (
     Organisation,
     Origin,
     Pool,
+    Prerequisites,
     Provisioner,
     Region,
     Registries,
@@ -181,6 +182,17 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
     models = _gpu_models(doc, errors)
     op = d["gpuOperator"]
     mig_strategy = op.get("migStrategy", "mixed")
+    pre = d.get("prerequisites", {})
+    monitoring = pre.get("prometheusOperator", False)
+    if op.get("serviceMonitor") and not monitoring:
+        errors.add(doc, ("gpuOperator", "serviceMonitor"), "true, but prerequisites.prometheusOperator is not: "
+                   "ServiceMonitor is served only by the Prometheus Operator's CRDs, and a release with an unserved "
+                   "kind fails and rolls back (declare prerequisites.prometheusOperator: true, or set false)",
+                   "prerequisite")
+    if "driverRepository" in op and "driverRepoConfigMap" in op:
+        errors.add(doc, ("gpuOperator", "driverRepository"), "given together with driverRepoConfigMap: the driver "
+                   "takes one package repository ConfigMap (driverRepository: sovcloud creates it; "
+                   "driverRepoConfigMap: the centre keeps it)", "driver-repository")
     pools: list[Pool] = []
     seen: dict[str, int] = {}
     for i, raw in enumerate(d["pools"]):
@@ -240,14 +252,16 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
         location=Location(loc["country"], loc["province"], loc.get("city", ""), loc.get("site", "")),
         certification=d["certification"], kubernetes_version=k8s["version"].lstrip("v"),
         cluster_name=k8s["clusterName"], cluster_namespace=k8s.get("clusterNamespace", "default"),
-        registries=Registries(reg["imageMirror"], reg["chartRepository"], tuple(reg["allowed"])),
+        registries=Registries(reg["imageMirror"], reg["chartRepository"], tuple(reg["allowed"]),
+                              reg.get("chartSources")),
         gpu_models=freeze(models), pools=tuple(pools),
         gpu_operator=GpuOperatorSettings(
             chart_version=op["chartVersion"], driver_version=op["driverVersion"],
             kernel_module_type=op.get("kernelModuleType", "auto"), use_precompiled=op.get("usePrecompiled", False),
             driver_repo_config_map=op.get("driverRepoConfigMap"),
+            driver_repository=freeze(dict((op.get("driverRepository") or {}).get("files", {}))),
             mig_strategy=mig_strategy, dcgm_exporter=op.get("dcgmExporter", True),
-            service_monitor=op.get("serviceMonitor", True), nfd=op.get("nfd", True), cdi=op.get("cdi", True),
+            service_monitor=op.get("serviceMonitor", monitoring), nfd=op.get("nfd", True), cdi=op.get("cdi", True),
             gds=op.get("gds", False), rdma=op.get("rdma", False)),
         kueue=KueueSettings(d["kueue"]["chartVersion"],
                             freeze({name: tuple(levels) for name, levels in topologies.items()})),
@@ -261,6 +275,8 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
         dra_driver=DraDriverSettings(dra["chartVersion"], tuple(dra["pools"]),
                                      dra.get("chart", "dra-driver-nvidia-gpu"),
                                      freeze(dict(dra["webhookTls"]))) if dra else None,
+        prerequisites=Prerequisites(monitoring, pre.get("certManager", False), tuple(pre.get("configMaps", ())),
+                                    tuple(pre.get("secrets", ()))),
     )
 
 

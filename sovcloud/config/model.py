@@ -58,6 +58,17 @@ class Registries:
     image_mirror: str
     chart_repository: str
     allowed: tuple[str, ...]
+    chart_sources: str | None = None  # local folder with the region's charts, for offline rendering
+
+
+@dataclass(frozen=True)
+class Prerequisites:
+    """What the centre runs in the workload cluster outside sovcloud (objects may rely only on these)."""
+
+    prometheus_operator: bool = False
+    cert_manager: bool = False
+    config_maps: tuple[str, ...] = ()  # namespace/name
+    secrets: tuple[str, ...] = ()  # namespace/name
 
 
 @dataclass(frozen=True)
@@ -116,7 +127,8 @@ class GpuOperatorSettings:
     driver_version: str
     kernel_module_type: Literal["auto", "open", "proprietary"] = "auto"
     use_precompiled: bool = False
-    driver_repo_config_map: str | None = None
+    driver_repo_config_map: str | None = None  # kept by the centre (a prerequisite)
+    driver_repository: Mapping[str, str] = field(default_factory=dict)  # package source files sovcloud ships
     mig_strategy: Literal["single", "mixed"] = "mixed"
     dcgm_exporter: bool = True
     service_monitor: bool = True
@@ -170,6 +182,7 @@ class Region:
     allocation: AllocationRules
     origin: Origin
     dra_driver: DraDriverSettings | None = None
+    prerequisites: Prerequisites = field(default_factory=Prerequisites)
 
     def pool(self, name: str) -> Pool | None:
         return next((p for p in self.pools if p.name == name), None)

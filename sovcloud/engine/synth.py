@@ -49,6 +49,8 @@ class Synthesis:
     region: str
     records: list[Record]
     as_of: dt.date = field(default_factory=dt.date.today)
+    rendered: list[Any] = field(default_factory=list)  # sovcloud.render.Rendered, one per release rendered
+    not_rendered: list[str] = field(default_factory=list)  # why a release was not rendered, one line each
 
     def kubernetes_objects(self) -> list[Record]:
         return [r for r in self.records if r.custom and r.type.startswith("kubernetes:")
@@ -174,6 +176,26 @@ def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | Non
     return Synthesis(region, sorted(monitor.records, key=lambda r: r.urn), as_of or dt.date.today())
 
 
+def render_releases(synthesis: Synthesis, chart_folders: list[Path]) -> None:
+    """Render every Helm release of the synthesis with Helm's engine, from charts found in ``chart_folders``; a
+    release whose chart is not there is noted (one line) and left unrendered."""
+    from sovcloud import render
+
+    if not render.available():
+        synthesis.not_rendered = [render.UNAVAILABLE]
+        return
+    specs = [helm_spec(r.inputs) for r in synthesis.helm_releases()]
+    synthesis.rendered, synthesis.not_rendered = render.render_all(specs, render.ChartIndex(chart_folders))
+
+
+def chart_folders(root: Path, cfg: Config, region: str, given: list[Path] | None) -> list[Path]:
+    """Where the region's charts are: ``--charts`` folders when given, else the region's ``chartSources``."""
+    if given:
+        return list(given)
+    source = cfg.regions[region].registries.chart_sources
+    return [root / source] if source else []
+
+
 def _stack_region_object(root: Path, region: str) -> Any:
     """What the Pulumi CLI would hand the program as ``sovcloud:region``: the object in the stack file, read as the
     loader reads it (dates stay text, as the CLI passes them)."""
@@ -244,6 +266,10 @@ def write(synthesis: Synthesis, out: Path, plan: dict[str, Any]) -> Path:
             put(object_path(rec.inputs), _yaml(_manifest(rec.inputs)))
         for rec in synthesis.helm_releases():
             put(Path("helm") / f"{rec.inputs.get('name', rec.name)}.yaml", _yaml(helm_spec(rec.inputs)))
+        for rendered in synthesis.rendered:
+            base = Path("rendered") / rendered.release
+            for source, obj in rendered.all_objects():
+                put(base / rendered_path(source, obj), _yaml(obj))
         (staging / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         old = None
         if target.exists():
@@ -256,6 +282,28 @@ def write(synthesis: Synthesis, out: Path, plan: dict[str, Any]) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def rendered_path(source: str, obj: dict[str, Any]) -> Path:
+    """``crds/<name>.yaml`` for a CRD, else ``[<namespace>/]<Kind>-<name>.yaml``."""
+    meta = obj.get("metadata") or {}
+    if source == "crds" or obj.get("kind") == "CustomResourceDefinition":
+        return Path("crds") / f"{meta.get('name', 'unnamed')}.yaml"
+    file = f"{obj.get('kind', 'Object')}-{meta.get('name', 'unnamed')}.yaml"
+    return Path(meta["namespace"]) / file if meta.get("namespace") else Path(file)
+
+
+def render_summary(synthesis: Synthesis) -> dict[str, Any]:
+    """plan.json's ``rendered``: per release, chart, version and object counts (or Helm's error)."""
+    out: dict[str, Any] = {}
+    for r in synthesis.rendered:
+        entry: dict[str, Any] = {"chart": r.chart, "version": r.version, "objects": len(r.objects),
+                                 "crds": len(r.crds)}
+        if r.error:
+            entry["error"] = r.error
+        out[r.release] = entry
+    return {"releases": out, "objects": sum(len(r.objects) + len(r.crds) for r in synthesis.rendered),
+            "notRendered": list(synthesis.not_rendered)}
 
 
 def plan(synthesis: Synthesis, cfg: Config) -> dict[str, Any]:
@@ -271,5 +319,5 @@ def plan(synthesis: Synthesis, cfg: Config) -> dict[str, Any]:
         "gpus": {"capacity": region.gpus, "backed": sum(p.backed_gpus for p in region.pools),
                  "guaranteed": sum(t["guaranteed"] for t in s["tenants"].values()),
                  "borrowable": sum(t["borrowable"] for t in s["tenants"].values())},
-        "pools": s["pools"], "tenants": s["tenants"],
+        "pools": s["pools"], "tenants": s["tenants"], "rendered": render_summary(synthesis),
     }
