@@ -24,6 +24,7 @@ from policies.national import national_budget
 from policies.periods import allocation_periods
 from policies.pinning import driver_supports_models, pinned_versions
 from policies.registries import approved_registries
+from policies.rendered import api_server_accepts, chart_renders
 from policies.residency import residency_labels
 from policies.shares import shares_and_caps
 
@@ -59,6 +60,10 @@ REGION = {"type": "string", "default": "", "description": "The region this stack
 GPU_MODELS = {"type": "object", "default": _gpu_models_default(),
               "description": "GPU products by GFD name: minDriver, minOperator, openKernelModules, migProfiles."}
 SECTOR_NUMBERS = {"type": "object", "default": {}, "additionalProperties": {"type": "number"}}
+CHART_FOLDERS = {"type": "array", "items": {"type": "string"}, "default": [],
+                 "description": "Folders holding the region's charts (sources or .tgz) at their pinned versions: "
+                 "where set and helm-python-sdk is installed, each release is rendered with Helm's engine and judged "
+                 "as the cluster would receive it."}
 
 
 def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
@@ -74,6 +79,7 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             "region's approved registries.", validate=approved_registries, enforcement_level=MANDATORY,
             severity=Severity.CRITICAL,
             config_schema=_schema(allowedRegistries={"type": "array", "items": {"type": "string"}, "default": []},
+                                  chartFolders=CHART_FOLDERS,
                                   requiredImageValues={"type": "object", "default": _image_keys(),
                                                        "description": "Per chart and version, the values keys "
                                                        "that choose an image: each must be set (to an approved "
@@ -109,8 +115,27 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
         ResourceValidationPolicy(
             name="pinned-versions", description="Charts, the GPU driver and images are pinned: no floating tags.",
             validate=pinned_versions, enforcement_level=MANDATORY, severity=Severity.MEDIUM,
+            config_schema=_schema(chartFolders=CHART_FOLDERS),
             remediation_steps="Set exact versions (gpuOperator.chartVersion, driverVersion, kueue.chartVersion; "
             "image tags or digests)."),
+        ResourceValidationPolicy(
+            name="chart-renders", description="Each Helm release renders with its pinned chart, and every value it "
+            "sets is a key of that chart version.", validate=chart_renders, enforcement_level=MANDATORY,
+            severity=Severity.HIGH, config_schema=_schema(chartFolders=CHART_FOLDERS),
+            remediation_steps="Fix the values Helm refuses; drop or rename a value the pinned chart version does not "
+            "have (Helm ignores it silently), or pin the chart version that has it."),
+        StackValidationPolicy(
+            name="api-server-accepts", description="Every object, the releases' rendered ones included, is valid "
+            "for the region's API server and of a served kind; every ConfigMap or Secret the GPU operator reads "
+            "exists.", validate=api_server_accepts, enforcement_level=MANDATORY, severity=Severity.CRITICAL,
+            config_schema=_schema(
+                chartFolders=CHART_FOLDERS,
+                kubernetesVersion={"type": "string", "default": "", "description": "The region's Kubernetes version."},
+                prerequisites={"type": "object", "default": {},
+                               "description": "prometheusOperator, certManager (booleans); configMaps, secrets "
+                               "(namespace/name) the centre keeps."}),
+            remediation_steps="Declare what the centre runs under prerequisites (or turn the object off); create "
+            "the ConfigMap or Secret from config; fix the field the schema names."),
         StackValidationPolicy(
             name="driver-supports-models", description="The GPU operator's driver and chart support every GPU model "
             "in the region; Blackwell gets open kernel modules.", validate=driver_supports_models,

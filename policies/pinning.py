@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from policies.registries import WORKLOAD_KINDS, workload_images
+from policies.rendered import rendered, rendered_images
 from policies.resources import (
     GPU,
     GPU_PRODUCT_ANNOTATION,
@@ -23,7 +24,7 @@ EXACT_DRIVER = re.compile(r"^\d+\.\d+\.\d+$")
 
 def pinned_versions(args, report_violation) -> None:
     """Helm charts carry an exact version, the GPU driver an exact version, workload images a tag or digest that
-    is not `latest`."""
+    is not `latest`; where the chart renders, so do the release's containers and its enabled operands."""
     if args.resource_type == RELEASE:
         version = str(args.props.get("version") or "")
         if not EXACT_VERSION.match(version):
@@ -32,11 +33,26 @@ def pinned_versions(args, report_violation) -> None:
             driver = str(((args.props.get("values") or {}).get("driver") or {}).get("version") or "")
             if not EXACT_DRIVER.match(driver):
                 report_violation(f"driver.version {driver or 'unset'} is not pinned (exact, e.g. 580.126.20)")
+        result = rendered(args.props, args.get_config())
+        if result is not None and not result.error:
+            for image in rendered_images(result):
+                if image.operand:  # its tag is a field of its own; only an operand that runs matters
+                    if image.enabled and image.version in ("", "latest"):
+                        report_violation(f"{image.where}.version = {image.version or '(empty)'}: an enabled operand "
+                                         f"is not pinned (rendered from chart {result.chart} {result.version})")
+                elif not pinned(image.ref):
+                    report_violation(f"{image.where} = {image.ref} is not pinned to a tag or digest (rendered from "
+                                     f"chart {result.chart} {result.version})")
     elif kind(args) in WORKLOAD_KINDS:
         for image in workload_images(args.props):
-            last = image.rsplit("/", 1)[-1]
-            if "@" not in last and (":" not in last or last.endswith(":latest")):
+            if not pinned(image):
                 report_violation(f"image {image} is not pinned to a tag or digest")
+
+
+def pinned(image: str) -> bool:
+    """A digest, or a tag that is not ``latest``."""
+    last = image.rsplit("/", 1)[-1]
+    return "@" in last or (":" in last and not last.endswith(":latest"))
 
 
 def region_products(resources) -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from policies.rendered import rendered, rendered_images
 from policies.resources import RELEASE, kind, release_chart, walk_values
 from sovcloud.config.catalog import version_tuple
 
@@ -46,7 +47,7 @@ def required_image_keys(keys: Mapping[str, Any], chart: str, version: str) -> li
 
 def approved_registries(args, report_violation) -> None:
     """Helm chart repositories, every image and repository in chart values, and every container image come from the
-    region's approved registries."""
+    region's approved registries; where the chart renders, so does every image the release will run."""
     allowed = list(args.get_config().get("allowedRegistries") or [])
     if args.resource_type == RELEASE:
         if not allowed:
@@ -79,6 +80,14 @@ def approved_registries(args, report_violation) -> None:
                 leaf == "registry" or (leaf in ("repository", "image") and "/" in value))
             if is_reference and not approved(value, allowed):
                 report_violation(f"values.{path} = {value} is not from an approved registry")
+        result = rendered(args.props, args.get_config())
+        if result is not None and not result.error:
+            # what will run, as Helm renders it: every container, and every operand the GPU operator starts
+            for image in rendered_images(result):
+                if not approved(image.ref, allowed):
+                    field = f"{image.where}.repository" if image.operand else image.where
+                    report_violation(f"{field} = {image.ref or '(empty)'} is not from an approved registry (rendered "
+                                     f"from chart {result.chart} {result.version})")
     elif kind(args) in WORKLOAD_KINDS:
         for image in workload_images(args.props):
             if not approved(image, allowed):

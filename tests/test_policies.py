@@ -45,7 +45,8 @@ from tests.conftest import REPO, SHIPPED_REGIONS, Tree
 TODAY = dt.date(2026, 11, 28)  # after nuri-teaching's (ncc-haenam) and orbit-lm's (ncc-haenam) periods ended
 POLICY_NAMES = (
     "residency-labels", "approved-registries", "classification-within-certification", "domestic-organisations",
-    "pod-security-restricted", "tenant-isolation", "pinned-versions", "driver-supports-models",
+    "pod-security-restricted", "tenant-isolation", "pinned-versions", "chart-renders", "api-server-accepts",
+    "driver-supports-models",
     "tenant-namespaces-retained", "guaranteed-within-capacity", "shares-and-caps", "mig-quota-in-layout",
     "gpu-quota-present", "allocation-periods", "national-budget",
 )
@@ -784,8 +785,8 @@ def test_check_fails_a_mandatory_violation_with_text_junit_and_sarif(broken, tmp
         "ncc-haenam": {"domestic-organisations", "driver-supports-models", "guaranteed-within-capacity",
                        "shares-and-caps", "national-budget"},
         "rdc-gwangju": {"classification-within-certification", "shares-and-caps", "national-budget"}}
-    assert {s.get("name"): s.get("tests") for s in suites.iter("testsuite")} == {"ncc-haenam": "15",
-                                                                                 "rdc-gwangju": "15"}
+    assert {s.get("name"): s.get("tests") for s in suites.iter("testsuite")} == {"ncc-haenam": "17",
+                                                                                 "rdc-gwangju": "17"}
     (ncc,) = [s for s in suites.iter("testsuite") if s.get("name") == "ncc-haenam"]
     (periods,) = [c for c in ncc.iter("testcase") if c.get("name") == "allocation-periods"]
     assert periods.find("failure") is None and "nuri-teaching" in periods.findtext("system-out")

@@ -14,6 +14,7 @@ from sovcloud.commands.common import (
     DATE,
     EXIT_INVALID,
     EXIT_OK,
+    charts_option,
     err,
     error_line,
     format_option,
@@ -37,14 +38,18 @@ from sovcloud.commands.common import (
               help="Judge allocation periods as of this date (default: today).")
 @click.option("--jobs", type=click.IntRange(1, 16), default=2, show_default=True,
               help="Regions synthesised at once, each in its own process.")
+@charts_option
 def check(regions: tuple[str, ...], root: Path | None, fmt: str, junit_file: Path | None, sarif_file: Path | None,
-          today: Any, jobs: int) -> None:
+          today: Any, jobs: int, charts: tuple[Path, ...]) -> None:
     """Evaluate the policy pack offline on REGIONS (default: all).
 
     Synthesises each region (as `sovcloud synth` does, in its own process) and runs the pack's own policy objects
     over it, with arguments built as the Pulumi engine builds them. Prints violations grouped by policy with the
-    resource, the config file and line behind it, and the remediation. Exit 1 on any mandatory violation; advisory
-    ones are printed and do not fail. No cluster, credentials or Pulumi CLI needed.
+    resource, the config file and line behind it, and the remediation. Where the charts are found (--charts, or
+    the region's registries.chartSources), each Helm release is rendered with Helm's own engine and what it would
+    run is judged too: images, pinned operands, values the chart has, kinds the cluster serves, ConfigMaps the
+    operator reads. Exit 1 on any mandatory violation; advisory ones are printed and do not fail. No cluster,
+    credentials or Pulumi CLI needed.
     """
     import concurrent.futures
     import multiprocessing
@@ -67,11 +72,14 @@ def check(regions: tuple[str, ...], root: Path | None, fmt: str, junit_file: Pat
     # the Pulumi SDK keeps global state: every region gets a fresh process (spawned, not forked)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(chosen)), mp_context=context) as pool:
-        futures = {pool.submit(check_region, str(tree), r, day): r for r in chosen}
+        futures = {pool.submit(check_region, str(tree), r, day, [str(c) for c in charts]): r for r in chosen}
         for future in concurrent.futures.as_completed(futures):
             result = future.result()
-            err.print(f"checked {result['region']}: {result['resources']} resources, "
+            rendered = ", releases rendered" if result["rendered"] else ""
+            err.print(f"checked {result['region']}: {result['resources']} resources{rendered}, "
                       f"{len(result['violations'])} finding(s)")
+            for note in result["notRendered"]:
+                err.print(f"  note: {result['region']}: {note}")
             results.append(result)
     results.sort(key=lambda r: r["region"])
     violations = [v for r in results for v in r["violations"]]
@@ -125,14 +133,18 @@ def _print_violations(results: list[dict[str, Any]]) -> None:
 @root_option
 @click.option("--date", "today", type=DATE, default=None,
               help="Judge allocation periods as of this date (default: today).")
-def policy_config_command(region: str, root: Path | None, today: Any) -> None:
+@charts_option
+def policy_config_command(region: str, root: Path | None, today: Any, charts: tuple[Path, ...]) -> None:
     """Print REGION's policy pack config as JSON, for the Pulumi CLI:
 
     sovcloud policy-config ncc-haenam > ncc-haenam.policy.json &&
     cd stacks && pulumi preview -s ncc-haenam --policy-pack ../policies --policy-pack-config ../ncc-haenam.policy.json
     """
     from sovcloud.engine.policy_config import policy_config
+    from sovcloud.engine.synth import chart_folders
 
-    cfg = load_or_exit(project_root(root))
+    tree = project_root(root)
+    cfg = load_or_exit(tree)
     region_or_fail(cfg, region)
-    click.echo(json.dumps(policy_config(cfg, region, today), indent=2))
+    click.echo(json.dumps(policy_config(cfg, region, today, chart_folders(tree, cfg, region, list(charts))),
+                          indent=2))

@@ -79,6 +79,11 @@ DATE = DateType()
 root_option = click.option(
     "--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
     help="Config tree holding stacks/ and tenants/ (default: the nearest one at or above the current directory).")
+charts_option: Callable[[Any], Any] = click.option(
+    "--charts", "charts", multiple=True, envvar="SOVCLOUD_CHARTS",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of chart sources or .tgz packages to render the Helm releases from (repeatable; default: the "
+    "region's registries.chartSources). A release whose chart is not there is named and left unrendered.")
 format_option: Callable[[Any], Any] = click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
     help="text for people, json for tools.")

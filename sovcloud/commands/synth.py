@@ -14,6 +14,7 @@ from rich.table import Table
 from sovcloud.commands.common import (
     DATE,
     EXIT_INVALID,
+    charts_option,
     err,
     error_line,
     format_option,
@@ -33,13 +34,19 @@ from sovcloud.commands.common import (
 @format_option
 @click.option("--date", "today", type=DATE, default=None,
               help="Judge allocation periods as of this date (default: today); expired allocations get zero quota.")
-def synth(region: str, root: Path | None, out_dir: Path, fmt: str, today: Any) -> None:
+@charts_option
+@click.option("--render/--no-render", "do_render", default=True, show_default=True,
+              help="Render each Helm release with Helm's own engine where its chart is found.")
+def synth(region: str, root: Path | None, out_dir: Path, fmt: str, today: Any, charts: tuple[Path, ...],
+          do_render: bool) -> None:
     """Render REGION offline: run the stack program under the Pulumi SDK mock monitor and write what it declares.
 
     Writes one YAML file per Kubernetes object (management/ for Cluster API objects, cluster/ for cluster-scoped
     ones, namespaces/NS/ for the rest), helm/ with each Helm release's chart, repository, version and values,
-    and plan.json (resource counts, GPU capacity per pool, guaranteed and borrowable GPUs per tenant). Same config,
-    byte-identical output. No cluster, credentials or Pulumi CLI needed.
+    and plan.json (resource counts, GPU capacity per pool, guaranteed and borrowable GPUs per tenant). Where the
+    charts are found (--charts, or the region's registries.chartSources), each release is rendered with Helm's own
+    engine into rendered/RELEASE/: what the cluster would receive. Same config, byte-identical output. No cluster,
+    credentials, helm binary or Pulumi CLI needed.
     """
     from sovcloud.engine import synth as synthesis
 
@@ -49,6 +56,14 @@ def synth(region: str, root: Path | None, out_dir: Path, fmt: str, today: Any) -
     region_or_fail(cfg, region)
     err.print(f"synthesising {region} ...")
     result = synthesis.run(tree, region, cfg, as_of=today)
+    folders = synthesis.chart_folders(tree, cfg, region, list(charts))
+    if do_render and folders:
+        synthesis.render_releases(result, folders)
+        for note in result.not_rendered:
+            err.print(f"note: {note}")
+        for r in result.rendered:
+            if r.error:
+                error_line(f"release {r.release}: chart {r.chart} {r.version} does not render: {r.error}")
     plan = synthesis.plan(result, cfg)
     try:
         target = synthesis.write(result, out_dir, plan)
@@ -61,8 +76,12 @@ def synth(region: str, root: Path | None, out_dir: Path, fmt: str, today: Any) -
                               indent=2))
         return
     _print_plan(plan)
+    rendered = (f", {plan['rendered']['objects']} objects rendered from {len(result.rendered)} releases"
+                if result.rendered else "")
     out.print(f"{plan['resources']['total']} resources, {len(result.kubernetes_objects())} manifests and "
-              f"{len(result.helm_releases())} Helm releases written to {target} in {elapsed:.1f} s")
+              f"{len(result.helm_releases())} Helm releases{rendered} written to {target} in {elapsed:.1f} s")
+    if any(r.error for r in result.rendered):
+        sys.exit(EXIT_INVALID)
 
 
 def _print_plan(plan: dict[str, Any]) -> None:

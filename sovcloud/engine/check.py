@@ -128,8 +128,11 @@ def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any
     return found
 
 
-def check_region(root: str, region: str, today: str | None) -> dict[str, Any]:
-    """Worker entry (one process per region): load, synthesise, evaluate. Returns plain data with timings."""
+def check_region(root: str, region: str, today: str | None,
+                 charts: list[str] | None = None) -> dict[str, Any]:
+    """Worker entry (one process per region): load, synthesise, evaluate. Returns plain data with timings. With
+    ``charts`` (or the region's chartSources), the pack renders each release from there; a release whose chart is
+    not found is named in ``notRendered``."""
     import policies.pack  # noqa: F401 (imported before the clocks start: a process cost, not evaluation time)
     from sovcloud import config as config_loader
     from sovcloud.engine import synth
@@ -142,8 +145,32 @@ def check_region(root: str, region: str, today: str | None) -> dict[str, Any]:
     synthesis = synth.run(tree, region, cfg, as_of=day)
     synth_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    region_config = policy_config(cfg, region, day)
+    folders = synth.chart_folders(tree, cfg, region, [Path(c) for c in charts or []])
+    region_config = policy_config(cfg, region, day, folders)
     violations = evaluate(synthesis, cfg, region_config)
     policy_seconds = time.perf_counter() - started
+    not_rendered = _not_rendered(synthesis, folders)
     return {"region": region, "resources": len(synthesis.records), "synthSeconds": synth_seconds,
-            "policySeconds": policy_seconds, "violations": [v.as_dict() for v in violations]}
+            "policySeconds": policy_seconds, "violations": [v.as_dict() for v in violations],
+            "rendered": bool(folders) and not not_rendered, "notRendered": not_rendered}
+
+
+def _not_rendered(synthesis: Any, folders: list[Path]) -> list[str]:
+    """Why releases go unrendered: no chart folders, no Helm engine, or a chart missing from the folders."""
+    from sovcloud import render
+    from sovcloud.engine.synth import helm_spec
+
+    if not synthesis.helm_releases():
+        return []
+    if not folders:
+        return ["no chart folders (--charts, or the region's registries.chartSources): releases are not rendered"]
+    if not render.available():
+        return [render.UNAVAILABLE]
+    index = render.ChartIndex(folders)
+    out = []
+    for rec in synthesis.helm_releases():
+        spec = helm_spec(rec.inputs)
+        if index.find(spec["chart"], spec["version"]) is None:
+            out.append(f"release {spec['name']}: chart {render.chart_name(spec['chart'])} {spec['version']} not "
+                       f"found in {', '.join(str(f) for f in folders)}; not rendered")
+    return out
