@@ -63,7 +63,12 @@ def cluster_state() -> dict[str, Any]:
                                        "metadata": {"resourceVersion": "10"}, "items": quotas},
             "/apis/kueue.x-k8s.io/v1beta2/clusterqueues": {"kind": "ClusterQueueList",
                                                            "apiVersion": "kueue.x-k8s.io/v1beta2",
-                                                           "metadata": {"resourceVersion": "10"}, "items": queues}}
+                                                           "metadata": {"resourceVersion": "10"}, "items": queues},
+            # rdc-gwangju's declared prerequisite: the driver's package sources, kept by the centre
+            "/api/v1/namespaces/gpu-operator/configmaps/os-package-mirror": {
+                "kind": "ConfigMap", "apiVersion": "v1",
+                "metadata": {"name": "os-package-mirror", "namespace": "gpu-operator", "resourceVersion": "4"},
+                "data": {"ubuntu-mirror.list": "deb http://mirror.gwangju.example.kr/ubuntu noble main"}}}
 
 
 class FakeApi(BaseHTTPRequestHandler):
@@ -138,7 +143,8 @@ def test_status_compares_live_nodes_with_declared_pools(api: str, tmp_path: Path
         "tenant pixelforge: no ResourceQuota in its namespace", "tenant pixelforge: no ClusterQueue",
         "tenant city-traffic-twin: no ClusterQueue"])
     assert set(FakeApi.requests) == {"/api/v1/nodes", "/api/v1/resourcequotas",
-                                     "/apis/kueue.x-k8s.io/v1beta2/clusterqueues"}
+                                     "/apis/kueue.x-k8s.io/v1beta2/clusterqueues",
+                                     "/api/v1/namespaces/gpu-operator/configmaps/os-package-mirror"}
 
 
 def test_status_reports_quota_and_queue_usage(api: str, tmp_path: Path) -> None:
@@ -185,3 +191,19 @@ def test_nodes_of_a_topology_aware_pool_without_the_clique_label_are_reported(ap
             "kubernetes.io/hostname), so Kueue's topology-aware flavor does not count them: ul-gb200-001, "
             "ul-gb200-002") in problems
     assert not [p for p in problems if p.startswith("pool gb200-nvl72: ") and "declared nodes" in p]
+
+
+def test_status_reports_declared_prerequisites_the_cluster_lacks(api: str, tmp_path: Path, tree) -> None:
+    del FakeApi.state["/api/v1/namespaces/gpu-operator/configmaps/os-package-mirror"]
+    tree.edit_region("rdc-gwangju", lambda r: r["prerequisites"].update(prometheusOperator=True))
+    result = CliRunner().invoke(main, ["status", "rdc-gwangju", "--root", str(tree.root), "--kubeconfig",
+                                       str(kubeconfig(tmp_path, api)), "--format", "json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    problems = json.loads(result.stdout)["problems"]
+    assert problems[:2] == [
+        "prerequisites.prometheusOperator: CRD servicemonitors.monitoring.coreos.com is not installed, so the kinds "
+        "sovcloud relies on are not served",
+        "prerequisites.configMaps: ConfigMap gpu-operator/os-package-mirror does not exist (the GPU operator waits "
+        "for it)"]
+    assert "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/servicemonitors.monitoring.coreos.com" in \
+        FakeApi.requests

@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from components import gpu_operator
-from sovcloud import config, render
+from sovcloud import apiserver, config, render
 from sovcloud.config import charts
 from sovcloud.config.model import Config
 from sovcloud.engine.synth import Record
@@ -184,21 +184,7 @@ def _metadata_problems(body: dict[str, Any], allowed_keys: set[str] | None = Non
 _cached_schema_contents = functools.cache(kv_utils.schema_contents)
 
 
-def kubernetes_schema_version(version: str) -> str:
-    """The kubernetes_validate schema version for a cluster version: the same minor, else the nearest minor of the
-    same major that kubernetes_validate ships (the older on a tie). LookupError when it has none."""
-    m = re.fullmatch(r"v?(\d+)\.(\d+)(\.\d+)?([-+].*)?", version)
-    if m is None:
-        raise LookupError(f"{version!r} is not a Kubernetes version")
-    major, minor = int(m[1]), int(m[2])
-    supported = sorted({tuple(int(p) for p in v.split(".")[:2]) for v in kv_utils.all_versions()})
-    same_major = [mm for mm in supported if mm[0] == major]
-    if not same_major:
-        shipped = ", ".join(f"{a}.{b}" for a, b in supported)
-        raise LookupError(f"kubernetes_validate {kubernetes_validate.__version__} has schemas for {shipped}, none "
-                          f"for Kubernetes {version}")
-    best = min(same_major, key=lambda mm: (abs(mm[1] - minor), mm[1]))
-    return f"{best[0]}.{best[1]}.0"
+kubernetes_schema_version = apiserver.schema_version
 
 
 def test_kubernetes_version_maps_to_the_nearest_schema_minor() -> None:
@@ -259,42 +245,7 @@ def test_builtin_objects_validate_strictly_for_the_region_kubernetes_version(
 # test_kueue_topologies_*.
 INFRA_TEMPLATE_KINDS = {"Metal3MachineTemplate", "OpenStackMachineTemplate"}
 NO_REFERENCE_CRD = INFRA_TEMPLATE_KINDS | {"Topology"}
-# OpenAPI keywords holding subschemas: the only places the strictness rewrite descends into.
-_SCHEMA_MAPS = ("properties", "patternProperties")
-_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
-_SCHEMA_ONE = ("items", "additionalProperties", "not")
-
-
-def strict_schema(node: Any) -> Any:
-    """A CRD's structural OpenAPI v3 schema as strict JSON Schema: ``x-kubernetes-int-or-string`` as integer or
-    string, ``nullable`` as a null type, and ``additionalProperties: false`` on every object with ``properties``
-    (and no ``additionalProperties`` or ``x-kubernetes-preserve-unknown-fields``), where the API server would
-    silently prune an unknown field and so hide a typo."""
-    if not isinstance(node, dict):
-        return node
-    out = dict(node)
-    for key in _SCHEMA_MAPS:
-        if isinstance(out.get(key), dict):
-            out[key] = {name: strict_schema(sub) for name, sub in out[key].items()}
-    for key in _SCHEMA_LISTS:
-        if isinstance(out.get(key), list):
-            out[key] = [strict_schema(sub) for sub in out[key]]
-    for key in _SCHEMA_ONE:
-        if isinstance(out.get(key), dict):
-            out[key] = strict_schema(out[key])
-        elif isinstance(out.get(key), list):
-            out[key] = [strict_schema(sub) for sub in out[key]]
-    if out.get("x-kubernetes-int-or-string"):
-        out.pop("type", None)
-        if "anyOf" not in out:
-            out["type"] = ["integer", "string"]
-    if out.get("nullable") and "type" in out:
-        types = out["type"] if isinstance(out["type"], list) else [out["type"]]
-        out["type"] = [*types, "null"]
-    if ("properties" in out and "additionalProperties" not in out
-            and not out.get("x-kubernetes-preserve-unknown-fields")):
-        out["additionalProperties"] = False
-    return out
+strict_schema = apiserver.strict_schema
 
 
 @functools.cache

@@ -2,7 +2,8 @@
 
 Reads nodes, tenant ResourceQuotas and Kueue ClusterQueues with the official `kubernetes` client: nodes per pool
 (GPU allocatable, GFD product, MIG config state), pools short of their declared nodes, GPU nodes without pool
-labels, product labels that do not match the pool's model, quota and queue usage per tenant.
+labels, product labels that do not match the pool's model, quota and queue usage per tenant, and declared
+prerequisites the cluster lacks (an operator's CRD, a ConfigMap or Secret the centre keeps).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from components import labels as L
 from sovcloud.config.model import Config, Region
 
 KUEUE = ("kueue.x-k8s.io", "v1beta2", "clusterqueues")
+# A CRD whose presence shows each declared prerequisite is installed (the kinds sovcloud's objects rely on).
+PREREQUISITE_CRDS = {"prometheusOperator": "servicemonitors.monitoring.coreos.com",
+                     "certManager": "certificates.cert-manager.io"}
 GPU_PRESENT = ("nvidia.com/gpu.present", "feature.node.kubernetes.io/pci-10de.present")
 
 
@@ -50,6 +54,38 @@ def _some(names: list[str], shown: int = 5) -> str:
     return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
+def _missing_prerequisites(client: Any, api_client: Any, region: Region) -> list[str]:
+    """The declared prerequisites the cluster lacks: a CRD of each declared operator, each declared ConfigMap and
+    Secret."""
+    pre = region.prerequisites
+    ext, core = client.ApiextensionsV1Api(api_client), client.CoreV1Api(api_client)
+    checks: list[tuple[str, Any]] = [
+        (f"prerequisites.{name}: CRD {crd} is not installed, so the kinds sovcloud relies on are not served",
+         lambda crd=crd: ext.read_custom_resource_definition(crd, _request_timeout=15))
+        for name, crd in PREREQUISITE_CRDS.items() if getattr(pre, _snake(name))]
+    for ref in pre.config_maps:
+        ns, _, name = ref.partition("/")
+        checks.append((f"prerequisites.configMaps: ConfigMap {ref} does not exist (the GPU operator waits for it)",
+                       lambda ns=ns, name=name: core.read_namespaced_config_map(name, ns, _request_timeout=15)))
+    for ref in pre.secrets:
+        ns, _, name = ref.partition("/")
+        checks.append((f"prerequisites.secrets: Secret {ref} does not exist",
+                       lambda ns=ns, name=name: core.read_namespaced_secret(name, ns, _request_timeout=15)))
+    out = []
+    for problem, read in checks:
+        try:
+            read()
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            out.append(problem)
+    return out
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
 def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str | None,
             day: dt.date) -> dict[str, Any]:
     """Read the cluster and compare; raises ClusterUnreachable with one line on connection or auth failure."""
@@ -66,6 +102,7 @@ def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str |
             if exc.status != 404:
                 raise
             queues = []  # Kueue not installed (yet)
+        missing = _missing_prerequisites(client, api_client, region)
     except client.ApiException as exc:
         reason = {401: "credentials rejected", 403: "access denied"}.get(exc.status, exc.reason)
         raise ClusterUnreachable(f"cluster API refused the request: {exc.status} {reason}") from None
@@ -77,7 +114,7 @@ def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str |
 
     strategy = region.gpu_operator.mig_strategy
     pools: list[dict[str, Any]] = []
-    problems: list[str] = []
+    problems: list[str] = list(missing)
     for pool in region.pools:
         mine = [n for n in nodes if (n.metadata.labels or {}).get(L.POOL) == pool.name]
         expected_product = L.product_label(pool, strategy)
