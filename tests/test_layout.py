@@ -1,9 +1,10 @@
 """The shape of the code: imports only go down the layers, and no module imports another that imports it back.
 
 Every import is counted, also those inside functions (a deferred import is still a dependency). The layers, from the
-bottom: ``sovcloud.config`` and ``sovcloud.keys`` (files to model), ``sovcloud.allocation`` (the allocation rules,
-over plain figures), ``components`` and ``policies`` (what a stack registers, and the pack that judges it),
-``sovcloud.engine`` (synthesis, policy evaluation, figures, reports), ``sovcloud.commands`` and ``sovcloud.cli``.
+bottom: ``sovcloud.config`` and ``sovcloud.keys`` (files to model); ``sovcloud.allocation`` (the allocation rules,
+over plain figures), ``sovcloud.render`` and ``sovcloud.apiserver`` (Helm rendering, the API-server check);
+``components`` and ``policies`` (what a stack registers, and the pack that judges it); ``sovcloud.engine``
+(synthesis, policy evaluation, figures, reports); ``sovcloud.commands`` and ``sovcloud.cli``.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def _layer(mod: str) -> int:
     for prefix, layer in (("sovcloud.cli", 5), ("sovcloud.commands", 4), ("stacks", 3), ("sovcloud.engine", 3),
-                          ("components", 2), ("policies", 2), ("sovcloud.allocation", 1), ("sovcloud.config", 0),
+                          ("components", 2), ("policies", 2), ("sovcloud.allocation", 1), ("sovcloud.render", 1),
+                          ("sovcloud.apiserver", 1), ("sovcloud.config", 0),
                           ("sovcloud.keys", 0), ("sovcloud", 0)):
         if mod == prefix or mod.startswith(prefix + "."):
             return layer
