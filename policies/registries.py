@@ -7,9 +7,10 @@ from typing import Any
 
 from policies.rendered import rendered, rendered_images
 from policies.resources import RELEASE, kind, release_chart, walk_values
+from sovcloud import render
 from sovcloud.config.catalog import version_tuple
 
-WORKLOAD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
+WORKLOAD_KINDS = render.WORKLOAD_KINDS
 
 
 def approved(reference: str, allowed: list[str]) -> bool:
@@ -18,22 +19,9 @@ def approved(reference: str, allowed: list[str]) -> bool:
     return any(ref == a.rstrip("/") or ref.startswith(a.rstrip("/") + "/") for a in allowed)
 
 
-def _pod_spec(props: Mapping[str, Any]) -> Mapping[str, Any]:
-    spec = props.get("spec") or {}
-    k = props.get("kind")
-    if k == "Pod":
-        return spec
-    if k == "CronJob":
-        return ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template", {}).get("spec") or {}
-    return (spec.get("template") or {}).get("spec") or {}
-
-
 def workload_images(props: Mapping[str, Any]) -> Iterator[str]:
-    pod = _pod_spec(props)
-    for key in ("initContainers", "containers", "ephemeralContainers"):
-        for c in pod.get(key) or []:
-            if c.get("image"):
-                yield c["image"]
+    """Every container, init container and ephemeral container image of a workload object."""
+    return (image for _, image in render.container_images(props) if image)
 
 
 def required_image_keys(keys: Mapping[str, Any], chart: str, version: str) -> list[str]:

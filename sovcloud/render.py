@@ -210,7 +210,7 @@ def values_problems(values: Mapping[str, Any], defaults: Mapping[str, Any], char
 
 # --------------------------------------------------------------------------------------- what runs, by image
 
-_POD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "ReplicationController"}
+WORKLOAD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "ReplicationController"}
 
 
 def pod_spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -225,7 +225,7 @@ def pod_spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def container_images(obj: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """(field path, image) of every container, init container and ephemeral container of a workload object."""
-    if obj.get("kind") not in _POD_KINDS:
+    if obj.get("kind") not in WORKLOAD_KINDS:
         return
     base = {"Pod": "spec", "CronJob": "spec.jobTemplate.spec.template.spec"}.get(str(obj.get("kind")),
                                                                                  "spec.template.spec")
