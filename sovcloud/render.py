@@ -210,7 +210,8 @@ def values_problems(values: Mapping[str, Any], defaults: Mapping[str, Any], char
 
 # --------------------------------------------------------------------------------------- what runs, by image
 
-WORKLOAD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "ReplicationController"}
+WORKLOAD_KINDS = frozenset({"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob",
+                            "ReplicationController"})
 
 
 def pod_spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
