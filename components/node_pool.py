@@ -80,16 +80,18 @@ def kubeadm_config_template(region: model.Region, pool: model.Pool) -> dict[str,
 
 
 def metal3_template(region: model.Region, pool: model.Pool) -> dict[str, Any]:
-    """Metal3MachineTemplate: image and host selection for bare-metal GPU servers."""
+    """Metal3MachineTemplate (v1beta2, the version CAPM3 v1.13 stores; v1beta1 is deprecated there): image and host
+    selection for bare-metal GPU servers. v1beta2 names the image format ``diskFormat`` and the data template a
+    ``{name}`` reference (infrastructure.cluster.x-k8s.io_metal3machinetemplates.yaml)."""
     m = thaw(pool.provisioner.machine)
     image = {"url": m["image"]["url"], "checksum": m["image"]["checksum"],
-             "checksumType": m["image"].get("checksumType", "sha256"), "format": m["image"].get("format", "raw")}
+             "checksumType": m["image"].get("checksumType", "sha256"), "diskFormat": m["image"].get("format", "raw")}
     spec: dict[str, Any] = {"image": image}
     if "hostSelector" in m:
         spec["hostSelector"] = m["hostSelector"]
     if "dataTemplate" in m:
         spec["dataTemplate"] = {"name": m["dataTemplate"]}
-    return _template(region, pool, f"{INFRA_GROUP}/v1beta1", "Metal3MachineTemplate", {"template": {"spec": spec}})
+    return _template(region, pool, f"{INFRA_GROUP}/v1beta2", "Metal3MachineTemplate", {"template": {"spec": spec}})
 
 
 def openstack_template(region: model.Region, pool: model.Pool) -> dict[str, Any]:
@@ -125,11 +127,13 @@ def machine_deployment(region: model.Region, pool: model.Pool, bootstrap_name: s
         f"{CAPACITY}labels": ",".join(f"{k}={v}" for k, v in sorted(template_node_labels(region, pool).items())),
         f"{CAPACITY}taints": L.GPU_TAINT_TEXT,
     }
-    # replicas is the declared size; with autoscaling on, the component ignores later changes to it, so a
-    # `pulumi up` never fights the autoscaler
-    spec: dict[str, Any] = {"clusterName": region.cluster_name, "replicas": pool.nodes,
-                            "selector": {"matchLabels": selector}}
-    if pool.provisioner.autoscaling is not None:
+    spec: dict[str, Any] = {"clusterName": region.cluster_name, "selector": {"matchLabels": selector}}
+    if pool.provisioner.autoscaling is None:
+        spec["replicas"] = pool.nodes
+    else:
+        # No replicas: the autoscaler owns the size. Cluster API's autoscaling guide leaves spec.replicas unset when
+        # the min/max annotations are set (the MachineDeployment webhook then starts it at the minimum); a field the
+        # stack set would be reverted to the declared size on every `pulumi up`.
         lo, hi = pool.provisioner.autoscaling
         annotations[f"{AUTOSCALER}min-size"] = str(lo)
         annotations[f"{AUTOSCALER}max-size"] = str(hi)

@@ -103,10 +103,12 @@ def pool_nodes(resources: Iterable[Resource]) -> dict[str, list[tuple[Resource, 
         if kind(r) == "MachineDeployment":
             ann = annotations(r)
             per_node = int(ann.get("capacity.cluster-autoscaler.kubernetes.io/gpu-count", 0) or 0)
-            replicas = int((r.props.get("spec") or {}).get("replicas") or 0)
+            replicas = (r.props.get("spec") or {}).get("replicas")
             minimum = ann.get("cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size")
             if minimum is not None and str(minimum).isdigit():
-                replicas = min(replicas, int(minimum))
+                # the autoscaler owns the size (replicas unset, or whatever it decided): count its minimum
+                replicas = int(minimum) if replicas is None else min(int(replicas), int(minimum))
+            replicas = int(replicas or 0)
             node_labels = _parse_labels(ann.get("capacity.cluster-autoscaler.kubernetes.io/labels", ""))
             out.setdefault(pool, []).append((r, per_node * replicas, node_labels))
         else:

@@ -156,10 +156,20 @@ REGION_CASES: list[tuple[str, str, Callable[[dict[str, Any]], Any], str, str, st
     ("clique-topology-on-pcie-pool", "rdc-ulsan", lambda r: r["pools"][1].update(topology="nvlink"), ULSAN,
      "pools[1].topology", "topology", "topology 'nvlink' has the level nvidia.com/gpu.clique, which RTX-PRO-6000 "
      "nodes do not carry"),
+    ("mig-pool-autoscaled-under-mixed", "rdc-ulsan",
+     lambda r: r["pools"][1]["provisioner"].update(autoscaling={"min": 4, "max": 16}), ULSAN,
+     "pools[1].provisioner.autoscaling", "autoscaling", "autoscaling a MIG pool under migStrategy mixed: its nodes "
+     "carry the GPU label but advertise nvidia.com/gpu: 0"),
     ("mig-pool-scaling-from-zero", "rdc-ulsan",
-     lambda r: r["pools"][1]["provisioner"]["autoscaling"].update(min=0), ULSAN,
-     "pools[1].provisioner.autoscaling", "autoscaling", "min 0 on a mig pool: the autoscaler plans a node from zero "
-     "with whole GPUs only"),
+     lambda r: (r.update(gpuOperator={**r["gpuOperator"], "migStrategy": "single"}),
+                r["pools"][1]["provisioner"].update(autoscaling={"min": 0, "max": 16,
+                                                                  "nodeCapacity": {"cpu": 128, "memory": "1Ti"}})),
+     ULSAN, "pools[1].provisioner.autoscaling", "autoscaling", "min 0 on a mig pool: the autoscaler plans a node from "
+     "zero with whole GPUs only"),
+    ("metal3-pools-sharing-hosts", "ncc-haenam",
+     lambda r: r["pools"][3]["provisioner"]["metal3"]["hostSelector"]["matchLabels"].pop("sovcloud.kr/pool"),
+     NATIONAL, "pools[3].provisioner.metal3.hostSelector", "host-selector", "can select the same BareMetalHosts as "
+     "pool b200-hall-c"),
     ("static-count-mismatch", "rdc-gwangju", lambda r: r["pools"][1].update(nodes=3), GWANGJU, "pools[1].nodes",
      "node-count", "3 nodes declared but 2 nodeNames listed"),
     ("cluster-api-without-nodes", "ncc-haenam", lambda r: r["pools"][0].pop("nodes"), NATIONAL, "pools[0]",

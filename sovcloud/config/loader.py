@@ -137,7 +137,12 @@ def _pool(doc: Document, i: int, raw: dict[str, Any], models: dict[str, catalog.
         if scaling and not scaling["min"] <= nodes <= scaling["max"]:
             errors.add(doc, (*at, "provisioner", "autoscaling"), f"nodes {nodes} is outside autoscaling "
                        f"min {scaling['min']} .. max {scaling['max']} (min <= nodes <= max)", "autoscaling")
-        if scaling and scaling["min"] == 0 and raw["sharing"]["mode"] != "none":
+        if scaling and raw["sharing"]["mode"] == "mig" and mig_strategy == "mixed":
+            errors.add(doc, (*at, "provisioner", "autoscaling"), "autoscaling a MIG pool under migStrategy mixed: "
+                       "its nodes carry the GPU label but advertise nvidia.com/gpu: 0, so the cluster-autoscaler "
+                       "counts them unready and never scales the group (kubernetes/autoscaler issue 8095); give the "
+                       "pool a fixed size (drop autoscaling)", "autoscaling")
+        elif scaling and scaling["min"] == 0 and raw["sharing"]["mode"] != "none":
             errors.add(doc, (*at, "provisioner", "autoscaling"), f"min 0 on a {raw['sharing']['mode']} pool: the "
                        "autoscaler plans a node from zero with whole GPUs only (gpu-type nvidia.com/gpu), so pods "
                        "asking for MIG instances or shared GPUs never fit it (keep min at 1 or more)", "autoscaling")
@@ -218,6 +223,7 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
             errors.add(doc, (*at, "configName"), f"{cfg_name} already names pool {layouts[cfg_name][1].name}'s "
                        "different layout (one name per layout)", "mig-config-name")
         layouts.setdefault(cfg_name, (i, pool))
+    _check_host_selectors(doc, d["pools"], errors)
     topologies = d["kueue"].get("topologies", {})
     for name, levels in topologies.items():
         if HOSTNAME_LABEL in levels[:-1]:
@@ -278,6 +284,23 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
         prerequisites=Prerequisites(monitoring, pre.get("certManager", False), tuple(pre.get("configMaps", ())),
                                     tuple(pre.get("secrets", ()))),
     )
+
+
+def _check_host_selectors(doc: Document, raw_pools: list[dict[str, Any]], errors: _Errors) -> None:
+    """Two Metal3 pools of a region must not be able to claim the same BareMetalHost: which hosts become MIG nodes
+    would be left to chance, and a rollout of one pool could take the other's hosts. Selectors (matchLabels) can
+    match the same host unless a label they share has different values; no selector matches every host."""
+    metal3 = [(i, raw) for i, raw in enumerate(raw_pools) if raw["provisioner"].get("type") == "cluster-api"
+              and raw["provisioner"].get("infrastructure") == "metal3"]
+    for n, (i, a) in enumerate(metal3):
+        mine = (a["provisioner"]["metal3"].get("hostSelector") or {}).get("matchLabels") or {}
+        for _j, b in metal3[:n]:
+            theirs = (b["provisioner"]["metal3"].get("hostSelector") or {}).get("matchLabels") or {}
+            if not any(mine[k] != theirs[k] for k in mine.keys() & theirs.keys()):
+                errors.add(doc, ("pools", i, "provisioner", "metal3", "hostSelector"), f"can select the same "
+                           f"BareMetalHosts as pool {b['name']} ({mine or 'any host'} vs {theirs or 'any host'}): "
+                           "give each pool a label of its own on its hosts and select it (e.g. sovcloud.kr/pool: "
+                           f"{a['name']})", "host-selector")
 
 
 DRA_MIN_KUBERNETES = (1, 34)  # resource.k8s.io/v1, DynamicResourceAllocation on by default
