@@ -8,6 +8,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 from components import labels as L
 from components.custom_object import CustomObject
@@ -30,11 +31,71 @@ def priority_class_name(priority: str) -> str:
     return f"sovcloud-{priority}"
 
 
+# Resource name prefixes Kueue leaves to the namespace's ResourceQuota. Under Kueue's default undeclared-resource
+# handling a pod asking for a resource no ClusterQueue covers is inadmissible; ephemeral storage and hugepages are
+# node-local and capped per tenant by its ResourceQuota, and RDMA devices come with the GPUs they sit beside.
+KUEUE_EXCLUDED_PREFIXES = ("ephemeral-storage", "hugepages-", "rdma/")
+# The DRA driver's ComputeDomain channel: the DeviceClass its ResourceClaimTemplates name (chart 0.4.1,
+# templates/deviceclass-compute-domain-default-channel.yaml), and the resource Kueue counts it as.
+COMPUTE_DOMAIN_CHANNEL_CLASS = "compute-domain-default-channel.nvidia.com"
+COMPUTE_DOMAIN_CHANNEL = "nvidia.com/compute-domain-channel"
+
+
+def manager_config(region: model.Region) -> dict[str, Any]:
+    """Kueue's Configuration (config.kueue.x-k8s.io/v1beta2, apis/config/v1beta2/configuration_types.go at v0.19.2):
+    the chart's defaults, plus
+    - ``managedJobsNamespaceSelector``: only tenant namespaces. The chart derives its pod webhooks' namespace
+      selector from it, so while Kueue is down the GPU operator's and other system pods are still created.
+    - ``resources.excludeResourcePrefixes``: resources Kueue leaves to the ResourceQuota (KUEUE_EXCLUDED_PREFIXES).
+    - ``resources.deviceClassMappings``: with the DRA driver, ComputeDomain channels count as
+      COMPUTE_DOMAIN_CHANNEL; Kueue's DRA integration (on by default since v0.18) refuses a claim whose DeviceClass
+      it has no mapping for."""
+    resources: dict[str, Any] = {"excludeResourcePrefixes": list(KUEUE_EXCLUDED_PREFIXES)}
+    if region.dra_driver is not None:
+        resources["deviceClassMappings"] = [{"name": COMPUTE_DOMAIN_CHANNEL,
+                                             "deviceClassNames": [COMPUTE_DOMAIN_CHANNEL_CLASS]}]
+    return {
+        # the chart's default Configuration (charts/kueue/values.yaml, managerConfig.controllerManagerConfigYaml)
+        "apiVersion": "config.kueue.x-k8s.io/v1beta2", "kind": "Configuration",
+        "health": {"healthProbeBindAddress": ":8081"}, "metrics": {"bindAddress": ":8443"},
+        "webhook": {"port": 9443},
+        "leaderElection": {"leaderElect": True, "resourceName": "c1f6bfd2.kueue.x-k8s.io"},
+        "controller": {"groupKindConcurrency": {
+            "Job.batch": 5, "Pod": 5, "Workload.kueue.x-k8s.io": 10, "LocalQueue.kueue.x-k8s.io": 5,
+            "ClusterQueue.kueue.x-k8s.io": 5, "ResourceFlavor.kueue.x-k8s.io": 1}},
+        "clientConnection": {"qps": 300, "burst": 500},
+        "integrations": {"frameworks": [
+            "batch/job", "kubeflow.org/mpijob", "ray.io/rayjob", "ray.io/rayservice", "ray.io/raycluster",
+            "jobset.x-k8s.io/jobset", "workload.codeflare.dev/appwrapper", "trainer.kubeflow.org/trainjob", "pod",
+            "deployment", "statefulset", "leaderworkerset.x-k8s.io/leaderworkerset"]},
+        # ours
+        "managedJobsNamespaceSelector": {"matchExpressions": [{"key": L.TENANT, "operator": "Exists"}]},
+        "resources": resources,
+    }
+
+
 def helm_values(region: model.Region) -> dict[str, Any]:
     tag = "v" + region.kueue.chart_version.lstrip("v")  # the chart's appVersion: images are tagged like it
+    system = region.system_nodes
     values: dict[str, Any] = {
         # metrics Service/ServiceMonitor need the Prometheus operator CRDs: same switch as the DCGM ServiceMonitor
         "enablePrometheus": region.gpu_operator.service_monitor,
+        # the manager's webhook admits every pod of the tenant namespaces: more than one replica, spread over the
+        # system nodes, kept through drains by a PodDisruptionBudget
+        "controllerManager": {
+            "replicas": region.kueue.replicas,
+            "podDisruptionBudget": {"enabled": region.kueue.replicas > 1, "minAvailable": 1},
+            "manager": {"priorityClassName": "system-cluster-critical"},
+            "nodeSelector": dict(system.node_selector),
+            "tolerations": [dict(t) for t in system.tolerations],
+            "topologySpreadConstraints": [{
+                "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+                # the chart's selector labels (templates/_helpers.tpl, kueue.selectorLabels)
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "kueue",
+                                                  "app.kubernetes.io/instance": RELEASE,
+                                                  "control-plane": "controller-manager"}}}],
+        },
+        "managerConfig": {"controllerManagerConfigYaml": yaml.safe_dump(manager_config(region), sort_keys=False)},
     }
     mirror_repositories(region, values, charts.repositories("kueue", region.kueue.chart_version), tag=tag)
     values["controllerManager"]["manager"]["image"]["pullPolicy"] = "IfNotPresent"

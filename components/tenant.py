@@ -37,6 +37,12 @@ class TenantArgs:
         """The queue admits new work: some allocation holds quota. Otherwise it is held and running work drains."""
         return any(self.holds_quota(a) for a in self.allocations)
 
+    @property
+    def stop_policy(self) -> str | None:
+        """Kueue's stopPolicy of the tenant's queue (``model.Tenant.stop_policy``: Hold, then HoldAndDrain after the
+        region's grace)."""
+        return self.tenant.stop_policy(self.allocations, self.as_of, self.region.allocation.drain_after_days)
+
 
 def _pool(args: TenantArgs, alloc: model.Allocation) -> model.Pool:
     pool = args.region.pool(alloc.pool)
@@ -229,8 +235,8 @@ def cluster_queue_spec(args: TenantArgs) -> dict[str, Any]:
         "preemption": {"reclaimWithinCohort": "Any", "withinClusterQueue": "LowerPriority"},
         "queueingStrategy": "BestEffortFIFO",
     }
-    if not args.admitting:
-        spec["stopPolicy"] = "Hold"  # no new admissions; admitted work runs to completion (HoldAndDrain would evict)
+    if args.stop_policy:
+        spec["stopPolicy"] = args.stop_policy
     return spec
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -430,10 +431,31 @@ def test_expired_allocation_has_zero_quota_and_a_held_queue_but_keeps_its_namesp
     hard = one(s, "ResourceQuota", "sovcloud-quota", "nuri-teaching").inputs["spec"]["hard"]
     assert (hard["requests.nvidia.com/gpu"], hard["requests.nvidia.com/mig-3g.90gb"]) == ("0", "0")
     cq = one(s, "ClusterQueue", "nuri-teaching").inputs["spec"]
-    assert cq["stopPolicy"] == "Hold"
+    # ended 89 days before AS_OF, past the region's 7-day grace: admitted work is evicted, not left to run forever
+    assert cq["stopPolicy"] == "HoldAndDrain"
     assert cq["resourceGroups"][0]["flavors"][0]["resources"][2:] == [
         {"name": "nvidia.com/gpu", "nominalQuota": 0, "borrowingLimit": 0},
         {"name": "nvidia.com/mig-3g.90gb", "nominalQuota": 0, "borrowingLimit": 0}]
+
+
+def test_an_ended_allocation_holds_through_the_grace_then_drains(tree: Tree) -> None:
+    cfg = config.load(tree.root)
+
+    def policy(day: str) -> str | None:
+        s = synth.run(tree.root, "ncc-haenam", cfg, as_of=dt.date.fromisoformat(day))
+        return one(s, "ClusterQueue", "nuri-teaching").inputs["spec"].get("stopPolicy")
+
+    # nuri-teaching's ncc-haenam allocation ends 2026-08-31; drainAfterDays defaults to 7
+    assert [policy(d) for d in ("2026-08-31", "2026-09-01", "2026-09-07", "2026-09-08")] == [
+        None, "Hold", "Hold", "HoldAndDrain"]
+
+
+def test_an_offboarding_tenant_drains_after_the_grace_from_its_recorded_start(tree: Tree) -> None:
+    tree.edit_tenant("hanbit-llm-lab", lambda t: t.update(status="offboarding", offboardingSince="2026-11-20"))
+    cfg = config.load(tree.root)
+    for day, expected in (("2026-11-26", "Hold"), ("2026-11-27", "HoldAndDrain")):
+        s = synth.run(tree.root, "rdc-gwangju", cfg, as_of=dt.date.fromisoformat(day))
+        assert one(s, "ClusterQueue", "hanbit-llm-lab").inputs["spec"]["stopPolicy"] == expected
 
 
 def test_active_tenant_queue_has_no_stop_policy(shipped_synthesis) -> None:

@@ -115,8 +115,9 @@ def test_renew_before_start_is_refused(tree: Tree) -> None:
 
 
 def test_offboard_sets_status_and_unknown_tenant_is_one_line(tree: Tree) -> None:
-    assert run("tenant", "offboard", "voicebridge", "--root", str(tree.root)).exit_code == 0
-    assert config.load(tree.root).tenants["voicebridge"].status == "offboarding"
+    assert run("tenant", "offboard", "voicebridge", "--root", str(tree.root), "--date", "2026-12-01").exit_code == 0
+    t = config.load(tree.root).tenants["voicebridge"]
+    assert (t.status, t.offboarding_since) == ("offboarding", dt.date(2026, 12, 1))
     again = run("tenant", "offboard", "voicebridge", "--root", str(tree.root))
     assert again.exit_code == 1 and "already offboarding" in again.output
     unknown = run("tenant", "show", "nobody", "--root", str(tree.root))
@@ -330,3 +331,17 @@ def test_tenant_add_that_squeezes_sector_reservations_is_refused_as_check_refuse
     assert ("rdc-gwangju: sector research: 84 GPUs reserved, but other sectors guarantee or reserve 260 of 336"
             in result.output)
     assert not tree.tenant_path("mirae-lab").exists()
+
+
+def test_report_and_diff_name_the_queues_that_hold_and_when_they_drain(repo: Tree) -> None:
+    result = run("report", "--root", str(repo.root), "--format", "json", "--date", "2026-11-28")
+    held = json.loads(result.stdout)["heldQueues"]
+    # nuri-teaching's ncc-haenam allocation ended 2026-08-31: 7 days' grace, then its admitted work is evicted
+    assert {"region": "ncc-haenam", "tenant": "nuri-teaching", "stopPolicy": "HoldAndDrain",
+            "drainsFrom": "2026-09-08"} in held
+    assert run("tenant", "offboard", "voicebridge", "--root", str(repo.root), "--date", "2026-11-27").exit_code == 0
+    d = json.loads(run("diff", "--against", "HEAD", "--root", str(repo.root), "--format", "json", "--no-policies",
+                       "--date", "2026-11-28").stdout)
+    assert [q for q in d["heldQueues"] if q["tenant"] == "voicebridge"] == [
+        {"region": r, "tenant": "voicebridge", "stopPolicy": "Hold", "drainsFrom": "2026-12-04"}
+        for r in sorted({a.region for a in config.load(repo.root).tenants["voicebridge"].allocations})]

@@ -72,3 +72,6 @@ def report(root: Path | None, fmt: str, out_file: Path | None, today: Any) -> No
     for r in data["regions"]:
         sectors.add_row(r["region"], *(f"{r['bySector'][s]:,}" for s in SECTORS))
     out.print(sectors)
+    for q in data["heldQueues"]:
+        when = f", drains from {q['drainsFrom']}" if q["drainsFrom"] else ", holds until renewed"
+        out.print(f"queue held: {q['region']}/{q['tenant']}: {q['stopPolicy']}{when}")

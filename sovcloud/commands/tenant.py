@@ -311,9 +311,12 @@ def tenant_renew(name: str, until: Any, region: str | None, pool: str | None, ro
 @tenant.command("offboard")
 @click.argument("name")
 @root_option
-def tenant_offboard(name: str, root: Path | None) -> None:
-    """Mark a tenant offboarding: GPU quota drops to zero and its queue stops admitting new work while running work
-    drains. Its namespace, volumes and data are kept. Remove the file only after this has been applied."""
+@click.option("--date", "today", type=DATE, default=None,
+              help="The day offboarding begins (default: today); written as offboardingSince.")
+def tenant_offboard(name: str, root: Path | None, today: Any) -> None:
+    """Mark a tenant offboarding from today: GPU quota drops to zero and its queues stop admitting new work;
+    running work may finish during the region's allocation.drainAfterDays, then it is evicted. Its namespace,
+    volumes and data are kept. Remove the file only after this has been applied."""
     from sovcloud.config import yamlsafe
 
     tree = project_root(root)
@@ -323,9 +326,12 @@ def tenant_offboard(name: str, root: Path | None) -> None:
     doc, errs = yamlsafe.load(tree / t.origin.file, t.origin.file)
     if doc is None:
         fail(str(errs[0]))
+    day = (today or dt.date.today()).isoformat()
+    lines = f"status: offboarding\noffboardingSince: {day}\n"
     if "status" in doc.data:
-        text = _edit_lines(tree, t, {doc.line_of(("status",)): "status: offboarding\n"}, {})
+        text = _edit_lines(tree, t, {doc.line_of(("status",)): lines}, {})
     else:
-        text = _edit_lines(tree, t, {}, {doc.line_of(("name",)): "status: offboarding\n"})
+        text = _edit_lines(tree, t, {}, {doc.line_of(("name",)): lines})
     write_checked(tree, name, text, replace=True)
-    out.print(f"tenants/{name}.yaml: status offboarding (quota to zero, queue held, namespace and data kept)")
+    out.print(f"tenants/{name}.yaml: status offboarding since {day} (quota to zero, queue held, running work "
+              "drained after the region's grace, namespace and data kept)")

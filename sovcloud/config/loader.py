@@ -31,6 +31,7 @@ from sovcloud.config.model import (
     Region,
     Registries,
     Sharing,
+    SystemNodes,
     Tenant,
     freeze,
 )
@@ -270,19 +271,22 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
             service_monitor=op.get("serviceMonitor", monitoring), nfd=op.get("nfd", True), cdi=op.get("cdi", True),
             gds=op.get("gds", False), rdma=op.get("rdma", False)),
         kueue=KueueSettings(d["kueue"]["chartVersion"],
-                            freeze({name: tuple(levels) for name, levels in topologies.items()})),
+                            freeze({name: tuple(levels) for name, levels in topologies.items()}),
+                            d["kueue"].get("replicas", 2)),
         allocation=AllocationRules(
             reserved_shares=freeze(shares), per_tenant_gpu_cap=rules.get("perTenantGpuCap"),
             per_sector_gpu_cap=freeze(rules.get("perSectorGpuCap", {})),
             cpu_overcommit=float(rules.get("cpuOvercommit", 1)),
             approved_foreign_organisations=tuple(rules.get("approvedForeignOrganisations", ())),
-            national_gpu_budget=rules.get("nationalGpuBudget")),
+            national_gpu_budget=rules.get("nationalGpuBudget"), drain_after_days=rules.get("drainAfterDays", 7)),
         origin=Origin(doc.file, 1),
         dra_driver=DraDriverSettings(dra["chartVersion"], tuple(dra["pools"]),
                                      dra.get("chart", "dra-driver-nvidia-gpu"),
                                      freeze(dict(dra["webhookTls"]))) if dra else None,
         prerequisites=Prerequisites(monitoring, pre.get("certManager", False), tuple(pre.get("configMaps", ())),
                                     tuple(pre.get("secrets", ()))),
+        system_nodes=SystemNodes(freeze(dict(d.get("systemNodes", {}).get("nodeSelector", {}))),
+                                 tuple(freeze(dict(t)) for t in d.get("systemNodes", {}).get("tolerations", ()))),
     )
 
 
@@ -433,6 +437,7 @@ def _tenant(doc: Document, regions: dict[str, Region], broken: set[str], errors:
         network=Network(net.get("internetEgress", False), tuple(net.get("egressCidrs", ()))),
         allocations=tuple(allocations), origin=Origin(doc.file, doc.line_of(("name",))),
         grant_gpus=d.get("grantGpus"),
+        offboarding_since=dt.date.fromisoformat(d["offboardingSince"]) if "offboardingSince" in d else None,
     )
 
 

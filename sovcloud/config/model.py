@@ -143,6 +143,15 @@ class KueueSettings:
     chart_version: str
     # Kueue Topology objects by name: node label keys per level, widest first
     topologies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    replicas: int = 2
+
+
+@dataclass(frozen=True)
+class SystemNodes:
+    """Where platform controllers run: a node selector and the tolerations for those nodes' taints."""
+
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,6 +171,7 @@ class AllocationRules:
     cpu_overcommit: float = 1.0
     approved_foreign_organisations: tuple[str, ...] = ()
     national_gpu_budget: int | None = None
+    drain_after_days: int = 7  # a held queue drains this many days after the end (or offboarding)
 
 
 @dataclass(frozen=True)
@@ -183,6 +193,7 @@ class Region:
     origin: Origin
     dra_driver: DraDriverSettings | None = None
     prerequisites: Prerequisites = field(default_factory=Prerequisites)
+    system_nodes: SystemNodes = field(default_factory=SystemNodes)
 
     def pool(self, name: str) -> Pool | None:
         return next((p for p in self.pools if p.name == name), None)
@@ -254,6 +265,7 @@ class Tenant:
     allocations: tuple[Allocation, ...]
     origin: Origin
     grant_gpus: int | None = None  # most guaranteed GPUs across all regions
+    offboarding_since: dt.date | None = None
 
     def state(self, day: dt.date, allocations: tuple[Allocation, ...] | None = None) -> str:
         """offboarding, or over ``allocations`` (default all): active if any is, else pending if any is to come,
@@ -266,6 +278,29 @@ class Tenant:
     def holds_quota(self, alloc: Allocation, day: dt.date) -> bool:
         """The allocation gives quota on ``day``: the tenant is active and the day is inside its period."""
         return self.status == "active" and alloc.active(day)
+
+    def stop_policy(self, allocations: tuple[Allocation, ...], day: dt.date, grace_days: int) -> str | None:
+        """Kueue's stopPolicy for the tenant's queue over ``allocations`` on ``day``: none while it admits; Hold (no
+        new admissions, admitted work runs on) until the drain grace has passed; then HoldAndDrain (admitted
+        workloads are evicted, so a serving Deployment that never completes gives its GPUs back). A queue whose
+        allocations are still to come holds."""
+        if any(self.holds_quota(a, day) for a in allocations):
+            return None
+        if self.status == "active" and any(a.start > day for a in allocations):
+            return "Hold"
+        drains = self.drains_from(allocations, grace_days)
+        return "HoldAndDrain" if drains is not None and day >= drains else "Hold"
+
+    def drains_from(self, allocations: tuple[Allocation, ...], grace_days: int) -> dt.date | None:
+        """The day a queue over ``allocations`` that no longer admits starts draining its running work: the grace
+        after the last end, or after offboarding began; None while something is to come, or for an offboarding
+        tenant whose start of offboarding is not recorded (it holds, and is never drained unannounced)."""
+        grace = dt.timedelta(days=grace_days)
+        if self.status == "offboarding":
+            return self.offboarding_since + grace if self.offboarding_since else None
+        if not allocations:
+            return None
+        return max(a.end for a in allocations) + dt.timedelta(days=1) + grace
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from sovcloud import allocation
-from sovcloud.config.model import SECTORS, Config, Region
+from sovcloud.config.model import SECTORS, Allocation, Config, Region, Tenant
 
 
 def backed_gpus(region: Region) -> int:
@@ -123,3 +124,21 @@ def problems(cfg: Config, as_of: dt.date, regions: set[str] | None = None) -> li
                         *allocation.shares_and_caps(fig, share_rules(region))):
             found.append(f"{region.name}: {finding.message}")
     return found + list(dict.fromkeys(national))
+
+
+def held_queues(cfg: Config, day: dt.date) -> list[dict[str, Any]]:
+    """Tenant queues that do not admit on ``day``: per region and tenant, the stop policy and the day draining
+    starts (evicting admitted work), if it does."""
+    out = []
+    for region in sorted(cfg.regions.values(), key=lambda r: r.name):
+        by_tenant: dict[str, tuple[Tenant, list[Allocation]]] = {}
+        for t, a in cfg.allocations_in(region.name):
+            by_tenant.setdefault(t.name, (t, []))[1].append(a)
+        for name, (t, allocs) in sorted(by_tenant.items()):
+            policy = t.stop_policy(tuple(allocs), day, region.allocation.drain_after_days)
+            if policy is None:
+                continue
+            drains = t.drains_from(tuple(allocs), region.allocation.drain_after_days)
+            out.append({"region": region.name, "tenant": name, "stopPolicy": policy,
+                        "drainsFrom": drains.isoformat() if drains else None})
+    return out

@@ -106,7 +106,7 @@ def compare(base: Config | None, head: Config, day: dt.date) -> dict[str, Any]:
                 for name in removed if old[name].status != "offboarding"]
     findings += _kueue_immutable(base, head) if base else []
     return {"date": day.isoformat(), "tenants": {"added": added, "removed": removed, "changed": changed},
-            "gpuDeltas": deltas, "findings": findings}
+            "gpuDeltas": deltas, "findings": findings, "heldQueues": capacity.held_queues(head, day)}
 
 
 def _kueue_immutable(base: Config, head: Config) -> list[dict[str, Any]]:
@@ -171,6 +171,9 @@ def render_text(d: dict[str, Any]) -> str:
         lines.append(f"  {r['region']}/{r['pool']}: guaranteed {r['guaranteedBefore']} -> {r['guaranteedAfter']} "
                      f"({r['guaranteedAfter'] - r['guaranteedBefore']:+d}), borrowable {r['borrowableBefore']} -> "
                      f"{r['borrowableAfter']}, of {r['capacityAfter']} GPUs")
+    for q in d.get("heldQueues", []):
+        when = f", drains from {q['drainsFrom']}" if q["drainsFrom"] else ""
+        lines.append(f"queue held: {q['region']}/{q['tenant']}: {q['stopPolicy']}{when}")
     for f in d["findings"]:
         lines.append(f"MANDATORY {f['finding']}: {f['message']}")
     pol = d.get("policies")
@@ -206,6 +209,9 @@ def render_markdown(d: dict[str, Any]) -> str:
     for name, changes in d["tenants"]["changed"].items():
         md += [f"<details><summary><code>{name}</code>: {len(changes)} change(s)</summary>", "", "```",
                *changes, "```", "</details>", ""]
+    for q in d.get("heldQueues", []):
+        when = f", drains from {q['drainsFrom']}" if q["drainsFrom"] else ""
+        md.append(f"- queue held: `{q['region']}/{q['tenant']}`: {q['stopPolicy']}{when}")
     for f in d["findings"]:
         md.append(f"- **mandatory** `{f['finding']}`: {f['message']}")
     pol = d.get("policies")

@@ -35,7 +35,7 @@ def report_data(cfg: Config, day: dt.date) -> dict[str, Any]:
             "pools": pools, "bySector": capacity.by_sector(cfg, region.name, day),
             "tenants": sorted(tenants.values(), key=lambda r: r["tenant"]),
         })
-    return {"date": day.isoformat(), "regions": regions,
+    return {"date": day.isoformat(), "regions": regions, "heldQueues": capacity.held_queues(cfg, day),
             "totals": {k: sum(r[k] for r in regions) for k in ("capacity", "guaranteed", "borrowable", "free")}}
 
 
