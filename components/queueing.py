@@ -127,13 +127,29 @@ def topology(region: model.Region, name: str) -> dict[str, Any]:
 
 def cohort(region: model.Region, lendable: dict[str, int]) -> dict[str, Any]:
     """The region's cohort. GPUs no tenant is guaranteed are the cohort's own nominal quota: tenants borrow them
-    (within their borrowing limits) instead of leaving them idle. Same covered resources as the tenant queues."""
+    (within their borrowing limits) instead of leaving them idle, with the CPU and memory of their nodes (the
+    pool's host share per GPU, CPU with the region's overcommit), and in a DRA region the ComputeDomain channels
+    to go with them. Same covered resources as the tenant queues."""
+    import math
+
     spec: dict[str, Any] = {}
-    flavors = [{"name": pool, "resources": [{"name": "cpu", "nominalQuota": 0}, {"name": "memory", "nominalQuota": 0},
-                                            {"name": L.GPU_RESOURCE, "nominalQuota": gpus}]}
-               for pool, gpus in sorted(lendable.items()) if gpus > 0]
+    dra_pools = set(region.dra_driver.pools) if region.dra_driver else set()
+    covered = ["cpu", "memory", L.GPU_RESOURCE] + ([COMPUTE_DOMAIN_CHANNEL] if dra_pools else [])
+    flavors = []
+    for name, gpus in sorted(lendable.items()):
+        pool = region.pool(name)
+        if gpus <= 0 or pool is None:
+            continue
+        cpu, memory_gib = pool.host_per_gpu
+        physical = gpus / pool.sharing.replicas  # a time-sliced pool lends replicas of its GPUs
+        resources = [{"name": "cpu", "nominalQuota": math.ceil(physical * cpu * region.allocation.cpu_overcommit)},
+                     {"name": "memory", "nominalQuota": f"{math.ceil(physical * memory_gib)}Gi"},
+                     {"name": L.GPU_RESOURCE, "nominalQuota": gpus}]
+        if dra_pools:
+            resources.append({"name": COMPUTE_DOMAIN_CHANNEL, "nominalQuota": gpus if name in dra_pools else 0})
+        flavors.append({"name": name, "resources": resources})
     if flavors:
-        spec["resourceGroups"] = [{"coveredResources": ["cpu", "memory", L.GPU_RESOURCE], "flavors": flavors}]
+        spec["resourceGroups"] = [{"coveredResources": covered, "flavors": flavors}]
     return {"apiVersion": KUEUE_API, "kind": "Cohort", "metadata": {"name": region.name, "labels": L.common(region)},
             "spec": spec}
 

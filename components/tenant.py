@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -14,7 +15,7 @@ from kubernetes.utils.quantity import parse_quantity
 
 from components import labels as L
 from components.custom_object import CustomObject
-from components.queueing import KUEUE_API, priority_class_name
+from components.queueing import COMPUTE_DOMAIN_CHANNEL, KUEUE_API, priority_class_name
 from sovcloud.config import model
 from sovcloud.keys import ORGANISATION_COUNTRY, ORGANISATION_ID
 
@@ -209,24 +210,44 @@ def role_binding_subjects(args: TenantArgs) -> list[dict[str, str]]:
     return [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": g} for g in args.tenant.admin_groups]
 
 
+def borrowed_host(pool: model.Pool, gpus: int, overcommit: float) -> tuple[int, str]:
+    """CPU and memory that ``gpus`` borrowed GPUs of ``pool`` bring from their nodes (the pool's host share per
+    GPU; CPU with the region's overcommit): Kueue admits a workload only when every resource it asks for fits, so
+    borrowed GPUs without the CPU and memory beside them could never run."""
+    cpu, memory_gib = pool.host_per_gpu
+    memory = math.ceil(gpus * memory_gib)
+    return math.ceil(gpus * cpu * overcommit), f"{memory}Gi" if memory else 0
+
+
 def cluster_queue_spec(args: TenantArgs) -> dict[str, Any]:
     """ClusterQueue: nominal quota per flavor = guaranteed GPUs, borrowing limit, in the region's cohort."""
     covered = ["cpu", "memory", L.GPU_RESOURCE]
     migs = sorted({p for a in args.allocations for p in a.mig})
     covered += [f"nvidia.com/mig-{p}" for p in migs]
+    dra_pools = set(args.region.dra_driver.pools) if args.region.dra_driver else set()
+    # ComputeDomain channels (Kueue counts the DRA claims as this resource): as many as the tenant's GPUs there,
+    # one per pod at most; without the resource covered Kueue would refuse every ComputeDomain workload
+    channels = any(a.pool in dra_pools for a in args.allocations)
+    if channels:
+        covered.append(COMPUTE_DOMAIN_CHANNEL)
     flavors = []
     overcommit = args.region.allocation.cpu_overcommit
     for a in sorted(args.allocations, key=lambda a: a.pool):
         pool = _pool(args, a)
         live = args.holds_quota(a)
+        borrow_cpu, borrow_memory = borrowed_host(pool, a.borrowing_limit if live else 0, overcommit)
         # borrowingLimit is always explicit: Kueue reads an absent one as "no limit"
         resources = [
-            {"name": "cpu", "nominalQuota": _scale(a.cpu, overcommit), "borrowingLimit": 0},
-            {"name": "memory", "nominalQuota": a.memory, "borrowingLimit": 0},
+            {"name": "cpu", "nominalQuota": _scale(a.cpu, overcommit), "borrowingLimit": borrow_cpu},
+            {"name": "memory", "nominalQuota": a.memory, "borrowingLimit": borrow_memory},
             {"name": L.GPU_RESOURCE, "nominalQuota": gpu_quota(pool, a.gpus) if live else 0,
              "borrowingLimit": gpu_quota(pool, a.borrowing_limit) if live else 0}]
         resources += [{"name": f"nvidia.com/mig-{p}", "nominalQuota": a.mig.get(p, 0) if live else 0,
                        "borrowingLimit": 0} for p in migs]
+        if channels:
+            on = live and a.pool in dra_pools
+            resources.append({"name": COMPUTE_DOMAIN_CHANNEL, "nominalQuota": a.gpus if on else 0,
+                              "borrowingLimit": a.borrowing_limit if on else 0})
         flavors.append({"name": a.pool, "resources": resources})
     spec: dict[str, Any] = {
         "cohortName": args.region.name,

@@ -298,10 +298,12 @@ def test_cluster_queue_nominal_quota_is_guaranteed_gpus_in_region_cohort(shipped
     cq = one(shipped_synthesis("ncc-haenam"), "ClusterQueue", "hanbit-llm-lab").inputs["spec"]
     assert cq["cohortName"] == "ncc-haenam"
     assert cq["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "hanbit-llm-lab"}}
+    # the 256 GPUs it may borrow bring their nodes' CPU and memory: 28 logical CPUs (x 1.5 overcommit) and 256 GiB
+    # per B200 on an HGX node, or the borrowed GPUs could never be admitted
     assert cq["resourceGroups"] == [{"coveredResources": ["cpu", "memory", "nvidia.com/gpu"], "flavors": [
         {"name": "b200-hall-a", "resources": [
-            {"name": "cpu", "nominalQuota": "12288", "borrowingLimit": 0},
-            {"name": "memory", "nominalQuota": "96Ti", "borrowingLimit": 0},
+            {"name": "cpu", "nominalQuota": "12288", "borrowingLimit": 256 * 28 * 3 // 2},
+            {"name": "memory", "nominalQuota": "96Ti", "borrowingLimit": f"{256 * 256}Gi"},
             {"name": "nvidia.com/gpu", "nominalQuota": 1024, "borrowingLimit": 256}]}]}]
 
 
@@ -309,10 +311,18 @@ def test_tenant_with_two_pools_in_a_region_gets_one_queue_with_two_flavors(shipp
     s = shipped_synthesis("rdc-ulsan")
     cq = one(s, "ClusterQueue", "baram-shipyard").inputs["spec"]
     (group,) = cq["resourceGroups"]
-    assert group["coveredResources"] == ["cpu", "memory", "nvidia.com/gpu", "nvidia.com/mig-2g.48gb"]
+    # ComputeDomain channels are covered: the tenant holds GPUs on the DRA driver's pool
+    assert group["coveredResources"] == ["cpu", "memory", "nvidia.com/gpu", "nvidia.com/mig-2g.48gb",
+                                         "nvidia.com/compute-domain-channel"]
     assert [f["name"] for f in group["flavors"]] == ["gb200-nvl72", "rtxpro-mig"]
     assert group["flavors"][1]["resources"][3] == {"name": "nvidia.com/mig-2g.48gb", "nominalQuota": 64,
                                                    "borrowingLimit": 0}
+    gb200, rtx = ({r["name"]: r for r in f["resources"]} for f in group["flavors"])
+    assert gb200["nvidia.com/compute-domain-channel"] == {"name": "nvidia.com/compute-domain-channel",
+                                                          "nominalQuota": 144, "borrowingLimit": 72}
+    assert rtx["nvidia.com/compute-domain-channel"]["nominalQuota"] == 0  # not a DRA pool
+    # a GB200 tray: 144 Grace cores and 960 GiB for 4 GPUs, so 72 borrowed GPUs bring 36 CPUs (x 1.5) and 240 GiB each
+    assert (gb200["cpu"]["borrowingLimit"], gb200["memory"]["borrowingLimit"]) == (72 * 36 * 3 // 2, "17280Gi")
     hard = one(s, "ResourceQuota", "sovcloud-quota", "baram-shipyard").inputs["spec"]["hard"]
     assert (hard["requests.nvidia.com/gpu"], hard["requests.nvidia.com/mig-2g.48gb"], hard["requests.cpu"]) == (
         "216", "64", "4224")  # (2304 + 512) cores x 1.5
@@ -503,6 +513,9 @@ def test_cohort_lends_the_gpus_no_tenant_is_guaranteed(shipped_synthesis) -> Non
     lent = {f["name"]: f["resources"][2]["nominalQuota"] for f in group["flavors"]}
     # h100-a: 256 - 64 guaranteed; l40s-infer: (64 - 48) GPUs x 4 replicas; the MIG pool lends nothing
     assert lent == {"h100-a": 192, "l40s-infer": 64}
+    # with their nodes' CPU (x 2 overcommit) and memory: 28 CPUs and 256 GiB per H100, 16 and 128 GiB per L40S
+    host = {f["name"]: (f["resources"][0]["nominalQuota"], f["resources"][1]["nominalQuota"]) for f in group["flavors"]}
+    assert host == {"h100-a": (192 * 28 * 2, f"{192 * 256}Gi"), "l40s-infer": (16 * 16 * 2, f"{16 * 128}Gi")}
 
 
 def test_nvlink_pool_flavor_is_topology_aware_on_the_gpu_clique(shipped_synthesis) -> None:

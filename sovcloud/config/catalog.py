@@ -43,6 +43,11 @@ class GpuModel:
     mig_profiles: Mapping[str, MigProfile] = field(default_factory=lambda: MappingProxyType({}))
     inferred: bool = False  # some fact above is inferred, not confirmed upstream
     multi_node_nvlink: bool = False  # NVLink spans nodes (an NVL72 rack): GFD writes nvidia.com/gpu.clique
+    # the host's share per GPU on a typical node of this model (logical CPUs, memory GiB): what a borrowed GPU
+    # brings along in the queues. Typical platform figures, not read off the hardware: a pool's nodeShape
+    # (or its autoscaling nodeCapacity) overrides them
+    host_cpu_per_gpu: int = 0
+    host_memory_gib_per_gpu: int = 0
 
     @property
     def mig_capable(self) -> bool:
@@ -109,31 +114,41 @@ def _model(name: str, **kw: Any) -> GpuModel:
 BUILTIN: Mapping[str, GpuModel] = MappingProxyType({
     m.name: m
     for m in (
-        _model("H100", description="H100 SXM 80GB (HGX)", family="hopper", memory_gb=80,
+        _model("H100", host_cpu_per_gpu=28, host_memory_gib_per_gpu=256,
+               description="H100 SXM 80GB (HGX)", family="hopper", memory_gb=80,
                gfd_product="NVIDIA-H100-80GB-HBM3", gpus_per_node=8, min_driver="535.54.03",
                min_operator="v23.3.0", open_kernel_modules=False),
-        _model("H200", description="H200 SXM 141GB (HGX)", family="hopper", memory_gb=141,
+        _model("H200", host_cpu_per_gpu=28, host_memory_gib_per_gpu=256,
+               description="H200 SXM 141GB (HGX)", family="hopper", memory_gb=141,
                gfd_product="NVIDIA-H200", gpus_per_node=8, min_driver="550.54.15",
                min_operator="v24.3.0", open_kernel_modules=False),
+        # host per GPU: HGX/DGX 2 x 56-core Xeon (224 threads) and 2 TiB for 8 GPUs; a GB200/GB300 compute tray 2
+        # Grace CPUs (144 cores) and 960 GiB LPDDR5X for 4 GPUs; PCIe servers 128 threads and 1-1.5 TiB for 8
         # Blackwell: open kernel modules only; HGX B200 / GB200 from operator v25.3.0 with driver >= 570.133.20
-        _model("B200", description="B200 180GB (HGX/DGX)", family="blackwell", memory_gb=180,
+        _model("B200", host_cpu_per_gpu=28, host_memory_gib_per_gpu=256,
+               description="B200 180GB (HGX/DGX)", family="blackwell", memory_gb=180,
                gfd_product="NVIDIA-B200", gpus_per_node=8, min_driver="570.133.20",
                min_operator="v25.3.0", open_kernel_modules=True),
-        _model("GB200", description="GB200 NVL72 (4 GPUs per compute tray)", family="blackwell", memory_gb=186,
+        _model("GB200", host_cpu_per_gpu=36, host_memory_gib_per_gpu=240,
+               description="GB200 NVL72 (4 GPUs per compute tray)", family="blackwell", memory_gb=186,
                gfd_product="NVIDIA-GB200", gpus_per_node=4, min_driver="570.133.20",
                min_operator="v25.3.0", open_kernel_modules=True, multi_node_nvlink=True),
         # B300 / GB300 from operator v25.10.0; the R580 branch is the first to ship with it (inferred)
-        _model("B300", description="B300 288GB (HGX)", family="blackwell", memory_gb=288,
+        _model("B300", host_cpu_per_gpu=28, host_memory_gib_per_gpu=256,
+               description="B300 288GB (HGX)", family="blackwell", memory_gb=288,
                gfd_product="NVIDIA-B300-SXM6-AC", gpus_per_node=8, min_driver="580.82.07",
                min_operator="v25.10.0", open_kernel_modules=True, inferred=True),
-        _model("GB300", description="GB300 NVL72 (4 GPUs per compute tray)", family="blackwell", memory_gb=288,
+        _model("GB300", host_cpu_per_gpu=36, host_memory_gib_per_gpu=240,
+               description="GB300 NVL72 (4 GPUs per compute tray)", family="blackwell", memory_gb=288,
                gfd_product="NVIDIA-GB300", gpus_per_node=4, min_driver="580.82.07",
                min_operator="v25.10.0", open_kernel_modules=True, inferred=True, multi_node_nvlink=True),
-        _model("L40S", description="L40S 48GB (PCIe)", family="ada-lovelace", memory_gb=48,
+        _model("L40S", host_cpu_per_gpu=16, host_memory_gib_per_gpu=128,
+               description="L40S 48GB (PCIe)", family="ada-lovelace", memory_gb=48,
                gfd_product="NVIDIA-L40S", gpus_per_node=8, min_driver="535.54.03",
                min_operator="v23.6.0", open_kernel_modules=False, compute_slices=0, memory_slices=0),
         # RTX PRO 6000 Blackwell Server Edition: 4 compute slices per GPU, driver >= 575.57.08
-        _model("RTX-PRO-6000", description="RTX PRO 6000 Blackwell Server Edition 96GB (PCIe)",
+        _model("RTX-PRO-6000", host_cpu_per_gpu=16, host_memory_gib_per_gpu=192,
+               description="RTX PRO 6000 Blackwell Server Edition 96GB (PCIe)",
                family="blackwell", memory_gb=96, gfd_product="NVIDIA-RTX-PRO-6000-Blackwell-Server-Edition",
                gpus_per_node=8, min_driver="575.57.08", min_operator="v25.3.0", open_kernel_modules=True,
                compute_slices=4, memory_slices=4,

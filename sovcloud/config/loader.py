@@ -173,7 +173,8 @@ def _pool(doc: Document, i: int, raw: dict[str, Any], models: dict[str, catalog.
     else:
         sharing = Sharing("none")
     return Pool(raw["name"], gpu, nodes, raw.get("gpusPerNode", gpu.gpus_per_node), provisioner, sharing,
-                Origin(doc.file, doc.line_of(at)), topology=raw.get("topology"))
+                Origin(doc.file, doc.line_of(at)), topology=raw.get("topology"),
+                node_shape=freeze(dict(raw.get("nodeShape", {}))))
 
 
 def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:

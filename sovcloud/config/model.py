@@ -93,6 +93,19 @@ class Sharing:
     fail_requests_greater_than_one: bool = True
 
 
+_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+             "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, "m": 0.001}
+
+
+def quantity(value: Any) -> float:
+    """A Kubernetes quantity (``224``, ``1500m``, ``2Ti``) as a number (of cores, of bytes)."""
+    text = str(value)
+    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * _SUFFIXES[suffix]
+    return float(text)
+
+
 @dataclass(frozen=True)
 class Pool:
     name: str
@@ -103,6 +116,17 @@ class Pool:
     sharing: Sharing
     origin: Origin
     topology: str | None = None  # a name in kueue.topologies: the flavor is topology-aware
+    node_shape: Mapping[str, Any] = field(default_factory=dict)  # allocatable cpu and memory of a node, as written
+
+    @property
+    def host_per_gpu(self) -> tuple[float, float]:
+        """(logical CPUs, memory GiB) a GPU of this pool brings from its node: the pool's nodeShape, else its
+        autoscaling nodeCapacity, else the model's typical host share (catalog)."""
+        shape = self.node_shape or self.provisioner.node_capacity
+        if shape.get("cpu") and shape.get("memory"):
+            return (quantity(shape["cpu"]) / self.gpus_per_node,
+                    quantity(shape["memory"]) / 2**30 / self.gpus_per_node)
+        return float(self.gpu.host_cpu_per_gpu), float(self.gpu.host_memory_gib_per_gpu)
 
     @property
     def gpus(self) -> int:
