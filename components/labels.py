@@ -5,6 +5,7 @@ from __future__ import annotations
 from sovcloud.config import model
 from sovcloud.keys import (  # noqa: F401 (the keys components write, re-exported for them)
     ALLOCATIONS,
+    ARCH,
     CLASSIFICATION,
     DEVICE_PLUGIN_CONFIG,
     DOMAIN,

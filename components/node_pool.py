@@ -45,8 +45,10 @@ def node_labels(region: model.Region, pool: model.Pool) -> dict[str, str]:
 
 
 def template_node_labels(region: model.Region, pool: model.Pool) -> dict[str, str]:
-    """The labels of a node of the pool once it runs: those set at registration plus the GFD product."""
-    return {**node_labels(region, pool), L.GPU_PRODUCT: L.product_label(pool, region.gpu_operator.mig_strategy)}
+    """The labels of a node of the pool once it runs: those set at registration, the architecture the kubelet
+    writes, and the GFD product."""
+    return {**node_labels(region, pool), L.ARCH: pool.gpu.arch,
+            L.GPU_PRODUCT: L.product_label(pool, region.gpu_operator.mig_strategy)}
 
 
 def machine_name(region: model.Region, pool: model.Pool) -> str:

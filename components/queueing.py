@@ -105,7 +105,9 @@ def helm_values(region: model.Region) -> dict[str, Any]:
 def resource_flavor(region: model.Region, pool: model.Pool) -> dict[str, Any]:
     """One flavor per pool: pods land on the pool's nodes, with the product GFD reports there. A pool with a
     topology gets a topology-aware flavor (Kueue reads the levels' labels off the nodes the flavor selects)."""
-    spec: dict[str, Any] = {"nodeLabels": {L.POOL: pool.name,
+    # the architecture too: Kueue then skips this flavor for a pod that asks for another (nodeSelector or
+    # affinity on kubernetes.io/arch), and puts its own selector on the pods it admits here
+    spec: dict[str, Any] = {"nodeLabels": {L.POOL: pool.name, L.ARCH: pool.gpu.arch,
                                            L.GPU_PRODUCT: L.product_label(pool, region.gpu_operator.mig_strategy)},
                             "tolerations": [dict(L.GPU_TOLERATION)]}
     if pool.topology is not None:

@@ -232,7 +232,9 @@ def cluster_queue_spec(args: TenantArgs) -> dict[str, Any]:
         covered.append(COMPUTE_DOMAIN_CHANNEL)
     flavors = []
     overcommit = args.region.allocation.cpu_overcommit
-    for a in sorted(args.allocations, key=lambda a: a.pool):
+    # amd64 flavors first: Kueue tries flavors in order, so a pod that does not say its architecture (CPU-only
+    # helpers, most images) lands on amd64 nodes; arm64 (Grace) pools are reached by pods that select arm64
+    for a in sorted(args.allocations, key=lambda a: (_pool(args, a).gpu.arch != "amd64", a.pool)):
         pool = _pool(args, a)
         live = args.holds_quota(a)
         borrow_cpu, borrow_memory = borrowed_host(pool, a.borrowing_limit if live else 0, overcommit)

@@ -20,6 +20,7 @@ ORGANISATION_COUNTRY = f"{DOMAIN}/organisation-country"  # tenant namespace: cou
 MANAGED_BY = "app.kubernetes.io/managed-by"
 
 # Upstream names (GPU Feature Discovery, device plugin, mig-manager); see domain facts.
+ARCH = "kubernetes.io/arch"  # written by the kubelet
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT = "nvidia.com/gpu.product"
 GPU_CLIQUE = "nvidia.com/gpu.clique"  # GFD, multi-node NVLink systems only: the NVLink domain of the node

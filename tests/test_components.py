@@ -228,7 +228,8 @@ def test_resource_flavor_per_pool_selects_pool_and_gfd_product(shipped_synthesis
     assert sorted(r.inputs["metadata"]["name"] for r in kinds(s, "ResourceFlavor")) == [
         "h100-a", "h100-mig", "l40s-infer"]
     h100 = one(s, "ResourceFlavor", "h100-a").inputs["spec"]
-    assert h100 == {"nodeLabels": {"sovcloud.kr/pool": "h100-a", "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+    assert h100 == {"nodeLabels": {"sovcloud.kr/pool": "h100-a", "kubernetes.io/arch": "amd64",
+                                   "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
                     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}
     # GFD appends -SHARED to the product of a time-sliced GPU
     assert one(s, "ResourceFlavor", "l40s-infer").inputs["spec"]["nodeLabels"]["nvidia.com/gpu.product"] == \
@@ -314,10 +315,12 @@ def test_tenant_with_two_pools_in_a_region_gets_one_queue_with_two_flavors(shipp
     # ComputeDomain channels are covered: the tenant holds GPUs on the DRA driver's pool
     assert group["coveredResources"] == ["cpu", "memory", "nvidia.com/gpu", "nvidia.com/mig-2g.48gb",
                                          "nvidia.com/compute-domain-channel"]
-    assert [f["name"] for f in group["flavors"]] == ["gb200-nvl72", "rtxpro-mig"]
-    assert group["flavors"][1]["resources"][3] == {"name": "nvidia.com/mig-2g.48gb", "nominalQuota": 64,
+    # amd64 first: a pod that does not ask for arm64 (a Grace tray) is tried on the x86 pool first
+    assert [f["name"] for f in group["flavors"]] == ["rtxpro-mig", "gb200-nvl72"]
+    assert group["flavors"][0]["resources"][3] == {"name": "nvidia.com/mig-2g.48gb", "nominalQuota": 64,
                                                    "borrowingLimit": 0}
-    gb200, rtx = ({r["name"]: r for r in f["resources"]} for f in group["flavors"])
+    rtx, gb200 = ({r["name"]: r for r in f["resources"]} for f in group["flavors"])
+    assert one(s, "ResourceFlavor", "gb200-nvl72").inputs["spec"]["nodeLabels"]["kubernetes.io/arch"] == "arm64"
     assert gb200["nvidia.com/compute-domain-channel"] == {"name": "nvidia.com/compute-domain-channel",
                                                           "nominalQuota": 144, "borrowingLimit": 72}
     assert rtx["nvidia.com/compute-domain-channel"]["nominalQuota"] == 0  # not a DRA pool

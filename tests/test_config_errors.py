@@ -106,8 +106,12 @@ REGION_CASES: list[tuple[str, str, Callable[[dict[str, Any]], Any], str, str, st
      "pools[3].sharing.layout", "mig-layout", "8 compute slices, a B200 GPU has 7"),
     ("mig-on-l40s", "rdc-gwangju", lambda r: r["pools"][2].update(sharing={"mode": "mig", "layout": {"1g.10gb": 1}}),
      GWANGJU, "pools[2].sharing.layout", "mig-layout", "L40S does not support MIG"),
-    ("single-strategy-mixed-layout", "rdc-gwangju", lambda r: r["gpuOperator"].update(migStrategy="single"), GWANGJU,
-     "pools[1].sharing.layout", "mig-strategy", "migStrategy is single"),
+    ("mig-pool-under-single-strategy", "rdc-gwangju", lambda r: r["gpuOperator"].update(migStrategy="single"),
+     GWANGJU, "pools[1].sharing", "mig-strategy", "a MIG pool under gpuOperator.migStrategy single: its nodes "
+     "advertise each MIG instance as nvidia.com/gpu"),
+    ("time-slicing-renamed", "rdc-gwangju",
+     lambda r: r["pools"][2]["sharing"].update(renameByDefault=True), GWANGJU, "pools[2].sharing.renameByDefault",
+     "time-slicing", "true makes the pool's nodes advertise nvidia.com/gpu.shared"),
     ("nodes-outside-autoscaling", "ncc-haenam", lambda r: r["pools"][2].update(nodes=420), NATIONAL,
      "pools[2].provisioner.autoscaling", "autoscaling", "nodes 420 is outside autoscaling min 380 .. max 404"),
     ("autoscale-from-zero-without-shape", "ncc-haenam",
@@ -160,12 +164,12 @@ REGION_CASES: list[tuple[str, str, Callable[[dict[str, Any]], Any], str, str, st
      lambda r: r["pools"][1]["provisioner"].update(autoscaling={"min": 4, "max": 16}), ULSAN,
      "pools[1].provisioner.autoscaling", "autoscaling", "autoscaling a MIG pool under migStrategy mixed: its nodes "
      "carry the GPU label but advertise nvidia.com/gpu: 0"),
-    ("mig-pool-scaling-from-zero", "rdc-ulsan",
-     lambda r: (r.update(gpuOperator={**r["gpuOperator"], "migStrategy": "single"}),
+    ("shared-pool-scaling-from-zero", "rdc-ulsan",
+     lambda r: (r["pools"][1].update(sharing={"mode": "time-slicing", "replicas": 2}),
                 r["pools"][1]["provisioner"].update(autoscaling={"min": 0, "max": 16,
                                                                   "nodeCapacity": {"cpu": 128, "memory": "1Ti"}})),
-     ULSAN, "pools[1].provisioner.autoscaling", "autoscaling", "min 0 on a mig pool: the autoscaler plans a node from "
-     "zero with whole GPUs only"),
+     ULSAN, "pools[1].provisioner.autoscaling", "autoscaling", "min 0 on a time-slicing pool: the autoscaler plans "
+     "a node from zero with whole GPUs only"),
     ("metal3-pools-sharing-hosts", "ncc-haenam",
      lambda r: r["pools"][3]["provisioner"]["metal3"]["hostSelector"]["matchLabels"].pop("sovcloud.kr/pool"),
      NATIONAL, "pools[3].provisioner.metal3.hostSelector", "host-selector", "can select the same BareMetalHosts as "

@@ -48,6 +48,7 @@ class GpuModel:
     # (or its autoscaling nodeCapacity) overrides them
     host_cpu_per_gpu: int = 0
     host_memory_gib_per_gpu: int = 0
+    arch: str = "amd64"  # the host CPUs' architecture (kubernetes.io/arch): Grace-based trays are arm64
 
     @property
     def mig_capable(self) -> bool:
@@ -129,7 +130,7 @@ BUILTIN: Mapping[str, GpuModel] = MappingProxyType({
                description="B200 180GB (HGX/DGX)", family="blackwell", memory_gb=180,
                gfd_product="NVIDIA-B200", gpus_per_node=8, min_driver="570.133.20",
                min_operator="v25.3.0", open_kernel_modules=True),
-        _model("GB200", host_cpu_per_gpu=36, host_memory_gib_per_gpu=240,
+        _model("GB200", host_cpu_per_gpu=36, host_memory_gib_per_gpu=240, arch="arm64",
                description="GB200 NVL72 (4 GPUs per compute tray)", family="blackwell", memory_gb=186,
                gfd_product="NVIDIA-GB200", gpus_per_node=4, min_driver="570.133.20",
                min_operator="v25.3.0", open_kernel_modules=True, multi_node_nvlink=True),
@@ -138,7 +139,7 @@ BUILTIN: Mapping[str, GpuModel] = MappingProxyType({
                description="B300 288GB (HGX)", family="blackwell", memory_gb=288,
                gfd_product="NVIDIA-B300-SXM6-AC", gpus_per_node=8, min_driver="580.82.07",
                min_operator="v25.10.0", open_kernel_modules=True, inferred=True),
-        _model("GB300", host_cpu_per_gpu=36, host_memory_gib_per_gpu=240,
+        _model("GB300", host_cpu_per_gpu=36, host_memory_gib_per_gpu=240, arch="arm64",
                description="GB300 NVL72 (4 GPUs per compute tray)", family="blackwell", memory_gb=288,
                gfd_product="NVIDIA-GB300", gpus_per_node=4, min_driver="580.82.07",
                min_operator="v25.10.0", open_kernel_modules=True, inferred=True, multi_node_nvlink=True),
@@ -171,6 +172,7 @@ def model_from_config(name: str, entry: Mapping[str, Any], base: GpuModel | None
         "gfdProduct": "gfd_product", "gpusPerNode": "gpus_per_node", "minDriver": "min_driver",
         "minOperator": "min_operator", "openKernelModules": "open_kernel_modules",
         "computeSlices": "compute_slices", "memorySlices": "memory_slices", "multiNodeNvlink": "multi_node_nvlink",
+        "arch": "arch",
     }
     for key, attr in renames.items():
         if key in entry:

@@ -162,11 +162,21 @@ def _pool(doc: Document, i: int, raw: dict[str, Any], models: dict[str, catalog.
         problem = gpu.layout_problem(layout)
         if problem:
             errors.add(doc, (*at, "sharing", "layout"), f"{problem} (a layout must fit one GPU)", "mig-layout")
-        if mig_strategy == "single" and len(layout) > 1:
-            errors.add(doc, (*at, "sharing", "layout"), f"{len(layout)} different profiles, but "
-                       "gpuOperator.migStrategy is single (one profile per pool, or use mixed)", "mig-strategy")
+        if mig_strategy == "single":
+            # under the single strategy the device plugin advertises each instance as nvidia.com/gpu (and GFD the
+            # product as <product>-MIG-<profile>): quotas, queues and the capacity rules would count instances as
+            # whole GPUs. sovcloud counts MIG instances as nvidia.com/mig-<profile>, which is the mixed strategy
+            errors.add(doc, (*at, "sharing"), "a MIG pool under gpuOperator.migStrategy single: its nodes advertise "
+                       "each MIG instance as nvidia.com/gpu, which quotas and queues count as whole GPUs (use "
+                       "migStrategy: mixed, where instances are nvidia.com/mig-<profile>)", "mig-strategy")
         sharing = Sharing("mig", mig_layout=freeze(layout), mig_config_name=sh.get("configName", raw["name"]))
     elif sh["mode"] == "time-slicing":
+        if sh.get("renameByDefault"):
+            # the device plugin then advertises nvidia.com/gpu.shared (and GFD drops the -SHARED product suffix);
+            # the pool's quotas, queues and flavor count nvidia.com/gpu
+            errors.add(doc, (*at, "sharing", "renameByDefault"), "true makes the pool's nodes advertise "
+                       "nvidia.com/gpu.shared, but its quotas and queues count nvidia.com/gpu, so no pod asking for "
+                       "either would run (set false)", "time-slicing")
         sharing = Sharing("time-slicing", replicas=sh["replicas"],
                           rename_by_default=sh.get("renameByDefault", False),
                           fail_requests_greater_than_one=sh.get("failRequestsGreaterThanOne", True))
