@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import yaml
 
 from policies.resources import (
     GPU,
     MIG_LABEL,
+    MIG_RESOURCE,
     TENANT,
     base_product,
     labels,
@@ -21,8 +20,6 @@ from policies.resources import (
     report_findings,
 )
 from sovcloud import allocation
-
-MIG_RESOURCE = re.compile(r"^nvidia\.com/mig-(\d+g\.\d+gb)$")
 
 
 def _layouts(resources) -> dict[str, dict]:

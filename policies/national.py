@@ -14,7 +14,8 @@ def national_budget(args, report_violation) -> None:
     resources = list(args.resources)
     rules = allocation.NationalRules(
         budget=int(cfg.get("nationalGpuBudget") or 0),
-        other_regions_guaranteed=int(cfg.get("otherRegionsGuaranteed") or 0),
+        other_regions_guaranteed=float(cfg.get("otherRegionsGuaranteed") or 0),
         grants={t: int(g) for t, g in (cfg.get("tenantGrants") or {}).items()},
-        other_regions_by_tenant={t: int(g) for t, g in (cfg.get("otherRegionsTenantGuaranteed") or {}).items()})
-    report_findings(allocation.national_budget(figures(resources), rules), resources, report_violation)
+        other_regions_by_tenant={t: float(g) for t, g in (cfg.get("otherRegionsTenantGuaranteed") or {}).items()})
+    fig = figures(resources, cfg.get("gpuModels") or {})
+    report_findings(allocation.national_budget(fig, rules), resources, report_violation)

@@ -35,7 +35,8 @@ MANDATORY, ADVISORY = EnforcementLevel.MANDATORY, EnforcementLevel.ADVISORY
 def gpu_models_config(models: Any) -> dict[str, Any]:
     """GPU models as the policies take them: by GFD product, with support minimums and MIG profiles."""
     return {m.gfd_product: {"name": m.name, "minDriver": m.min_driver, "minOperator": m.min_operator,
-                            "openKernelModules": m.open_kernel_modules, "migProfiles": list(m.mig_profiles)}
+                            "openKernelModules": m.open_kernel_modules, "migProfiles": list(m.mig_profiles),
+                            "computeSlices": m.compute_slices}
             for m in models.values()}
 
 
@@ -156,7 +157,7 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             "caps hold.", validate=shares_and_caps, enforcement_level=MANDATORY, severity=Severity.HIGH,
             config_schema=_schema(reservedShares=SECTOR_NUMBERS,
                                   perTenantGpuCap={"type": ["integer", "null"], "default": None},
-                                  perSectorGpuCap=SECTOR_NUMBERS),
+                                  perSectorGpuCap=SECTOR_NUMBERS, gpuModels=GPU_MODELS),
             remediation_steps="Reduce the guaranteed GPUs of the sector or tenant named, or change the region's "
             "allocation rules through review."),
         StackValidationPolicy(
@@ -179,10 +180,11 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             "within its grant.", validate=national_budget, enforcement_level=MANDATORY, severity=Severity.HIGH,
             config_schema=_schema(
                 nationalGpuBudget={"type": "integer", "default": 0, "description": "0: no budget set."},
-                otherRegionsGuaranteed={"type": "integer", "default": 0},
+                otherRegionsGuaranteed={"type": "number", "default": 0},
                 tenantGrants={"type": "object", "default": {}, "additionalProperties": {"type": "integer"}},
                 otherRegionsTenantGuaranteed={"type": "object", "default": {},
-                                              "additionalProperties": {"type": "integer"}}),
+                                              "additionalProperties": {"type": "number"}},
+                gpuModels=GPU_MODELS),
             remediation_steps="Reduce guaranteed GPUs, or raise the budget or the tenant's grant through review."),
     ]
 

@@ -217,12 +217,39 @@ def walk_values(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         yield path, value
 
 
-def figures(resources: list[Resource], **extra: Any) -> allocation.Figures:
+MIG_RESOURCE = re.compile(r"^nvidia\.com/mig-(\d+g\.\d+gb)$")
+
+
+def flavor_products(resources: Iterable[Resource]) -> dict[str, str]:
+    """Per ResourceFlavor (= pool): the GPU product its nodes report, without GFD's sharing suffixes."""
+    return {name(rf): base_product(((rf.props.get("spec") or {}).get("nodeLabels") or {}).get(f"{GPU}.product", ""))
+            for rf in objects(resources, "ResourceFlavor")}
+
+
+def mig_equivalents(resources: list[Resource], models: Mapping[str, Any]) -> dict[tuple[str, str], float]:
+    """Per (pool, tenant): the MIG instances of the ClusterQueues as the GPU shares they occupy (the instance's
+    compute slices over the GPU model's, from the policy's gpuModels)."""
+    products = flavor_products(resources)
+    out: dict[tuple[str, str], float] = {}
+    for cq in objects(resources, "ClusterQueue"):
+        tenant = labels(cq).get(TENANT) or name(cq)
+        for pool, res in queue_flavors(cq):
+            slices = int((models.get(products.get(pool, "")) or {}).get("computeSlices") or 0)
+            for resource, quota in res.items():
+                m = MIG_RESOURCE.match(resource or "")
+                count = float(quota.get("nominalQuota", 0) or 0) if m else 0
+                if count:
+                    out[pool, tenant] = out.get((pool, tenant), 0) + count * allocation.mig_share(m.group(1), slices)
+    return out
+
+
+def figures(resources: list[Resource], models: Mapping[str, Any] | None = None, **extra: Any) -> allocation.Figures:
     """The allocation rules' figures, read from the resources: pool GPUs from the node-pool resources, guarantees
-    from the ClusterQueues, sectors from the tenant namespaces' labels (``extra``: the MIG figures)."""
+    from the ClusterQueues (MIG instances as GPU shares, given the GPU models), sectors from the tenant namespaces'
+    labels (``extra``: the MIG layout figures)."""
     return allocation.Figures(capacity=pool_capacity(resources), guaranteed=guaranteed_by_pool_and_tenant(resources),
                               sectors={n: labels(ns).get(SECTOR, "") for n, ns in tenant_namespaces(resources).items()},
-                              **extra)
+                              mig_equivalent=mig_equivalents(resources, models) if models else {}, **extra)
 
 
 def report_findings(findings: list[allocation.Finding], resources: list[Resource], report_violation: Any) -> None:

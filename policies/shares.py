@@ -13,4 +13,5 @@ def shares_and_caps(args, report_violation) -> None:
     cfg = args.get_config()
     rules = allocation.ShareRules(dict(cfg.get("reservedShares") or {}), cfg.get("perTenantGpuCap"),
                                   dict(cfg.get("perSectorGpuCap") or {}))
-    report_findings(allocation.shares_and_caps(figures(resources), rules), resources, report_violation)
+    fig = figures(resources, cfg.get("gpuModels") or {})
+    report_findings(allocation.shares_and_caps(fig, rules), resources, report_violation)

@@ -28,6 +28,9 @@ class Figures:
     sectors: Mapping[str, str] = field(default_factory=dict)  # per tenant: its sector
     mig_guaranteed: Mapping[tuple[str, str], int] = field(default_factory=dict)  # per (pool, profile): instances
     mig_per_gpu: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # per pool: its layout, per GPU
+    # per (pool, tenant): the MIG instances guaranteed, as the share of GPUs they occupy (compute slices of the
+    # instance over the GPU's): they count in the shares, caps, grants and the budget like whole GPUs
+    mig_equivalent: Mapping[tuple[str, str], float] = field(default_factory=dict)
 
     @property
     def total_capacity(self) -> int:
@@ -39,14 +42,15 @@ class Figures:
             out[pool] = out.get(pool, 0) + gpus
         return out
 
-    def by_tenant(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for (_, tenant), gpus in self.guaranteed.items():
+    def by_tenant(self) -> dict[str, float]:
+        """Whole GPUs plus MIG instances as GPU shares, per tenant."""
+        out: dict[str, float] = {}
+        for (_, tenant), gpus in [*self.guaranteed.items(), *self.mig_equivalent.items()]:
             out[tenant] = out.get(tenant, 0) + gpus
         return out
 
-    def by_sector(self) -> dict[str, int]:
-        out: dict[str, int] = {}
+    def by_sector(self) -> dict[str, float]:
+        out: dict[str, float] = {}
         for tenant, gpus in self.by_tenant().items():
             sector = self.sectors.get(tenant, "")
             out[sector] = out.get(sector, 0) + gpus
@@ -63,9 +67,19 @@ class ShareRules:
 @dataclass(frozen=True)
 class NationalRules:
     budget: int = 0  # 0: no national budget
-    other_regions_guaranteed: int = 0  # what the other regions guarantee on the same day
+    other_regions_guaranteed: float = 0  # what the other regions guarantee on the same day
     grants: Mapping[str, int] = field(default_factory=dict)  # tenant -> GPUs granted across regions
-    other_regions_by_tenant: Mapping[str, int] = field(default_factory=dict)
+    other_regions_by_tenant: Mapping[str, float] = field(default_factory=dict)
+
+
+def fmt_gpus(value: float) -> str:
+    """A GPU figure as people read it: whole numbers as such, MIG shares to one decimal."""
+    return f"{value:.0f}" if abs(value - round(value)) < 1e-9 else f"{value:.1f}"
+
+
+def mig_share(profile: str, gpu_compute_slices: int) -> float:
+    """The share of a GPU a MIG instance occupies: its compute slices (the ``Ng`` of ``3g.90gb``) over the GPU's."""
+    return int(profile.split("g.", 1)[0]) / gpu_compute_slices if gpu_compute_slices else 0.0
 
 
 def reserved(capacity: int, shares: Mapping[str, float]) -> dict[str, int]:
@@ -108,23 +122,23 @@ def shares_and_caps(fig: Figures, rules: ShareRules) -> list[Finding]:
         room = sector_room(capacity, rules.reserved_shares, sector)
         if used > room:
             over = True
-            out.append(Finding(f"sector {sector}: {used} GPUs guaranteed, but only {room} of {capacity} are not "
-                               "reserved for other sectors"))
+            out.append(Finding(f"sector {sector}: {fmt_gpus(used)} GPUs guaranteed, but only {room} of {capacity} are "
+                               "not reserved for other sectors"))
     # sectors each within their room can still squeeze a reservation together: each claims the larger of what it
     # is guaranteed and what is reserved for it
     claims = {s: max(by_sector.get(s, 0), held_back.get(s, 0)) for s in {*by_sector, *held_back}}
     for sector, r in sorted(held_back.items()):
         others = sum(c for s, c in claims.items() if s != sector)
         if not over and by_sector.get(sector, 0) < r and others > capacity - r:
-            out.append(Finding(f"sector {sector}: {r} GPUs reserved, but other sectors guarantee or reserve {others} "
-                               f"of {capacity}"))
+            out.append(Finding(f"sector {sector}: {r} GPUs reserved, but other sectors guarantee or reserve "
+                               f"{fmt_gpus(others)} of {capacity}"))
     cap = rules.per_tenant_gpu_cap
     if cap is not None:
-        out += [Finding(f"tenant {tenant}: {gpus} GPUs guaranteed, cap is {cap} per tenant", tenant=tenant)
-                for tenant, gpus in sorted(fig.by_tenant().items()) if gpus > cap]
+        out += [Finding(f"tenant {tenant}: {fmt_gpus(held)} GPUs guaranteed, cap is {cap} per tenant", tenant=tenant)
+                for tenant, held in sorted(fig.by_tenant().items()) if held > cap]
     for sector, sector_cap in sorted(rules.per_sector_gpu_cap.items()):
         if by_sector.get(sector, 0) > sector_cap:
-            out.append(Finding(f"sector {sector}: {by_sector[sector]} GPUs guaranteed, cap is {sector_cap}"))
+            out.append(Finding(f"sector {sector}: {fmt_gpus(by_sector[sector])} GPUs guaranteed, cap is {sector_cap}"))
     return out
 
 
@@ -137,12 +151,13 @@ def national_budget(fig: Figures, rules: NationalRules) -> list[Finding]:
     if rules.budget:
         total = sum(here.values()) + rules.other_regions_guaranteed
         if total > rules.budget:
-            out.append(Finding(f"{total} GPUs guaranteed across all regions, national budget is {rules.budget}"))
+            out.append(Finding(f"{fmt_gpus(total)} GPUs guaranteed across all regions, national budget is "
+                               f"{rules.budget}"))
     for tenant, grant in sorted(rules.grants.items()):
         if tenant not in here:
             continue
         total = here[tenant] + rules.other_regions_by_tenant.get(tenant, 0)
         if total > grant:
-            out.append(Finding(f"tenant {tenant}: {total} GPUs guaranteed across regions, grant is {grant}",
+            out.append(Finding(f"tenant {tenant}: {fmt_gpus(total)} GPUs guaranteed across regions, grant is {grant}",
                                tenant=tenant))
     return out

@@ -140,8 +140,8 @@ def test_html_report_chart_matches_json_numbers(tree: Tree, tmp_path: Path) -> N
     data = json.loads(run("report", "--root", str(tree.root), "--format", "json", "--date", DAY).stdout)
     page = (tmp_path / "r.html").read_text()
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
-    bars = {(m[1], m[2]): int(m[3]) for m in
-            re.finditer(r'class="sector-(\w+)" data-region="([\w-]+)" data-gpus="(\d+)"', page)}
+    bars = {(m[1], m[2]): float(m[3]) for m in
+            re.finditer(r'class="sector-(\w+)" data-region="([\w-]+)" data-gpus="([\d.]+)"', page)}
     expected = {(s, r["region"]): n for r in data["regions"] for s, n in r["bySector"].items() if n}
     assert bars == expected
     pools = {m[1]: (int(m[2]), int(m[3])) for m in
@@ -279,7 +279,7 @@ def test_tenant_add_over_the_national_budget_is_refused(tree: Tree) -> None:
     args = [{"rdc-ulsan": "ncc-haenam", "gb200-nvl72": "b200-hall-a"}.get(a, a) for a in NEW]
     result = run("tenant", "add", "--root", str(tree.root), *args, "--gpus", "512")
     assert result.exit_code == 1
-    assert "7016 GPUs guaranteed across all regions, national budget is 6700" in result.output
+    assert "7086.9 GPUs guaranteed across all regions, national budget is 6700" in result.output
 
 
 @pytest.mark.parametrize(("edit", "message"), [

@@ -156,7 +156,8 @@ def _break(tree: Tree) -> None:
     tree.edit_tenant("hanbit-llm-lab", lambda d: d.update(classification="high"))  # rdc-gwangju is moderate
     tree.edit_tenant("orbit-lm", lambda d: d["allocations"][0].update(  # 560 + 144 > grant 700, running on TODAY
         gpus=560, period={"start": "2026-05-01", "end": "2027-04-30"}))
-    # rdc-ulsan: industry 216 + 216 > its 384 cap (gb200-nvl72 exactly full)
+    # rdc-ulsan: industry 216 + 216 GPUs and 64 x 2g.48gb (half an RTX PRO 6000 each: 32 GPUs) > its 416 cap
+    # (gb200-nvl72 exactly full), and more than the 448 of 640 not reserved for startups
     tree.edit_tenant("baram-shipyard", lambda d: d["allocations"][0].update(gpus=216))
     # rdc-gwangju: startup 80 and industry 128 each fit beside the public and research reserves, together not
     tree.edit_tenant("pixelforge", lambda d: d["allocations"].append(_alloc_like(d, "rdc-gwangju", "h100-a", 64)))
@@ -239,7 +240,9 @@ def test_shares_and_caps_fire_on_reserves_and_caps(broken) -> None:
         ("Namespace saebyeol-climate", "tenant saebyeol-climate: 2100 GPUs guaranteed, cap is 2048 per tenant"),
     }
     assert found(violations["rdc-ulsan"], "shares-and-caps") == {
-        ("stack rdc-ulsan", "sector industry: 432 GPUs guaranteed, cap is 384")}
+        ("stack rdc-ulsan", "sector industry: 464 GPUs guaranteed, cap is 416"),
+        ("stack rdc-ulsan", "sector industry: 464 GPUs guaranteed, but only 448 of 640 are not reserved for other "
+                            "sectors")}
     # rdc-gwangju: 336 GPUs, 84 each reserved for public and research; startup 80 and industry 128 each fit in
     # the 168 left, but together they squeeze both reserves
     assert found(violations["rdc-gwangju"], "shares-and-caps") == {
@@ -251,8 +254,10 @@ def test_shares_and_caps_fire_on_reserves_and_caps(broken) -> None:
 def test_national_budget_fires_on_budget_and_grant(broken) -> None:
     _, cfg, _, violations = broken
     total = sum(a.gpus for t in cfg.tenants.values() for a in t.allocations if t.holds_quota(a, TODAY))
-    assert total == 8916  # every allocation of the broken tree holds quota on TODAY (nuri-teaching's are MIG only)
-    budget = ("stack {}", "8916 GPUs guaranteed across all regions, national budget is 8000")
+    assert total == 8916  # whole GPUs: every allocation of the broken tree holds quota on TODAY
+    # plus the MIG instances as the GPU shares they occupy: 64 x 2g.48gb for each of two Ulsan tenants (half an
+    # RTX PRO 6000 each: 64 GPUs), 24 x 1g.10gb and 8 x 3g.40gb on Gwangju's H100 (1/7 and 3/7: 6.9)
+    budget = ("stack {}", "8986.9 GPUs guaranteed across all regions, national budget is 8000")
     grant = ("Namespace orbit-lm", "tenant orbit-lm: 704 GPUs guaranteed across regions, grant is 700")
     for region in ("ncc-haenam", "rdc-ulsan"):  # orbit-lm has a queue in both
         assert found(violations[region], "national-budget") == {
@@ -667,7 +672,7 @@ def test_pack_describes_itself_as_the_analyzer_would() -> None:
     assert [p.name for p in info.policies] == list(POLICY_NAMES)
     served = {p["name"]: p for p in MessageToDict(info)["policies"]}
     assert set(served["national-budget"]["configSchema"]["properties"]) == {
-        "nationalGpuBudget", "otherRegionsGuaranteed", "tenantGrants", "otherRegionsTenantGuaranteed"}
+        "nationalGpuBudget", "otherRegionsGuaranteed", "tenantGrants", "otherRegionsTenantGuaranteed", "gpuModels"}
     levels = {name: p.get("enforcementLevel", "ADVISORY") for name, p in served.items()}  # ADVISORY: proto default
     assert {name for name, level in levels.items() if level != "MANDATORY"} == {"allocation-periods"}
     assert all(p["remediationSteps"] and p["severity"].startswith("POLICY_SEVERITY_") for p in served.values())

@@ -54,20 +54,20 @@ def pool_usage(cfg: Config, as_of: dt.date, regions: set[str] | None = None) -> 
     return out
 
 
-def by_sector(cfg: Config, region: str, as_of: dt.date) -> dict[str, int]:
-    out = dict.fromkeys(SECTORS, 0)
-    for t, a in cfg.allocations_in(region):
-        if t.holds_quota(a, as_of):
-            out[t.sector] += a.gpus
-    return out
+def _figure(value: float) -> int | float:
+    """Whole GPUs as an int, MIG shares to one decimal."""
+    return round(value) if abs(value - round(value)) < 1e-9 else round(value, 1)
 
 
-def by_tenant(cfg: Config, region: str, as_of: dt.date) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for t, a in cfg.allocations_in(region):
-        if t.holds_quota(a, as_of):
-            out[t.name] = out.get(t.name, 0) + a.gpus
-    return out
+def by_sector(cfg: Config, region: str, as_of: dt.date) -> dict[str, int | float]:
+    """GPUs guaranteed per sector in the region, MIG instances as the GPU shares they occupy."""
+    held = figures(cfg, region, as_of).by_sector()
+    return {s: _figure(held.get(s, 0)) for s in SECTORS}
+
+
+def by_tenant(cfg: Config, region: str, as_of: dt.date) -> dict[str, int | float]:
+    """GPUs guaranteed per tenant in the region, MIG instances as the GPU shares they occupy."""
+    return {t: _figure(v) for t, v in figures(cfg, region, as_of).by_tenant().items()}
 
 
 def figures(cfg: Config, region: str, as_of: dt.date) -> allocation.Figures:
@@ -75,17 +75,21 @@ def figures(cfg: Config, region: str, as_of: dt.date) -> allocation.Figures:
     r = cfg.regions[region]
     guaranteed: dict[tuple[str, str], int] = {}
     mig: dict[tuple[str, str], int] = {}
+    shares: dict[tuple[str, str], float] = {}
     sectors: dict[str, str] = {}
     for t, a in cfg.allocations_in(region):
         if not t.holds_quota(a, as_of):
             continue
         sectors[t.name] = t.sector
         guaranteed[a.pool, t.name] = guaranteed.get((a.pool, t.name), 0) + a.gpus
+        slices = r.pool(a.pool).gpu.compute_slices  # type: ignore[union-attr]  (the loader checked the pool)
         for profile, count in a.mig.items():
             mig[a.pool, profile] = mig.get((a.pool, profile), 0) + count
+            shares[a.pool, t.name] = shares.get((a.pool, t.name), 0) + count * allocation.mig_share(profile, slices)
     return allocation.Figures(capacity={p.name: p.backed_gpus for p in r.pools}, guaranteed=guaranteed,
                               sectors=sectors, mig_guaranteed=mig,
-                              mig_per_gpu={p.name: dict(p.sharing.mig_layout) for p in r.pools})
+                              mig_per_gpu={p.name: dict(p.sharing.mig_layout) for p in r.pools},
+                              mig_equivalent=shares)
 
 
 def share_rules(region: Region) -> allocation.ShareRules:
@@ -98,11 +102,12 @@ def national_rules(cfg: Config, region: str, as_of: dt.date) -> allocation.Natio
     """The national budget and grants, with what the other regions guarantee on ``as_of`` (as their stacks would)."""
     budget = min((r.allocation.national_gpu_budget for r in cfg.regions.values()
                   if r.allocation.national_gpu_budget is not None), default=0)
-    others: dict[str, int] = {}
-    for tenant in cfg.tenants.values():
-        total = sum(a.gpus for a in tenant.allocations if a.region != region and tenant.holds_quota(a, as_of))
-        if total:
-            others[tenant.name] = total
+    others: dict[str, float] = {}
+    for name in sorted(cfg.regions):
+        if name != region:
+            for tenant, held in figures(cfg, name, as_of).by_tenant().items():
+                others[tenant] = others.get(tenant, 0) + held
+    others = {t: round(v, 6) for t, v in others.items() if v}
     return allocation.NationalRules(
         budget=budget, other_regions_guaranteed=sum(others.values()),
         grants={t.name: t.grant_gpus for t in cfg.tenants.values() if t.grant_gpus is not None},

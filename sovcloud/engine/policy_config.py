@@ -40,10 +40,10 @@ def policy_config(cfg: Config, region: str, today: dt.date | None = None,
         "domestic-organisations": {"homeCountry": r.location.country,
                                    "approvedForeignOrganisations": list(rules.approved_foreign_organisations)},
         "shares-and-caps": {"reservedShares": dict(rules.reserved_shares), "perTenantGpuCap": rules.per_tenant_gpu_cap,
-                            "perSectorGpuCap": dict(rules.per_sector_gpu_cap)},
+                            "perSectorGpuCap": dict(rules.per_sector_gpu_cap), "gpuModels": models},
         "allocation-periods": {"today": day.isoformat()},
         "national-budget": {
             "nationalGpuBudget": national.budget, "otherRegionsGuaranteed": national.other_regions_guaranteed,
             "tenantGrants": dict(national.grants),
-            "otherRegionsTenantGuaranteed": dict(national.other_regions_by_tenant)},
+            "otherRegionsTenantGuaranteed": dict(national.other_regions_by_tenant), "gpuModels": models},
     }
