@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from sovcloud import config
@@ -144,8 +145,8 @@ def test_html_report_chart_matches_json_numbers(tree: Tree, tmp_path: Path) -> N
             re.finditer(r'class="sector-(\w+)" data-region="([\w-]+)" data-gpus="([\d.]+)"', page)}
     expected = {(s, r["region"]): n for r in data["regions"] for s, n in r["bySector"].items() if n}
     assert bars == expected
-    pools = {m[1]: (int(m[2]), int(m[3])) for m in
-             re.finditer(r'data-pool="([\w/-]+)" data-guaranteed="(\d+)" data-capacity="(\d+)"', page)}
+    pools = {m[1]: (float(m[2]), int(m[3])) for m in
+             re.finditer(r'data-pool="([\w/-]+)" data-guaranteed="([\d.]+)" data-capacity="(\d+)"', page)}
     assert pools == {f"{r['region']}/{p['pool']}": (p["guaranteed"], p["capacity"])
                      for r in data["regions"] for p in r["pools"]}
     national = next(r for r in data["regions"] if r["region"] == "ncc-haenam")
@@ -345,3 +346,19 @@ def test_report_and_diff_name_the_queues_that_hold_and_when_they_drain(repo: Tre
     assert [q for q in d["heldQueues"] if q["tenant"] == "voicebridge"] == [
         {"region": r, "tenant": "voicebridge", "stopPolicy": "Hold", "drainsFrom": "2026-12-04"}
         for r in sorted({a.region for a in config.load(repo.root).tenants["voicebridge"].allocations})]
+
+
+def test_a_mig_request_over_the_layout_hints_in_instances(tree: Tree, tmp_path: Path) -> None:
+    # rtxpro-mig makes 2 x 2g.48gb on each of its 64 GPUs: 128, of which baram-shipyard and pixelforge hold 64 each
+    spec = yaml.safe_load(tree.tenant_path("pixelforge").read_text())
+    spec.update(name="mirae-lab", displayName="Mirae Lab (example)")
+    spec["organisation"]["registrationId"] = "000-00-00099"
+    spec["allocations"] = [a for a in spec["allocations"] if a.get("mig")]
+    path = tmp_path / "mirae.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = run("tenant", "add", "--root", str(tree.root), "--from", str(path))
+    assert result.exit_code == 1, result.output
+    assert "rdc-ulsan: pool rtxpro-mig: 192 2g.48gb instances guaranteed, 128 exist (2 per GPU on 64 GPUs)" in \
+        result.output
+    assert "rdc-ulsan/rtxpro-mig: up to 0 2g.48gb instances would fit (asked 64)" in result.output
+    assert "GPUs would fit (asked 0)" not in result.output

@@ -88,7 +88,13 @@ def _would_fit(before: Config, tenant: Tenant, day: dt.date) -> list[str]:
             limits.append(rules.per_sector_gpu_cap[tenant.sector] - sector_used)
         if rules.per_tenant_gpu_cap is not None:
             limits.append(rules.per_tenant_gpu_cap - capacity.by_tenant(before, a.region, day).get(tenant.name, 0))
-        lines.append(f"{a.region}/{a.pool}: up to {max(0, min(limits)):,} GPUs would fit (asked {a.gpus:,})")
+        use = usage[a.region, a.pool]
+        if a.mig:  # a MIG request: what the pool's layout still makes, per profile
+            for profile, asked in sorted(a.mig.items()):
+                room = max(0, use.mig_capacity.get(profile, 0) - use.mig_guaranteed.get(profile, 0))
+                lines.append(f"{a.region}/{a.pool}: up to {room:,} {profile} instances would fit (asked {asked:,})")
+        if a.gpus or not a.mig:
+            lines.append(f"{a.region}/{a.pool}: up to {max(0, min(limits)):g} GPUs would fit (asked {a.gpus:,})")
     return lines
 
 

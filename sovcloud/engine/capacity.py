@@ -33,10 +33,16 @@ class PoolUse:
     borrowable: int
     mig_guaranteed: dict[str, int]  # MIG instances guaranteed, by profile
     mig_capacity: dict[str, int]  # MIG instances the pool's layout makes, by profile
+    mig_share: float = 0.0  # the MIG instances guaranteed, as the GPU share their compute slices take
 
     @property
-    def free(self) -> int:
-        return self.capacity - self.guaranteed
+    def held(self) -> int | float:
+        """GPUs guaranteed: whole ones plus the MIG instances' GPU shares."""
+        return _figure(self.guaranteed + self.mig_share)
+
+    @property
+    def free(self) -> int | float:
+        return _figure(self.capacity - self.guaranteed - self.mig_share)
 
 
 def pool_usage(cfg: Config, as_of: dt.date, regions: set[str] | None = None) -> list[PoolUse]:
@@ -48,9 +54,10 @@ def pool_usage(cfg: Config, as_of: dt.date, regions: set[str] | None = None) -> 
         for pool in region.pools:
             allocs = [a for a in held if a.pool == pool.name]
             mig = {p: sum(a.mig.get(p, 0) for a in allocs) for p in pool.sharing.mig_layout}
+            share = sum(n * allocation.mig_share(p, pool.gpu.compute_slices) for p, n in mig.items())
             out.append(PoolUse(region.name, pool.name, pool.gpu.name, pool.backed_gpus, sum(a.gpus for a in allocs),
                                sum(a.borrowing_limit for a in allocs), mig,
-                               {p: n * pool.backed_gpus for p, n in pool.sharing.mig_layout.items()}))
+                               {p: n * pool.backed_gpus for p, n in pool.sharing.mig_layout.items()}, share))
     return out
 
 

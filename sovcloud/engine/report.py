@@ -17,15 +17,17 @@ def report_data(cfg: Config, day: dt.date) -> dict[str, Any]:
     regions = []
     usage = capacity.pool_usage(cfg, day)
     for region in sorted(cfg.regions.values(), key=lambda r: r.name):
-        pools = [{"pool": u.pool, "gpuModel": u.gpu_model, "capacity": u.capacity, "guaranteed": u.guaranteed,
-                  "borrowable": u.borrowable, "free": u.free}
+        # guaranteed GPUs count MIG instances as the GPU share they take (migInstances lists them by profile)
+        pools = [{"pool": u.pool, "gpuModel": u.gpu_model, "capacity": u.capacity, "guaranteed": u.held,
+                  "borrowable": u.borrowable, "free": u.free,
+                  "migInstances": {p: n for p, n in u.mig_guaranteed.items() if n}}
                  for u in usage if u.region == region.name]
         tenants: dict[str, dict[str, Any]] = {}
+        held = capacity.by_tenant(cfg, region.name, day)
         for t, a in cfg.allocations_in(region.name):
             if t.holds_quota(a, day):
-                row = tenants.setdefault(t.name, {"tenant": t.name, "sector": t.sector, "guaranteed": 0,
+                row = tenants.setdefault(t.name, {"tenant": t.name, "sector": t.sector, "guaranteed": held[t.name],
                                                   "borrowable": 0})
-                row["guaranteed"] += a.gpus
                 row["borrowable"] += a.borrowing_limit
         regions.append({
             "region": region.name, "displayName": region.display_name, "tier": region.tier,
