@@ -626,3 +626,24 @@ def test_service_monitor_without_the_prometheus_operator_is_refused(tree: Tree) 
     (e,) = exc.value.errors
     assert (e.path, e.rule) == ("gpuOperator.serviceMonitor", "prerequisite")
     assert "prerequisites.prometheusOperator" in e.message
+
+
+def test_kueue_runs_highly_available_and_manages_only_tenant_namespaces(shipped_synthesis) -> None:
+    values = release(shipped_synthesis("rdc-ulsan"), "kueue")["values"]
+    manager = values["controllerManager"]
+    assert (manager["replicas"], manager["podDisruptionBudget"]) == (2, {"enabled": True, "minAvailable": 1})
+    assert manager["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    cfg = yaml.safe_load(values["managerConfig"]["controllerManagerConfigYaml"])
+    assert (cfg["apiVersion"], cfg["kind"]) == ("config.kueue.x-k8s.io/v1beta2", "Configuration")
+    # its pod webhook (failurePolicy Fail) then never stands between the platform's own pods and the API server
+    assert cfg["managedJobsNamespaceSelector"] == {"matchExpressions": [{"key": "sovcloud.kr/tenant",
+                                                                         "operator": "Exists"}]}
+    # pods asking for these are admitted; the namespace's ResourceQuota still counts what it must
+    assert cfg["resources"]["excludeResourcePrefixes"] == ["ephemeral-storage", "hugepages-", "rdma/"]
+    # Ulsan runs the DRA driver: ComputeDomain channel claims are a resource Kueue can count
+    assert cfg["resources"]["deviceClassMappings"] == [
+        {"name": "nvidia.com/compute-domain-channel",
+         "deviceClassNames": ["compute-domain-default-channel.nvidia.com"]}]
+    gwangju = yaml.safe_load(release(shipped_synthesis("rdc-gwangju"), "kueue")["values"]["managerConfig"][
+        "controllerManagerConfigYaml"])
+    assert "deviceClassMappings" not in gwangju["resources"]  # no DRA driver there

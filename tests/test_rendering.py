@@ -195,3 +195,14 @@ def test_no_rendering_rule_fires_without_chart_folders(rendered_regions) -> None
     props = _release(rendered_regions["ncc-haenam"], "gpu-operator")
     props["values"]["draDriver"] = {"repository": "x"}
     assert validate_resource("chart-renders", props, RELEASE) == []
+
+
+def test_kueue_webhooks_select_only_tenant_namespaces(rendered_regions) -> None:
+    (kueue,) = [r for r in rendered_regions["rdc-ulsan"].rendered if r.release == "kueue"]
+    hooks = [h for o in kueue.objects if o["kind"] in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+             for h in o["webhooks"] if h["name"].startswith(("mpod", "vpod", "mdeployment", "vdeployment"))]
+    assert hooks, "the chart renders the pod and deployment webhooks"
+    assert {json.dumps(h["namespaceSelector"], sort_keys=True) for h in hooks} == {
+        '{"matchExpressions": [{"key": "sovcloud.kr/tenant", "operator": "Exists"}]}'}
+    (pdb,) = [o for o in kueue.objects if o["kind"] == "PodDisruptionBudget"]
+    assert pdb["spec"]["minAvailable"] == 1
