@@ -14,11 +14,19 @@ from sovcloud.keys import RETAIN as RETAIN_ANNOTATION
 
 
 def record_retain_on_delete(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
-    if not args.type_.startswith("kubernetes:") or not args.opts.retain_on_delete:
+    """Write the annotation from the option, and only from it: an annotation set by hand on a resource without the
+    option is removed, so the claim cannot be forged."""
+    if not args.type_.startswith("kubernetes:"):
         return None
     metadata = args.props.get("metadata")
     if not isinstance(metadata, dict):
         return None
-    annotations = {**(metadata.get("annotations") or {}), RETAIN_ANNOTATION: "true"}
+    given = dict(metadata.get("annotations") or {})
+    if args.opts.retain_on_delete:
+        annotations = {**given, RETAIN_ANNOTATION: "true"}
+    elif RETAIN_ANNOTATION in given:
+        annotations = {k: v for k, v in given.items() if k != RETAIN_ANNOTATION}
+    else:
+        return None
     return pulumi.ResourceTransformationResult({**args.props, "metadata": {**metadata, "annotations": annotations}},
                                                args.opts)

@@ -11,7 +11,9 @@ def shares_and_caps(args, report_violation) -> None:
     GPU cap."""
     resources = list(args.resources)
     cfg = args.get_config()
-    rules = allocation.ShareRules(dict(cfg.get("reservedShares") or {}), cfg.get("perTenantGpuCap"),
-                                  dict(cfg.get("perSectorGpuCap") or {}))
+    # numbers cross the analyzer protocol as floats (a protobuf Struct): caps are whole GPUs
+    cap = cfg.get("perTenantGpuCap")
+    rules = allocation.ShareRules(dict(cfg.get("reservedShares") or {}), int(cap) if cap is not None else None,
+                                  {s: int(c) for s, c in (cfg.get("perSectorGpuCap") or {}).items()})
     fig = figures(resources, cfg.get("gpuModels") or {})
     report_findings(allocation.shares_and_caps(fig, rules), resources, report_violation)

@@ -1,7 +1,8 @@
 """The sovcloud Pulumi program: one region per stack (`pulumi up -s <region>`).
 
-Reads the region from this stack's config (key ``sovcloud:region``, i.e. ``Pulumi.<stack>.yaml``) and the tenants
-from ``../tenants``, validated exactly as ``sovcloud validate`` does, and builds the Region component.
+Reads the region from this stack's config (key ``sovcloud:region``: ``Pulumi.<stack>.yaml``, or however the engine
+was given it) and the tenants from ``../tenants``, validated exactly as ``sovcloud validate`` does, and builds the
+Region component.
 
 Providers (components never build their own):
 - workload cluster: stack config ``sovcloud:kubeconfig`` (a secret: ``pulumi config set --secret sovcloud:kubeconfig
@@ -37,17 +38,17 @@ def _provider(name: str, cfg: pulumi.Config, kubeconfig_key: str, context_key: s
 
 def main() -> None:
     stack = pulumi.get_stack()
+    settings = pulumi.Config("sovcloud")
+    # the region is this stack's own config, however it was set (the stack file, `pulumi config set`, an
+    # environment, the Automation API), validated as `sovcloud validate` validates the file
+    declared = settings.get_object("region")
     try:
-        cfg = config_loader.load_for_program(ROOT)
+        cfg = config_loader.load_for_program(ROOT, stack, declared)
     except ConfigInvalid as exc:
         raise pulumi.RunError(f"sovcloud config is invalid:\n{exc}") from None
     if stack not in cfg.regions:
-        raise pulumi.RunError(f"stack {stack} has no region (create stacks/Pulumi.{stack}.yaml; regions: "
-                              f"{', '.join(sorted(cfg.regions))})")
-    settings = pulumi.Config("sovcloud")
-    declared = settings.get_object("region")
-    if declared is not None and declared.get("name") != stack:
-        raise pulumi.RunError(f"config sovcloud:region names {declared.get('name')}, the stack is {stack}")
+        raise pulumi.RunError(f"stack {stack} has no region (set sovcloud:region in stacks/Pulumi.{stack}.yaml; "
+                              f"regions: {', '.join(sorted(cfg.regions))})")
     # an SDK-side transformation, so it runs under the mock monitor too (engine-side transforms do not)
     pulumi.runtime.register_stack_transformation(record_retain_on_delete)
     workload = _provider("workload", settings, "kubeconfig", "context")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import pytest
@@ -647,3 +648,35 @@ def test_kueue_runs_highly_available_and_manages_only_tenant_namespaces(shipped_
     gwangju = yaml.safe_load(release(shipped_synthesis("rdc-gwangju"), "kueue")["values"]["managerConfig"][
         "controllerManagerConfigYaml"])
     assert "deviceClassMappings" not in gwangju["resources"]  # no DRA driver there
+
+
+def _transform(props: dict, retain: bool):
+    import pulumi
+
+    from components.retention import record_retain_on_delete
+
+    args = pulumi.ResourceTransformationArgs(None, "kubernetes:core/v1:Namespace", "ns", props,  # type: ignore[arg-type]
+                                             pulumi.ResourceOptions(retain_on_delete=retain))
+    result = record_retain_on_delete(args)
+    return (result.props if result else props)["metadata"].get("annotations") or {}
+
+
+def test_the_retention_annotation_comes_from_the_option_only() -> None:
+    forged = {"metadata": {"name": "t1", "annotations": {"sovcloud.kr/retain-on-delete": "true", "keep": "me"}}}
+    assert _transform(forged, retain=False) == {"keep": "me"}  # a hand-set claim without the option is dropped
+    assert _transform({"metadata": {"name": "t1"}}, retain=True) == {"sovcloud.kr/retain-on-delete": "true"}
+    assert _transform({"metadata": {"name": "t1"}}, retain=False) == {}
+
+
+def test_the_program_takes_the_region_from_the_stack_config_it_is_given(tree: Tree) -> None:
+    # the engine hands the program sovcloud:region however it was set (pulumi config set, an environment, the
+    # Automation API); the file on disk is not the source of truth
+    cfg = config.load(tree.root)
+    raw = yaml.safe_load(tree.region_path("rdc-ulsan").read_text())["config"]["sovcloud:region"]
+    raw["pools"][1]["nodes"] = 6
+    s = synth.run(tree.root, "rdc-ulsan", cfg, {"sovcloud:region": json.dumps(raw)}, as_of=AS_OF)
+    md = one(s, "MachineDeployment", "ulsan-gpu-rtxpro-mig", "capi-ulsan")
+    assert md.inputs["spec"]["replicas"] == 6
+    raw["pools"][1]["nodes"] = -1  # and it is validated like the file
+    with pytest.raises(Exception, match=r"pools\[1\]\.nodes: -1 is less than"):
+        synth.run(tree.root, "rdc-ulsan", cfg, {"sovcloud:region": json.dumps(raw)}, as_of=AS_OF)

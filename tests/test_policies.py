@@ -687,7 +687,10 @@ def test_policies_main_only_constructs_the_pack() -> None:
     if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]  # the docstring
     imports = [(n.module, sorted(a.name for a in n.names)) for n in body if isinstance(n, ast.ImportFrom)]
-    assert imports == [("pulumi_policy", ["PolicyPack"]), ("policies.pack", ["PACK_NAME", "policies"])]
+    assert imports == [("pathlib", ["Path"]), ("pulumi_policy", ["PolicyPack"]),
+                       ("policies.pack", ["PACK_NAME", "policies"])]
+    # besides `import sys` and the module path of its own checkout, only the pack
+    body = [n for n in body if not isinstance(n, ast.Import) and "sys.path.insert" not in ast.unparse(n)]
     (rest,) = [n for n in body if not isinstance(n, ast.ImportFrom)]
     assert isinstance(rest, ast.Expr) and isinstance(rest.value, ast.Call)
     call = rest.value
@@ -908,3 +911,26 @@ def test_driver_repo_config_or_precompiled_satisfies_the_package_rule() -> None:
     assert package_findings({"enabled": True, "repoConfig": {"configMapName": "os-package-mirror"}}) == []
     assert package_findings({"enabled": True, "usePrecompiled": True}) == []
     assert package_findings({"enabled": False}) == []
+
+
+def test_numbers_that_arrive_as_floats_read_as_whole_gpus() -> None:
+    # the analyzer protocol carries config as a protobuf Struct: every number is a float there
+    resources = [_machines("a", 25, 4), _namespace("s1", "startup"), _queue("s1", "a", 60)]
+    assert validate_stack("shares-and-caps", resources, perTenantGpuCap=50.0, perSectorGpuCap={"startup": 55.0}) == [
+        ("tenant s1: 60 GPUs guaranteed, cap is 50 per tenant", "s1"),
+        ("sector startup: 60 GPUs guaranteed, cap is 55", "")]
+    assert validate_stack("national-budget", resources, nationalGpuBudget=50.0, otherRegionsGuaranteed=0.0,
+                          tenantGrants={"s1": 40.0}) == [
+        ("60 GPUs guaranteed across all regions, national budget is 50", ""),
+        ("tenant s1: 60 GPUs guaranteed across regions, grant is 40", "s1")]
+
+
+def test_the_pack_declares_the_project_version_and_runs_from_its_own_checkout() -> None:
+    import tomllib
+
+    manifest = yaml.safe_load((REPO / "policies" / "PulumiPolicy.yaml").read_text())
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert manifest["version"] == project["version"]  # the engine reports 0.0.1 without it
+    entry = (REPO / "policies" / "__main__.py").read_text()
+    assert entry.index("sys.path.insert(0, str(Path(__file__).resolve().parent.parent))") < entry.index(
+        "from policies.pack import")

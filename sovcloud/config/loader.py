@@ -7,7 +7,7 @@ config, so ``pulumi up -s <region>`` reads the same object); tenants in ``tenant
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -469,15 +469,27 @@ def preload(root: Path, cfg: Config | None) -> None:
         _preloaded[root.resolve()] = cfg
 
 
-def load_for_program(root: Path) -> Config:
-    """The config for the stack program: what synth preloaded, else a fresh :func:`load`."""
-    return _preloaded.get(root.resolve()) or load(root)
+def load_for_program(root: Path, stack: str, declared: Any = None) -> Config:
+    """The config for the stack program. ``declared`` is the stack's own ``sovcloud:region`` config as the engine
+    hands it over (from ``Pulumi.<stack>.yaml``, ``pulumi config set``, an environment or the Automation API): when
+    given, it is the region, validated like a file. What synth preloaded serves when it is the same object."""
+    preloaded = _preloaded.get(root.resolve())
+    if preloaded is not None and (declared is None or declared == _file_region_object(root, stack)):
+        return preloaded
+    return load(root, region_objects={stack: declared} if declared is not None else None)
 
 
-def load(root: Path, *, tenant_paths: Iterable[Path] | None = None, progress: Progress | None = None) -> Config:
+def _file_region_object(root: Path, stack: str) -> Any:
+    doc, _ = yamlsafe.load(root / STACKS_DIR / f"Pulumi.{stack}.yaml")
+    return ((doc.data.get("config") or {}).get(REGION_KEY)) if doc is not None and isinstance(doc.data, dict) else None
+
+
+def load(root: Path, *, tenant_paths: Iterable[Path] | None = None, progress: Progress | None = None,
+         region_objects: Mapping[str, Any] | None = None) -> Config:
     """Load and cross-check every region and tenant under ``root``; raise :class:`ConfigInvalid` with all errors.
 
-    ``tenant_paths`` replaces ``tenants/*.yaml`` (used to check a file before it is written there).
+    ``tenant_paths`` replaces ``tenants/*.yaml`` (used to check a file before it is written there);
+    ``region_objects`` replaces (or adds) a stack's region object (the stack program's own config).
     """
     errors = _Errors()
     root = root.resolve()
@@ -487,9 +499,13 @@ def load(root: Path, *, tenant_paths: Iterable[Path] | None = None, progress: Pr
                                          "no region stack files (stacks/Pulumi.<region>.yaml) found", "missing")])
     regions: dict[str, Region] = {}
     broken: set[str] = set()  # stacks that failed: tenants are not checked against them
-    for path in stacks:
-        doc = _region_doc(path, root, errors)
-        stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    objects = dict(region_objects or {})
+    named = {path.name.removeprefix("Pulumi.").removesuffix(".yaml"): path for path in stacks}
+    for stack in sorted({*named, *objects}):
+        if stack in objects:
+            doc: Document | None = Document(f"stack config {REGION_KEY} of stack {stack}", objects[stack], {})
+        else:
+            doc = _region_doc(named[stack], root, errors)
         region = _region(doc, stack, errors) if doc is not None else None
         if region is not None:
             regions[region.name] = region
