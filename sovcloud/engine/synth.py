@@ -147,6 +147,10 @@ def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | Non
     mocks = Mocks()
     monitor = _monitor_class()(mocks)
     settings.ROOT.set(None)  # set_mocks keeps an earlier run's root Stack; each synthesis gets its own
+    # a run the program ended with an error can leave RPCs of its closed loop behind: the next run would wait on
+    # them forever (the SDK's own test decorator clears the same state)
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
     pulumi.runtime.set_mocks(mocks, project="sovcloud", stack=region, preview=False, monitor=monitor)
     raw = _stack_region_object(root, region)
     pulumi.runtime.set_all_config({config_loader.REGION_KEY: json.dumps(raw),
