@@ -26,6 +26,7 @@ from policies.pinning import driver_supports_models, pinned_versions
 from policies.registries import approved_registries
 from policies.rendered import api_server_accepts, chart_renders
 from policies.residency import residency_labels
+from policies.resources import fail_closed
 from policies.shares import shares_and_caps
 
 PACK_NAME = "sovcloud"
@@ -110,7 +111,7 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
         StackValidationPolicy(
             name="tenant-isolation", description="Tenant namespaces are default-deny, high-classification tenants "
             "have no internet egress, and tenants get no LoadBalancer/NodePort services or cluster-wide bindings.",
-            validate=tenant_isolation, enforcement_level=MANDATORY, severity=Severity.CRITICAL,
+            validate=fail_closed(tenant_isolation), enforcement_level=MANDATORY, severity=Severity.CRITICAL,
             remediation_steps="Keep the Tenant component's NetworkPolicies; drop internetEgress and public "
             "egressCidrs for high tenants; expose services through the platform ingress; bind roles per namespace."),
         ResourceValidationPolicy(
@@ -128,7 +129,8 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
         StackValidationPolicy(
             name="api-server-accepts", description="Every object, the releases' rendered ones included, is valid "
             "for the region's API server and of a served kind; every ConfigMap or Secret the GPU operator reads "
-            "exists.", validate=api_server_accepts, enforcement_level=MANDATORY, severity=Severity.CRITICAL,
+            "exists.", validate=fail_closed(api_server_accepts), enforcement_level=MANDATORY,
+            severity=Severity.CRITICAL,
             config_schema=_schema(
                 chartFolders=CHART_FOLDERS,
                 kubernetesVersion={"type": "string", "default": "", "description": "The region's Kubernetes version."},
@@ -139,7 +141,7 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             "the ConfigMap or Secret from config; fix the field the schema names."),
         StackValidationPolicy(
             name="driver-supports-models", description="The GPU operator's driver and chart support every GPU model "
-            "in the region; Blackwell gets open kernel modules.", validate=driver_supports_models,
+            "in the region; Blackwell gets open kernel modules.", validate=fail_closed(driver_supports_models),
             enforcement_level=MANDATORY, severity=Severity.HIGH, config_schema=_schema(gpuModels=GPU_MODELS),
             remediation_steps="Raise gpuOperator.driverVersion / chartVersion to the model's minimum; set "
             "kernelModuleType to open or auto for Blackwell."),
@@ -149,12 +151,12 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             remediation_steps="Create tenant namespaces with retain_on_delete=True (the Tenant component does)."),
         StackValidationPolicy(
             name="guaranteed-within-capacity", description="Per pool, guaranteed GPUs never exceed the GPUs the "
-            "pool's nodes have.", validate=guaranteed_within_capacity, enforcement_level=MANDATORY,
+            "pool's nodes have.", validate=fail_closed(guaranteed_within_capacity), enforcement_level=MANDATORY,
             severity=Severity.CRITICAL,
             remediation_steps="Lower the tenants' gpus in that pool, move them to a pool with room, or add nodes."),
         StackValidationPolicy(
             name="shares-and-caps", description="Reserved sector shares are honoured; per-tenant and per-sector GPU "
-            "caps hold.", validate=shares_and_caps, enforcement_level=MANDATORY, severity=Severity.HIGH,
+            "caps hold.", validate=fail_closed(shares_and_caps), enforcement_level=MANDATORY, severity=Severity.HIGH,
             config_schema=_schema(reservedShares=SECTOR_NUMBERS,
                                   perTenantGpuCap={"type": ["integer", "null"], "default": None},
                                   perSectorGpuCap=SECTOR_NUMBERS, gpuModels=GPU_MODELS),
@@ -162,12 +164,13 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             "allocation rules through review."),
         StackValidationPolicy(
             name="mig-quota-in-layout", description="Quota'd MIG instances exist on the pool's GPU model and in its "
-            "MIG layout.", validate=mig_quota_in_layout, enforcement_level=MANDATORY, severity=Severity.HIGH,
+            "MIG layout.", validate=fail_closed(mig_quota_in_layout), enforcement_level=MANDATORY,
+            severity=Severity.HIGH,
             config_schema=_schema(gpuModels=GPU_MODELS),
             remediation_steps="Grant profiles of the pool's sharing.layout, or repartition the pool."),
         StackValidationPolicy(
             name="gpu-quota-present", description="Every tenant namespace has a ResourceQuota with a GPU key.",
-            validate=gpu_quota_present, enforcement_level=MANDATORY, severity=Severity.HIGH,
+            validate=fail_closed(gpu_quota_present), enforcement_level=MANDATORY, severity=Severity.HIGH,
             remediation_steps="Create tenants through the Tenant component, which sets requests.nvidia.com/gpu."),
         StackValidationPolicy(
             name="allocation-periods", description="Allocations past their end date are reported.",
@@ -177,7 +180,8 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             remediation_steps="Renew the allocation (a new period end) or offboard the tenant."),
         StackValidationPolicy(
             name="national-budget", description="The national GPU budget holds across regions; each tenant stays "
-            "within its grant.", validate=national_budget, enforcement_level=MANDATORY, severity=Severity.HIGH,
+            "within its grant.", validate=fail_closed(national_budget), enforcement_level=MANDATORY,
+            severity=Severity.HIGH,
             config_schema=_schema(
                 nationalGpuBudget={"type": "integer", "default": 0, "description": "0: no budget set."},
                 otherRegionsGuaranteed={"type": "number", "default": 0},

@@ -262,3 +262,37 @@ def report_findings(findings: list[allocation.Finding], resources: list[Resource
     for f in findings:
         urn = pools.get(f.pool) if f.pool else tenants.get(f.tenant) if f.tenant else None
         report_violation(f.message, urn)
+
+
+def _first_unknown(resource: Resource) -> str | None:
+    """The message of the first unknown value in a resource's props (the engine's proxy raises on reading one)."""
+    from pulumi_policy.proxy import UnknownValueError
+
+    try:
+        for _ in walk_values(resource.props):
+            pass
+    except UnknownValueError as exc:
+        return exc.message
+    return None
+
+
+def fail_closed(rule: Any) -> Any:
+    """A mandatory stack rule that cannot read a value during preview reports a mandatory finding naming the
+    resource and field, instead of pulumi_policy's advisory note (a rule that cannot see the numbers must not let an
+    over-capacity change pass)."""
+    import functools
+
+    from pulumi_policy.proxy import UnknownValueError
+
+    @functools.wraps(rule)
+    def run(args: Any, report_violation: Any) -> None:
+        try:
+            rule(args, report_violation)
+        except UnknownValueError as exc:
+            culprit = next((r for r in args.resources if _first_unknown(r) == exc.message), None)
+            where = f"{kind(culprit) or culprit.resource_type} {name(culprit)}: " if culprit is not None else ""
+            report_violation(f"cannot verify during preview: {where}{exc.message}; the rule fails closed until the "
+                             "value is known (apply what it depends on first, or preview again)",
+                             culprit.urn if culprit is not None else None)
+
+    return run

@@ -934,3 +934,17 @@ def test_the_pack_declares_the_project_version_and_runs_from_its_own_checkout() 
     entry = (REPO / "policies" / "__main__.py").read_text()
     assert entry.index("sys.path.insert(0, str(Path(__file__).resolve().parent.parent))") < entry.index(
         "from policies.pack import")
+
+
+def test_a_stack_rule_that_meets_an_unknown_value_fails_closed() -> None:
+    from pulumi_policy.proxy import UNKNOWN_OBJECT_VALUE
+
+    # during a preview a ClusterQueue's spec can be unknown (computed from another resource's output):
+    # pulumi_policy would turn the rule's result into one advisory note, and an over-capacity change would pass
+    unknown = {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue",
+               "metadata": {"name": "t1", "labels": _labels("t1", **{TENANT: "t1"})}, "spec": UNKNOWN_OBJECT_VALUE}
+    found_ = validate_stack("guaranteed-within-capacity", [_machines("a", 10, 8), unknown])
+    assert found_ == [("cannot verify during preview: ClusterQueue t1: Object value at .spec can't be known during "
+                       "preview; the rule fails closed until the value is known (apply what it depends on first, or "
+                       "preview again)", "t1")]
+    assert by_name("guaranteed-within-capacity").enforcement_level == EnforcementLevel.MANDATORY
