@@ -680,3 +680,14 @@ def test_the_program_takes_the_region_from_the_stack_config_it_is_given(tree: Tr
     raw["pools"][1]["nodes"] = -1  # and it is validated like the file
     with pytest.raises(Exception, match=r"pools\[1\]\.nodes: -1 is less than"):
         synth.run(tree.root, "rdc-ulsan", cfg, {"sovcloud:region": json.dumps(raw)}, as_of=AS_OF)
+
+
+def test_urns_are_the_engines(shipped_synthesis) -> None:
+    # the engine qualifies a type with its whole parent chain and leaves the root stack out
+    by_name = {r.name: r.urn for r in shipped_synthesis("rdc-ulsan").records}
+    assert by_name["rdc-ulsan"] == "urn:pulumi:rdc-ulsan::sovcloud::sovcloud:regions:Region::rdc-ulsan"
+    assert by_name["rdc-ulsan-orbit-lm-clusterqueue"] == (
+        "urn:pulumi:rdc-ulsan::sovcloud::sovcloud:regions:Region$sovcloud:tenants:Tenant"
+        "$kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue::rdc-ulsan-orbit-lm-clusterqueue")
+    assert by_name["workload"] == "urn:pulumi:rdc-ulsan::sovcloud::pulumi:providers:kubernetes::workload"
+    assert not [u for u in by_name.values() if "pulumi:pulumi:Stack$" in u]

@@ -85,6 +85,17 @@ def _monitor_class() -> type:
             super().__init__(mocks)
             self.records: list[Record] = []
 
+        def make_urn(self, parent: str, type_: str, name: str) -> str:
+            """The engine's URN: the whole parent type chain, with the root stack left out (the SDK's mock keeps
+            only the immediate parent's type and puts ``pulumi:pulumi:Stack$`` on top-level resources)."""
+            from pulumi.runtime.settings import get_project, get_stack
+
+            if parent:
+                qualified = parent.split("::")[2]
+                if qualified != "pulumi:pulumi:Stack":
+                    type_ = f"{qualified}${type_}"
+            return "urn:pulumi:" + "::".join([get_stack(), get_project(), type_, name])
+
         def RegisterResource(self, request: Any) -> Any:
             """MockMonitor.RegisterResource, with the inputs deserialized once and the state sent back as it came.
 
