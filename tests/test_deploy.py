@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from sovcloud import config
 from sovcloud.cli import main
 from sovcloud.commands import deploy
 from sovcloud.engine import deploy as deploy_engine
@@ -91,9 +92,16 @@ class _Stack:
     def preview(self, **options: object) -> None:
         self.calls.append("preview")
         self.outcome.mandatory += self.findings
+        self.outcome.summary = {"create": 3, "update": 1}
+
+    def preview_destroy(self, **options: object) -> None:
+        self.calls.append("preview_destroy")
 
     def up(self, **options: object) -> None:
         self.calls.append("up")
+
+    def destroy(self, **options: object) -> None:
+        self.calls.append("destroy")
 
 
 def test_up_applies_nothing_when_the_preview_finds_a_mandatory_violation() -> None:
@@ -111,3 +119,59 @@ def test_up_applies_after_a_clean_preview() -> None:
     deploy_engine.up_after_clean_preview(stack, outcome)
     assert stack.calls == ["preview", "up"]
     assert outcome.ok
+
+
+
+def test_up_applies_nothing_unconfirmed() -> None:
+    outcome = deploy_engine.Outcome("ncc-haenam", "up")
+    stack = _Stack(outcome, [])
+    asked: list[dict[str, int]] = []
+    deploy_engine.up_after_clean_preview(stack, outcome, lambda o: asked.append(dict(o.summary)) or False)
+    assert stack.calls == ["preview"] and asked == [{"create": 3, "update": 1}]  # shown the planned changes
+    assert not outcome.ok and outcome.error.startswith("not applied: the planned changes were not confirmed")
+
+
+def test_destroy_previews_and_asks_first() -> None:
+    outcome = deploy_engine.Outcome("rdc-ulsan", "destroy")
+    stack = _Stack(outcome, [])
+    deploy_engine.destroy_after_preview(stack, outcome, lambda o: False)
+    assert stack.calls == ["preview_destroy"] and not outcome.ok
+    deploy_engine.destroy_after_preview(stack, deploy_engine.Outcome("rdc-ulsan", "destroy"), lambda o: True)
+    assert stack.calls == ["preview_destroy", "preview_destroy", "destroy"]
+
+
+def test_without_a_terminal_only_yes_confirms(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    outcome = deploy_engine.Outcome("ncc-haenam", "up")
+    assert deploy.confirmer(False)(outcome) is False  # CI without --yes applies nothing
+    assert deploy.confirmer(True)(outcome) is True
+
+
+def test_drift_found_fails_the_run() -> None:
+    clean = deploy_engine.Outcome("rdc-ulsan", "drift")
+    drifted = deploy_engine.Outcome("rdc-ulsan", "drift", changed=["urn:pulumi:rdc-ulsan::sovcloud::x::y"])
+    assert deploy.report([clean]) == 0
+    assert deploy.report([drifted]) == 1
+
+
+def test_skip_preview_is_refused_where_tenants_have_queues(no_pulumi: None) -> None:
+    result = run("up", "rdc-ulsan", "--skip-preview", "--yes", "--root", str(REPO))
+    assert result.exit_code == 1
+    assert "refused: --skip-preview in rdc-ulsan, where tenants have queues" in result.output
+
+
+def test_up_refuses_a_cluster_that_is_not_the_regions(tree: Tree, tmp_path: Path) -> None:
+    from tests.test_status import FakeApi, api_server, kubeconfig
+
+    tree.edit_region("rdc-gwangju", lambda r: r["kubernetes"].update(clusterId="3f0c2a9e-4b1d-4e6f-9a7b-2c8d5e1f0a3b"))
+    cfg = config.load(tree.root)
+    with api_server({"/api/v1/namespaces/kube-system": {
+            "kind": "Namespace", "apiVersion": "v1",
+            "metadata": {"name": "kube-system", "uid": "11111111-2222-4333-8444-555555555555"}}}) as url:
+        kc = kubeconfig(tmp_path, url)
+        assert deploy_engine.cluster_identity(kc) == "11111111-2222-4333-8444-555555555555"
+        with pytest.raises(SystemExit) as exc:
+            deploy.check_cluster(cfg, ["rdc-gwangju"], kc, None)
+        assert exc.value.code == 1
+        FakeApi.state["/api/v1/namespaces/kube-system"]["metadata"]["uid"] = "3f0c2a9e-4b1d-4e6f-9a7b-2c8d5e1f0a3b"
+        deploy.check_cluster(cfg, ["rdc-gwangju"], kc, None)  # the region's own cluster: no refusal

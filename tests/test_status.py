@@ -3,6 +3,7 @@ HTTP, reading JSON shaped like real API responses."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -99,15 +100,24 @@ class FakeApi(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def api() -> Iterator[str]:
-    FakeApi.state, FakeApi.requests = cluster_state(), []
+@contextlib.contextmanager
+def api_server(state: dict[str, Any]) -> Iterator[str]:
+    """The fake API server on loopback, answering ``state``; yields its URL."""
+    FakeApi.state, FakeApi.requests = state, []
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeApi)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def api() -> Iterator[str]:
+    with api_server(cluster_state()) as url:
+        yield url
 
 
 def kubeconfig(tmp_path: Path, server: str, token: str = TOKEN) -> Path:

@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -28,7 +29,7 @@ from sovcloud.commands.common import (
     root_option,
 )
 from sovcloud.config.model import Config
-from sovcloud.engine.deploy import Outcome, run_operation, tenant_namespaces_in_state
+from sovcloud.engine.deploy import Outcome, cluster_identity, run_operation, tenant_namespaces_in_state
 
 STATE_DIR = ".pulumi-state"
 INSTALL = ("the Pulumi CLI is not installed (no `pulumi` on PATH): install it from "
@@ -60,18 +61,55 @@ def backend_env(root: Path) -> dict[str, str]:
     return env
 
 
+def confirmer(yes: bool) -> Any:
+    """How planned changes are confirmed: --yes confirms; on a terminal, a question; elsewhere (CI), nothing does."""
+    def confirm(outcome: Outcome) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            return False
+        changes = ", ".join(f"{k} {v}" for k, v in sorted(outcome.summary.items())) or "no changes reported"
+        return click.confirm(f"{outcome.region}: {outcome.operation} will {changes}. Apply?", default=False,
+                             err=True)
+    return confirm
+
+
+def check_cluster(cfg: Config, regions: list[str], kubeconfig: Path | None, context: str | None) -> None:
+    """Refuse (one line, exit 1) to change a cluster that is not the region's: its kube-system namespace UID must be
+    the region's kubernetes.clusterId. A region without one is named, not refused."""
+    for region in regions:
+        expected = cfg.regions[region].cluster_id
+        if expected is None:
+            err.print(f"note: {region}: kubernetes.clusterId is not set, so the cluster cannot be confirmed as the "
+                      "region's (set it to the kube-system namespace UID)")
+            continue
+        try:
+            found = cluster_identity(kubeconfig, context)
+        except RuntimeError as exc:
+            error_line(f"{region}: {exc}")
+            sys.exit(EXIT_INVALID)
+        if found != expected:
+            error_line(f"refused: the cluster the kubeconfig points at is not {region}'s (kube-system UID {found}, "
+                       f"kubernetes.clusterId is {expected}); pass the right --kubeconfig/--context")
+            sys.exit(EXIT_INVALID)
+
+
 def run_regions(root: Path, cfg: Config, regions: list[str], operation: str, parallel: int | None,
-                jobs: int) -> list[Outcome]:
+                jobs: int, yes: bool = True, diff: bool = False, skip_preview: bool = False) -> list[Outcome]:
     require_cli()
     env = backend_env(root)
+    confirm = confirmer(yes)
+    if not yes and sys.stdin.isatty():
+        jobs = 1  # one question at a time
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err) as progress, \
             concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(jobs, len(regions)))) as pool:
-        futures = [pool.submit(run_operation, root, cfg, r, operation, parallel, env, progress) for r in regions]
+        futures = [pool.submit(run_operation, root, cfg, r, operation, parallel, env, progress, confirm, diff,
+                               skip_preview) for r in regions]
         return [f.result() for f in futures]
 
 
-def report(outcomes: list[Outcome]) -> int:
+def report(outcomes: list[Outcome], show_preview: bool = False) -> int:
     for o in outcomes:
         changes = ", ".join(f"{k} {v}" for k, v in sorted(o.summary.items())) or "no changes reported"
         out.print(f"{o.region}: {o.operation} {'ok' if o.ok else 'FAILED'}: {changes}")
@@ -81,9 +119,12 @@ def report(outcomes: list[Outcome]) -> int:
             out.print(f"  advisory {line}")
         for urn in o.changed:
             out.print(f"  changed outside sovcloud: {urn}")
+        if o.preview_output and show_preview:
+            out.print(o.preview_output, markup=False, highlight=False)
         if o.error:
             out.print(f"  error: {o.error}")
-    failed = any(not o.ok or o.mandatory for o in outcomes)
+    # drift found is a failure too: CI that runs `sovcloud drift` must notice
+    failed = any(not o.ok or o.mandatory or o.changed for o in outcomes)
     return EXIT_INVALID if failed else EXIT_OK
 
 
@@ -99,6 +140,12 @@ def _regions(cfg: Config, regions: tuple[str, ...], all_regions: bool) -> list[s
     return list(regions)
 
 
+kubeconfig_option = click.option(
+    "--kubeconfig", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Kubeconfig to confirm the cluster's identity with (default: KUBECONFIG or ~/.kube/config).")
+context_option = click.option("--context", help="Context in the kubeconfig (default: its current context).")
+
+
 def _deploy_command(operation: str, doc: str) -> click.Command:
     @click.command(operation, help=doc)
     @click.argument("regions", nargs=-1)
@@ -106,13 +153,33 @@ def _deploy_command(operation: str, doc: str) -> click.Command:
     @click.option("--parallel", type=click.IntRange(1, 1000), default=None,
                   help="Resource operations at once within a region (Pulumi's --parallel).")
     @click.option("--jobs", type=click.IntRange(1, 16), default=2, show_default=True, help="Regions at once.")
+    @click.option("--diff", is_flag=True, help="Show the changed fields of the preview.")
     @root_option
-    def command(regions: tuple[str, ...], all_regions: bool, parallel: int | None, jobs: int,
-                root: Path | None) -> None:
+    def command(regions: tuple[str, ...], all_regions: bool, parallel: int | None, jobs: int, diff: bool,
+                root: Path | None, yes: bool = True, skip_preview: bool = False, kubeconfig: Path | None = None,
+                context: str | None = None) -> None:
         tree = project_root(root)
         cfg = load_or_exit(tree)
-        sys.exit(report(run_regions(tree, cfg, _regions(cfg, regions, all_regions), operation, parallel, jobs)))
+        chosen = _regions(cfg, regions, all_regions)
+        if skip_preview:
+            tenanted = [r for r in chosen if cfg.allocations_in(r)]
+            if tenanted:
+                error_line(f"refused: --skip-preview in {', '.join(tenanted)}, where tenants have queues: the stack "
+                           "rules run only after an update's steps are applied, so only a preview keeps a refused "
+                           "change off the cluster (drop --skip-preview)")
+                sys.exit(EXIT_INVALID)
+        if operation == "up":
+            require_cli()
+            check_cluster(cfg, chosen, kubeconfig, context)
+        sys.exit(report(run_regions(tree, cfg, chosen, operation, parallel, jobs, yes, diff, skip_preview),
+                        show_preview=diff))
 
+    if operation == "up":
+        command = click.option("--yes", is_flag=True, help="Apply without asking (CI); on a terminal you are shown "
+                               "the planned changes and asked.")(command)
+        command = click.option("--skip-preview", is_flag=True, help="Apply without the preview first; refused where "
+                               "tenants have queues.")(command)
+        command = kubeconfig_option(context_option(command))
     return command
 
 
@@ -130,10 +197,15 @@ up = _deploy_command(
 @click.option("--delete-tenant-namespaces-and-data", "lose_data", is_flag=True,
               help="Destroy even though tenants still have namespaces (and volumes) in this region.")
 @click.option("--parallel", type=click.IntRange(1, 1000), default=None)
+@click.option("--yes", is_flag=True, help="Destroy without asking (CI); on a terminal you are asked.")
+@kubeconfig_option
+@context_option
 @root_option
-def destroy(region: str, lose_data: bool, parallel: int | None, root: Path | None) -> None:
-    """Destroy REGION's stack. Refused while any tenant still has a namespace there, unless the flag naming the data
-    loss is given. Needs the Pulumi CLI."""
+def destroy(region: str, lose_data: bool, parallel: int | None, yes: bool, kubeconfig: Path | None,
+            context: str | None, root: Path | None) -> None:
+    """Destroy REGION's stack, after a destroy preview and confirmation. Refused while any tenant still has a
+    namespace there, unless the flag naming the data loss is given, and on a cluster that is not the region's.
+    Needs the Pulumi CLI."""
     tree = project_root(root)
     cfg = load_or_exit(tree)
     _regions(cfg, (region,), False)
@@ -151,7 +223,9 @@ def destroy(region: str, lose_data: bool, parallel: int | None, root: Path | Non
                       f"({', '.join(in_state)}); offboard and remove them first, or pass "
                       "--delete-tenant-namespaces-and-data")
             sys.exit(EXIT_INVALID)
-    sys.exit(report(run_regions(tree, cfg, [region], "destroy", parallel, 1)))
+    require_cli()
+    check_cluster(cfg, [region], kubeconfig, context)
+    sys.exit(report(run_regions(tree, cfg, [region], "destroy", parallel, 1, yes)))
 
 
 @click.command()
@@ -159,7 +233,8 @@ def destroy(region: str, lose_data: bool, parallel: int | None, root: Path | Non
 @click.option("--parallel", type=click.IntRange(1, 1000), default=None)
 @root_option
 def drift(region: str, parallel: int | None, root: Path | None) -> None:
-    """Refresh REGION in preview-only mode and list resources changed outside sovcloud. Needs the Pulumi CLI."""
+    """Refresh REGION in preview-only mode and list resources changed outside sovcloud; exit 1 when there are any.
+    Needs the Pulumi CLI."""
     tree = project_root(root)
     cfg = load_or_exit(tree)
     _regions(cfg, (region,), False)

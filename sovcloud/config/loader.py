@@ -294,6 +294,7 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
         dra_driver=DraDriverSettings(dra["chartVersion"], tuple(dra["pools"]),
                                      dra.get("chart", "dra-driver-nvidia-gpu"),
                                      freeze(dict(dra["webhookTls"]))) if dra else None,
+        cluster_id=k8s.get("clusterId"),
         prerequisites=Prerequisites(monitoring, pre.get("certManager", False), tuple(pre.get("configMaps", ())),
                                     tuple(pre.get("secrets", ()))),
         system_nodes=SystemNodes(freeze(dict(d.get("systemNodes", {}).get("nodeSelector", {}))),

@@ -217,6 +217,7 @@ class Region:
     origin: Origin
     dra_driver: DraDriverSettings | None = None
     prerequisites: Prerequisites = field(default_factory=Prerequisites)
+    cluster_id: str | None = None  # the workload cluster's kube-system namespace UID
     system_nodes: SystemNodes = field(default_factory=SystemNodes)
 
     def pool(self, name: str) -> Pool | None:

@@ -1,8 +1,11 @@
 """`sovcloud check`: synthesise a region and evaluate the policy pack's own policy objects on it, offline.
 
-Arguments are built as the Pulumi engine builds them for an analyzer: a ``ResourceValidationArgs`` per custom
-resource and one ``StackValidationArgs`` over all resources, props wrapped in pulumi_policy's unknown-checking
-proxy, each policy's config = its schema defaults overlaid with the region's policy config.
+Arguments are built as the Pulumi engine and the pack's gRPC server build them: a ``ResourceValidationArgs`` per
+custom resource and one ``StackValidationArgs`` over all resources, props and config through the protocol's
+protobuf ``Struct`` and pulumi_policy's deserializer (``sovcloud.engine.analyzer``: numbers arrive as floats), props
+wrapped in pulumi_policy's unknown-checking proxy, each policy's config = its schema defaults overlaid with the
+region's policy config. ``tests/test_contracts.py`` sends the same requests to the pack served over gRPC and finds
+the same verdicts.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ def _describe(rec: Any) -> str:
 
 def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any]]) -> list[Violation]:
     """Run every policy of the pack over the synthesised region; return what they report."""
+    from google.protobuf import json_format
     from pulumi_policy import (
         PolicyCustomTimeouts,
         PolicyProviderResource,
@@ -79,9 +83,11 @@ def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any
     from pulumi_policy.proxy import unknown_checking_proxy
 
     from policies.pack import config_defaults, policies
+    from sovcloud.engine import analyzer
 
     records = {r.urn: r for r in synthesis.records}
-    props = {r.urn: unknown_checking_proxy(r.inputs) for r in synthesis.records}  # what the engine hands a policy
+    # what the pack's server hands a policy: the inputs through the protocol's Struct and its deserializer
+    props = {r.urn: unknown_checking_proxy(analyzer.received(r.inputs)) for r in synthesis.records}
     origins = _origins(synthesis, cfg)
     region_origin = cfg.regions[synthesis.region].origin
 
@@ -104,7 +110,9 @@ def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any
 
     found: list[Violation] = []
     for policy in policies():
-        config = {**config_defaults(policy), **region_config.get(policy.name, {})}
+        # the engine sends the whole config (schema defaults filled in) as a Struct; the server reads it back as is
+        config = json_format.MessageToDict(analyzer.struct({**config_defaults(policy),
+                                                            **region_config.get(policy.name, {})}))
         enforcement = policy.enforcement_level.value if policy.enforcement_level else "advisory"
         severity = policy.severity.value if policy.severity else "low"
 

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ class Outcome:
     mandatory: list[str] = field(default_factory=list)  # mandatory policy violations
     advisory: list[str] = field(default_factory=list)
     error: str = ""
+    preview_output: str = ""  # the engine's preview text (with --diff: the changed fields)
 
 
 class _Events:
@@ -60,7 +62,8 @@ class _Events:
 
 
 def run_operation(root: Path, cfg: Config, region: str, operation: str, parallel: int | None, env: dict[str, str],
-                  progress: Progress) -> Outcome:
+                  progress: Progress, confirm: Callable[[Outcome], bool] = lambda _: True, diff: bool = False,
+                  skip_preview: bool = False) -> Outcome:
     """One region: select (or create) its stack, attach the policy pack with the region's config, run."""
     from pulumi import automation as auto
 
@@ -78,11 +81,13 @@ def run_operation(root: Path, cfg: Config, region: str, operation: str, parallel
             stack = auto.create_or_select_stack(stack_name=region, work_dir=str(root / "stacks"),
                                                 opts=auto.LocalWorkspaceOptions(env_vars=env))
             if operation == "preview":
-                stack.preview(parallel=parallel, on_event=events, **packs)
+                outcome.preview_output = stack.preview(parallel=parallel, on_event=events, diff=diff, **packs).stdout
+            elif operation == "up" and skip_preview:
+                stack.up(parallel=parallel, on_event=events, **packs)
             elif operation == "up":
-                up_after_clean_preview(stack, outcome, parallel=parallel, on_event=events, **packs)
+                up_after_clean_preview(stack, outcome, confirm, parallel=parallel, on_event=events, diff=diff, **packs)
             elif operation == "destroy":
-                stack.destroy(parallel=parallel, on_event=events)
+                destroy_after_preview(stack, outcome, confirm, parallel=parallel, on_event=events)
             elif operation == "drift":
                 stack.preview_refresh(parallel=parallel, on_event=events)
         except auto.errors.CommandError as exc:
@@ -94,21 +99,66 @@ def run_operation(root: Path, cfg: Config, region: str, operation: str, parallel
     return outcome
 
 
-def up_after_clean_preview(stack: Any, outcome: Outcome, **options: Any) -> None:
-    """Preview with the pack, then update only if the preview found no mandatory violation.
+def up_after_clean_preview(stack: Any, outcome: Outcome, confirm: Callable[[Outcome], bool] = lambda _: True,
+                           **options: Any) -> None:
+    """Preview with the pack, then update only if the preview found no mandatory violation and the planned changes
+    are confirmed.
 
     The engine evaluates stack policies (AnalyzeStack) after an update's steps are applied, so a plain ``up`` would
     put an over-capacity ClusterQueue on the cluster before the capacity rule refuses it. A preview runs the same
     rules before anything changes; the engine then fails the preview itself (a CommandError) or reports the
     violations as events, and in both cases nothing is applied."""
-    stack.preview(**options)
+    result = stack.preview(**options)
+    outcome.preview_output = getattr(result, "stdout", "") or ""
     if outcome.mandatory:
         outcome.ok = False
         outcome.error = (f"not applied: the preview found {len(outcome.mandatory)} mandatory policy violation(s); "
                          "fix them and run up again")
         return
+    if not confirm(outcome):
+        outcome.ok = False
+        outcome.error = ("not applied: the planned changes were not confirmed (on a terminal answer yes; in CI pass "
+                         "--yes)")
+        return
     outcome.advisory.clear()  # the update reports its advisory findings again
+    options.pop("diff", None)
     stack.up(**options)
+
+
+def destroy_after_preview(stack: Any, outcome: Outcome, confirm: Callable[[Outcome], bool] = lambda _: True,
+                          **options: Any) -> None:
+    """Show what a destroy would delete (a destroy preview), and destroy only once that is confirmed."""
+    result = stack.preview_destroy(**options)
+    outcome.preview_output = getattr(result, "stdout", "") or ""
+    if not confirm(outcome):
+        outcome.ok = False
+        outcome.error = "not destroyed: not confirmed (on a terminal answer yes; in CI pass --yes)"
+        return
+    stack.destroy(**options)
+
+
+def cluster_identity(kubeconfig: Path | None = None, context: str | None = None) -> str:
+    """The UID of the kube-system namespace of the cluster a kubeconfig points at: a cluster's stable identity.
+    Raises RuntimeError with one line when the cluster cannot be read."""
+    from kubernetes import client
+    from kubernetes import config as kube_config
+    from kubernetes.config.config_exception import ConfigException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        api = kube_config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None,
+                                                 context=context)
+    except (ConfigException, OSError, TypeError, ValueError) as exc:
+        raise RuntimeError(f"cannot use kubeconfig {kubeconfig or '(default)'}: {exc}") from None
+    try:
+        return str(client.CoreV1Api(api).read_namespace("kube-system", _request_timeout=15).metadata.uid)
+    except client.ApiException as exc:
+        raise RuntimeError(f"cannot read the cluster's identity (namespace kube-system): {exc.status} "
+                           f"{exc.reason}") from None
+    except (HTTPError, OSError) as exc:
+        raise RuntimeError(f"cannot reach the cluster to read its identity: {type(exc).__name__}") from None
+    finally:
+        api.close()
 
 
 def tenant_namespaces_in_state(root: Path, region: str, env: dict[str, str]) -> list[str]:

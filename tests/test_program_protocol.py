@@ -1,0 +1,66 @@
+"""The stack program run as the Pulumi engine runs it (the language host's entry point, against a resource monitor
+over gRPC on loopback), in preview and update modes, registers the very resources `sovcloud synth` records: type,
+name, parent, provider, options and inputs, URNs included. The engine's own processing beyond the protocol (the
+Kubernetes provider's normalisation of inputs, its checks against a cluster) is not reproduced: see the README."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sovcloud.engine import synth
+from tests.conftest import AS_OF, REPO
+from tests.protocol.monitor import Monitor, serve
+
+RUNNER = Path(__file__).parent / "protocol" / "run_program.py"
+
+
+def _region_object(region: str) -> object:
+    from sovcloud.config import yamlsafe
+
+    doc, _ = yamlsafe.load(REPO / "stacks" / f"Pulumi.{region}.yaml")
+    return doc.data["config"]["sovcloud:region"]
+
+
+def run_program(region: str, dry_run: bool) -> Monitor:
+    monitor = Monitor(stack=region, project="sovcloud")
+    server, port = serve(monitor)
+    env = {**os.environ, "PULUMI_CONFIG": json.dumps({"sovcloud:region": json.dumps(_region_object(region)),
+                                                       "sovcloud:asOf": AS_OF.isoformat()}),
+           "PULUMI_CONFIG_SECRET_KEYS": "[]"}
+    try:
+        done = subprocess.run([sys.executable, str(RUNNER), "--project", "sovcloud", "--stack", region, "--parallel",
+                               "8", "--dry_run", "true" if dry_run else "false", "--pwd", str(REPO / "stacks"),
+                               "--monitor", f"127.0.0.1:{port}", "--engine", f"127.0.0.1:{port}",
+                               str(REPO / "stacks" / "__main__.py")],
+                              env=env, capture_output=True, text=True, timeout=240)
+    finally:
+        server.stop(grace=None)
+    assert done.returncode == 0, done.stderr[-3000:] + "\n".join(monitor.logs)[-3000:]
+    return monitor
+
+
+@pytest.mark.parametrize(("region", "dry_run"), [("rdc-ulsan", True), ("rdc-ulsan", False), ("rdc-gwangju", False),
+                                               ("ncc-haenam", True)],
+                         ids=["ulsan-preview", "ulsan-update", "gwangju-update", "haenam-preview"])
+def test_the_program_registers_what_synth_records(shipped_synthesis, region: str, dry_run: bool) -> None:
+    monitor = run_program(region, dry_run)
+    served = {r.urn: r for r in monitor.registrations}
+    recorded = {r.urn: r for r in shipped_synthesis(region).records}
+    assert sorted(served) == sorted(recorded)  # the same resources under the same URNs
+    differences = []
+    for urn, r in sorted(recorded.items()):
+        s = served[urn]
+        mine = (r.type, r.name, r.parent, r.custom, r.provider, r.retain_on_delete, r.protect)
+        theirs = (s.type, s.name, s.parent, s.custom, s.provider, s.retain_on_delete, s.protect)
+        if mine != theirs:
+            differences.append(f"{urn}: synth {mine} != served {theirs}")
+        elif synth.plain(s.inputs) != r.inputs:
+            differences.append(f"{urn}: inputs differ")
+    assert differences == []
+    assert len(recorded) > 50
