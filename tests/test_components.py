@@ -368,7 +368,12 @@ def test_internet_egress_only_when_asked_and_classification_allows(shipped_synth
 
 
 def test_high_classification_tenant_gets_no_internet_egress(tree: Tree) -> None:
+    # asking for it is refused outright (it would otherwise be dropped in silence)
     tree.edit_tenant("gov-doc-ai", lambda d: d.update(network={"internetEgress": True, "egressCidrs": ["10.1.0.0/16"]}))
+    with pytest.raises(ConfigInvalid) as exc:
+        config.load(tree.root)
+    assert [(e.path, e.rule) for e in exc.value.errors] == [("network.internetEgress", "egress")]
+    tree.edit_tenant("gov-doc-ai", lambda d: d.update(network={"egressCidrs": ["10.1.0.0/16"]}))
     cfg = config.load(tree.root)
     s = synth.run(tree.root, "ncc-haenam", cfg, as_of=AS_OF)
     names = {r.inputs["metadata"]["name"] for r in kinds(s, "NetworkPolicy")

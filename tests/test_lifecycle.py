@@ -120,7 +120,11 @@ def test_offboard_sets_status_and_unknown_tenant_is_one_line(tree: Tree) -> None
     t = config.load(tree.root).tenants["voicebridge"]
     assert (t.status, t.offboarding_since) == ("offboarding", dt.date(2026, 12, 1))
     again = run("tenant", "offboard", "voicebridge", "--root", str(tree.root))
-    assert again.exit_code == 1 and "already offboarding" in again.output
+    # a second offboard changes nothing and is no error
+    assert again.exit_code == 0 and "already offboarding since 2026-12-01; nothing to do" in again.output
+    renew = run("tenant", "renew", "voicebridge", "--until", "2027-12-31", "--root", str(tree.root))
+    assert renew.exit_code == 1 and "tenant voicebridge is offboarding: renewing would not give it quota back" in \
+        renew.output
     unknown = run("tenant", "show", "nobody", "--root", str(tree.root))
     assert unknown.exit_code == 1
     assert [ln for ln in unknown.output.splitlines() if ln] == ["error: no tenant nobody (sovcloud tenant list shows "
@@ -205,10 +209,10 @@ def test_diff_unknown_ref_is_one_clear_line(repo: Tree) -> None:
     assert "git ref no-such-branch not found" in result.output
 
 
-def test_bad_date_is_one_line_and_exit_1(tree: Tree) -> None:
+def test_bad_date_is_one_line_and_a_usage_error(tree: Tree) -> None:
     before = snapshot(tree.root)
     result = run("tenant", "renew", "orbit-lm", "--until", "2026-13-45", "--root", str(tree.root))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     lines = [ln for ln in result.output.splitlines() if ln]
     assert lines == ["error: --until: '2026-13-45' is not a date (YYYY-MM-DD)"]
     assert snapshot(tree.root) == before
@@ -362,3 +366,40 @@ def test_a_mig_request_over_the_layout_hints_in_instances(tree: Tree, tmp_path: 
         result.output
     assert "rdc-ulsan/rtxpro-mig: up to 0 2g.48gb instances would fit (asked 64)" in result.output
     assert "GPUs would fit (asked 0)" not in result.output
+
+
+
+def test_onboarding_refuses_what_check_refuses(tree: Tree) -> None:
+    # a high-classification tenant in a region certified low, and a foreign organisation without approval: the
+    # pack's classification and organisation rules, run before anything is written
+    high = run("tenant", "add", "--root", str(tree.root), *NEW, "--gpus", "8", "--dry-run")
+    assert high.exit_code == 0 and "dry run: tenants/mirae-lab.yaml passes every check; nothing written" in high.output
+    args = list(NEW)
+    args[args.index("--classification") + 1] = "high"
+    refused = run("tenant", "add", "--root", str(tree.root), *args, "--gpus", "8")
+    assert refused.exit_code == 1
+    assert ("refused: rdc-ulsan: tenant mirae-lab handles high data; the region is certified for low at most"
+            in refused.output)
+    foreign = run("tenant", "add", "--root", str(tree.root), *NEW, "--gpus", "8", "--country", "US")
+    assert foreign.exit_code == 1
+    assert ("refused: rdc-ulsan: tenant mirae-lab: organisation 000-00-00099 is registered in US, not KR, and is not "
+            "approved") in foreign.output
+    assert not tree.tenant_path("mirae-lab").exists()
+
+
+def test_dry_runs_write_nothing(tree: Tree) -> None:
+    before = snapshot(tree.root)
+    assert run("tenant", "renew", "orbit-lm", "--until", "2027-03-31", "--dry-run", "--root",
+               str(tree.root)).exit_code == 0
+    assert run("tenant", "offboard", "orbit-lm", "--dry-run", "--root", str(tree.root)).exit_code == 0
+    assert snapshot(tree.root) == before
+
+
+def test_written_files_get_the_usual_mode(tree: Tree) -> None:
+    import os
+    import stat
+
+    assert run("tenant", "add", "--root", str(tree.root), *NEW, "--gpus", "8").exit_code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(tree.tenant_path("mirae-lab").stat().st_mode) == 0o666 & ~umask

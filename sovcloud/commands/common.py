@@ -59,7 +59,7 @@ def load_or_exit(root: Path, fmt: str = "text", **kwargs: Any) -> Config:
 
 
 class DateType(click.ParamType):
-    """A YYYY-MM-DD date. A bad one is bad input, not a usage error: one line, exit 1."""
+    """A YYYY-MM-DD date. A bad one is a usage error like any other bad flag: one line, exit 2."""
 
     name = "YYYY-MM-DD"
 
@@ -71,7 +71,7 @@ class DateType(click.ParamType):
         except ValueError:
             flag = param.opts[0] if param is not None and param.opts else "date"
             error_line(f"{flag}: {value!r} is not a date (YYYY-MM-DD)")
-            raise click.exceptions.Exit(EXIT_INVALID) from None
+            raise click.exceptions.Exit(EXIT_USAGE) from None
 
 
 DATE = DateType()
@@ -100,6 +100,11 @@ def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file 0600: give it the mode any written file gets (0666 under the umask), so the
+        # tenant files and reports stay readable to the team and the CI that reads the tree
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

@@ -21,6 +21,7 @@ from sovcloud import config
 from sovcloud.commands.common import (
     DATE,
     EXIT_INVALID,
+    EXIT_USAGE,
     atomic_write,
     error_line,
     format_option,
@@ -98,8 +99,10 @@ def _would_fit(before: Config, tenant: Tenant, day: dt.date) -> list[str]:
     return lines
 
 
-def write_checked(root: Path, name: str, text: str, *, replace: bool) -> Config:
-    """Check the tree with ``tenants/<name>.yaml`` holding ``text``, then write it; refuse with reasons otherwise."""
+def write_checked(root: Path, name: str, text: str, *, replace: bool, dry_run: bool = False) -> Config:
+    """Check the tree with ``tenants/<name>.yaml`` holding ``text``, then write it (not with ``dry_run``); refuse
+    with reasons otherwise. The checks are the policy pack's rules (classification, organisation, capacity, MIG,
+    shares, caps, grants, the national budget), run on the config before anything is written."""
     target = root / config.TENANTS_DIR / f"{name}.yaml"
     others = [p for p in config.tenant_files(root) if p.resolve() != target.resolve()]
     try:
@@ -125,9 +128,12 @@ def write_checked(root: Path, name: str, text: str, *, replace: bool) -> Config:
         out.print(_free_table(before, {a.region for a in tenant.allocations}, day))
         for line in _would_fit(before, tenant, day):
             click.echo(line)
-        fail(f"tenants/{name}.yaml refused: capacity, shares or caps would break; nothing written")
+        fail(f"tenants/{name}.yaml refused: the region's rules would break; nothing written")
     if target.exists() and not replace:
         fail(f"tenants/{name}.yaml exists; pass --force to replace it")
+    if dry_run:
+        out.print(f"dry run: tenants/{name}.yaml passes every check; nothing written")
+        sys.exit(0)
     atomic_write(target, text)
     return after
 
@@ -176,7 +182,8 @@ def _parse_contact(value: str) -> dict[str, str]:
 @click.option("--start", type=DATE)
 @click.option("--end", type=DATE)
 @click.option("--force", is_flag=True, help="Replace an existing tenant file of the same name.")
-def tenant_add(root: Path | None, from_file: Path | None, force: bool, **f: Any) -> None:
+@click.option("--dry-run", is_flag=True, help="Run every check and say what would be written; write nothing.")
+def tenant_add(root: Path | None, from_file: Path | None, force: bool, dry_run: bool, **f: Any) -> None:
     """Onboard a tenant: write tenants/NAME.yaml once the schema and the region's capacity, shares and caps accept it.
 
     Refused: says why, shows the free GPUs per pool and what would fit, writes nothing. The file is written
@@ -198,7 +205,9 @@ def tenant_add(root: Path | None, from_file: Path | None, force: bool, **f: Any)
                   "region", "pool", "gpus", "cpu", "memory", "storage", "start", "end"]
         missing = [f"--{k.replace('_', '-')}" for k in needed if f.get(k) in (None, "")]
         if f.get("name") and not TENANT_NAME.fullmatch(f["name"]):
-            fail(f"--name {f['name']!r} is not a tenant name (a DNS-1123 label: lowercase letters, digits, '-')")
+            error_line(f"--name {f['name']!r} is not a tenant name (a DNS-1123 label: lowercase letters, digits, "
+                       "'-')")
+            sys.exit(EXIT_USAGE)
         if not f["admin_groups"]:
             missing.append("--admin-group")
         if not f["contacts"]:
@@ -218,7 +227,7 @@ def tenant_add(root: Path | None, from_file: Path | None, force: bool, **f: Any)
                              "period": {"start": f["start"].isoformat(), "end": f["end"].isoformat()}}],
         }
         text = HEADER + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-    write_checked(tree, name, text, replace=force)
+    write_checked(tree, name, text, replace=force, dry_run=dry_run)
     out.print(f"tenants/{name}.yaml written; review it in a pull request (sovcloud diff shows what it changes)")
 
 
@@ -289,13 +298,18 @@ def _edit_lines(tree: Path, t: Tenant, edits: dict[int, str], insert_after: dict
               help="New last day of the allocation(s).")
 @click.option("--region", help="Only the allocations in this region.")
 @click.option("--pool", help="Only the allocation in this pool.")
+@click.option("--dry-run", is_flag=True, help="Run every check and say what would be written; write nothing.")
 @root_option
-def tenant_renew(name: str, until: Any, region: str | None, pool: str | None, root: Path | None) -> None:
+def tenant_renew(name: str, until: Any, region: str | None, pool: str | None, dry_run: bool, root: Path | None
+                 ) -> None:
     """Extend a tenant's allocations to a new end date (checked against capacity like an onboarding)."""
     from sovcloud.config import yamlsafe
 
     tree = project_root(root)
     t = _tenant_or_fail(load_or_exit(tree), name)
+    if t.status == "offboarding":
+        fail(f"tenant {name} is offboarding: renewing would not give it quota back (set status: active in a reviewed "
+             "change first, if the offboarding is called off)")
     doc, errs = yamlsafe.load(tree / t.origin.file, t.origin.file)
     if doc is None:
         fail(str(errs[0]))
@@ -310,7 +324,7 @@ def tenant_renew(name: str, until: Any, region: str | None, pool: str | None, ro
         edits[line] = f"{indent}end: {end}\n"
     if not edits:
         fail(f"tenant {name} has no allocation matching --region {region or '*'} --pool {pool or '*'}")
-    write_checked(tree, name, _edit_lines(tree, t, edits, {}), replace=True)
+    write_checked(tree, name, _edit_lines(tree, t, edits, {}), replace=True, dry_run=dry_run)
     out.print(f"tenants/{name}.yaml: {len(edits)} allocation(s) now end on {end}")
 
 
@@ -319,7 +333,8 @@ def tenant_renew(name: str, until: Any, region: str | None, pool: str | None, ro
 @root_option
 @click.option("--date", "today", type=DATE, default=None,
               help="The day offboarding begins (default: today); written as offboardingSince.")
-def tenant_offboard(name: str, root: Path | None, today: Any) -> None:
+@click.option("--dry-run", is_flag=True, help="Run every check and say what would be written; write nothing.")
+def tenant_offboard(name: str, root: Path | None, today: Any, dry_run: bool) -> None:
     """Mark a tenant offboarding from today: GPU quota drops to zero and its queues stop admitting new work;
     running work may finish during the region's allocation.drainAfterDays, then it is evicted. Its namespace,
     volumes and data are kept. Remove the file only after this has been applied."""
@@ -328,7 +343,9 @@ def tenant_offboard(name: str, root: Path | None, today: Any) -> None:
     tree = project_root(root)
     t = _tenant_or_fail(load_or_exit(tree), name)
     if t.status == "offboarding":
-        fail(f"tenant {name} is already offboarding")
+        since = f" since {t.offboarding_since}" if t.offboarding_since else ""
+        out.print(f"tenants/{name}.yaml: already offboarding{since}; nothing to do")
+        return
     doc, errs = yamlsafe.load(tree / t.origin.file, t.origin.file)
     if doc is None:
         fail(str(errs[0]))
@@ -338,6 +355,6 @@ def tenant_offboard(name: str, root: Path | None, today: Any) -> None:
         text = _edit_lines(tree, t, {doc.line_of(("status",)): lines}, {})
     else:
         text = _edit_lines(tree, t, {}, {doc.line_of(("name",)): lines})
-    write_checked(tree, name, text, replace=True)
+    write_checked(tree, name, text, replace=True, dry_run=dry_run)
     out.print(f"tenants/{name}.yaml: status offboarding since {day} (quota to zero, queue held, running work "
               "drained after the region's grace, namespace and data kept)")

@@ -438,9 +438,14 @@ def _tenant(doc: Document, regions: dict[str, Region], broken: set[str], errors:
             continue
         seen[a.region, a.pool] = i
         allocations.append(a)
+    org, net = d["organisation"], d.get("network", {})
+    if d["classification"] == "high" and net.get("internetEgress"):
+        # the Tenant component never opens the internet to high data (CSAP high: internal systems); saying it
+        # would be silently dropped
+        errors.add(doc, ("network", "internetEgress"), "true on a high-classification tenant: high data gets no "
+                   "internet egress (remove it, or ask for egressCidrs to in-country private ranges)", "egress")
     if len(errors) > before:
         return None
-    org, net = d["organisation"], d.get("network", {})
     return Tenant(
         name=d["name"], display_name=d["displayName"], status=d.get("status", "active"),
         organisation=Organisation(org["name"], org["type"], org["registrationId"], org["country"]),

@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sovcloud import allocation
+from sovcloud import allocation, eligibility
 from sovcloud.config.model import SECTORS, Allocation, Config, Region, Tenant
 
 
@@ -121,9 +121,26 @@ def national_rules(cfg: Config, region: str, as_of: dt.date) -> allocation.Natio
         other_regions_by_tenant=others)
 
 
+def eligibility_problems(cfg: Config, region: Region) -> list[str]:
+    """The pack's classification and organisation rules over the tenants with allocations in ``region``."""
+    out = []
+    seen = set()
+    for t, _ in cfg.allocations_in(region.name):
+        if t.name in seen:
+            continue
+        seen.add(t.name)
+        rules = region.allocation
+        out += [p for p in (
+            eligibility.classification_problem(t.name, t.classification, region.certification),
+            eligibility.organisation_problem(t.name, t.organisation.country, t.organisation.registration_id,
+                                             region.location.country, rules.approved_foreign_organisations)) if p]
+    return out
+
+
 def problems(cfg: Config, as_of: dt.date, regions: set[str] | None = None) -> list[str]:
-    """Capacity, MIG layouts, reserved shares, caps, grants and the national budget that the config breaks on
-    ``as_of``, one sentence each: the policy pack's rules (``sovcloud.allocation``) over the config's figures.
+    """Classification, organisations, capacity, MIG layouts, reserved shares, caps, grants and the national budget
+    that the config breaks on ``as_of``, one sentence each: the policy pack's rules (``sovcloud.allocation``,
+    ``sovcloud.eligibility``) over the config's figures.
     ``regions`` limits the per-region rules to those regions; the national ones always span every region."""
     found: list[str] = []
     national: list[str] = []
@@ -132,6 +149,7 @@ def problems(cfg: Config, as_of: dt.date, regions: set[str] | None = None) -> li
         national += [f.message for f in allocation.national_budget(fig, national_rules(cfg, region.name, as_of))]
         if regions is not None and region.name not in regions:
             continue
+        found += [f"{region.name}: {p}" for p in eligibility_problems(cfg, region)]
         for finding in (*allocation.within_capacity(fig), *allocation.mig_within_layout(fig),
                         *allocation.shares_and_caps(fig, share_rules(region))):
             found.append(f"{region.name}: {finding.message}")
