@@ -948,3 +948,22 @@ def test_a_stack_rule_that_meets_an_unknown_value_fails_closed() -> None:
                        "preview; the rule fails closed until the value is known (apply what it depends on first, or "
                        "preview again)", "t1")]
     assert by_name("guaranteed-within-capacity").enforcement_level == EnforcementLevel.MANDATORY
+
+
+def test_check_writes_its_reports_with_the_config_errors_when_the_config_is_invalid(tree: Tree,
+                                                                                    tmp_path: Path) -> None:
+    tree.edit_tenant("orbit-lm", lambda d: d["allocations"][0].update(gpus=-3))
+    junit_file, sarif_file = tmp_path / "j.xml", tmp_path / "s.sarif"
+    result = CliRunner().invoke(main, ["check", "--root", str(tree.root), "--junit", str(junit_file), "--sarif",
+                                       str(sarif_file)])
+    assert result.exit_code == 1
+    sarif = json.loads(sarif_file.read_text())
+    (finding,) = sarif["runs"][0]["results"]
+    assert finding["ruleId"] == "config-valid" and finding["level"] == "error"
+    location = finding["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"] == "tenants/orbit-lm.yaml"
+    assert location["region"]["startLine"] > 2  # the offending field's line, not the file's top
+    assert finding["message"]["text"].startswith("allocations[0].gpus: -3 is less than")
+    suites = ET.parse(junit_file).getroot()
+    assert [s.get("name") for s in suites.iter("testsuite")] == ["config"]
+    assert [c.get("name") for c in suites.iter("testcase")] == ["tenants/orbit-lm.yaml"]

@@ -10,13 +10,16 @@ from typing import Any
 import click
 from rich.table import Table
 
+from sovcloud import config
 from sovcloud.commands.common import (
     DATE,
     EXIT_INVALID,
     EXIT_OK,
+    atomic_write,
     charts_option,
     err,
     error_line,
+    exit_invalid,
     format_option,
     load_or_exit,
     out,
@@ -24,6 +27,7 @@ from sovcloud.commands.common import (
     region_or_fail,
     root_option,
 )
+from sovcloud.config.errors import ConfigInvalid
 
 
 @click.command()
@@ -57,16 +61,22 @@ def check(regions: tuple[str, ...], root: Path | None, fmt: str, junit_file: Pat
     from sovcloud.engine.check import check_region
 
     tree = project_root(root)
-    cfg = load_or_exit(tree, fmt)
+    for report_file in (junit_file, sarif_file):
+        if report_file is not None and not report_file.resolve().parent.is_dir():
+            error_line(f"cannot write {report_file}: no directory {report_file.resolve().parent}")
+            sys.exit(EXIT_INVALID)
+    try:
+        cfg = config.load(tree)
+    except ConfigInvalid as exc:
+        # the reports still get written, with the config errors as their findings: CI's upload step and its
+        # annotations then show what is wrong where
+        _write_reports([], junit_file, sarif_file, exc.errors)
+        exit_invalid(exc, fmt)
     unknown = [r for r in regions if r not in cfg.regions]
     if unknown:
         raise click.BadParameter(f"no region {', '.join(unknown)} (one of: {', '.join(sorted(cfg.regions))})",
                                  param_hint="REGIONS")
     chosen = list(regions) or sorted(cfg.regions)
-    for report_file in (junit_file, sarif_file):
-        if report_file is not None and not report_file.resolve().parent.is_dir():
-            error_line(f"cannot write {report_file}: no directory {report_file.resolve().parent}")
-            sys.exit(EXIT_INVALID)
     day = today.isoformat() if today else None
     results: list[dict[str, Any]] = []
     # the Pulumi SDK keeps global state: every region gets a fresh process (spawned, not forked)
@@ -84,19 +94,24 @@ def check(regions: tuple[str, ...], root: Path | None, fmt: str, junit_file: Pat
     results.sort(key=lambda r: r["region"])
     violations = [v for r in results for v in r["violations"]]
     mandatory = [v for v in violations if v["enforcement"] == "mandatory"]
-    if junit_file:
-        from sovcloud.engine.reports import junit
-        junit_file.write_text(junit(results), encoding="utf-8")
-    if sarif_file:
-        from importlib.metadata import version
-
-        from sovcloud.engine.reports import sarif
-        sarif_file.write_text(sarif(results, version("sovcloud")), encoding="utf-8")
+    _write_reports(results, junit_file, sarif_file)
     if fmt == "json":
         click.echo(json.dumps({"passed": not mandatory, "regions": results}, indent=2))
     else:
         _print_violations(results)
     sys.exit(EXIT_INVALID if mandatory else EXIT_OK)
+
+
+def _write_reports(results: list[dict[str, Any]], junit_file: Path | None, sarif_file: Path | None,
+                   config_errors: Any = ()) -> None:
+    from importlib.metadata import version
+
+    from sovcloud.engine.reports import junit, sarif
+
+    if junit_file:
+        atomic_write(junit_file, junit(results, config_errors))
+    if sarif_file:
+        atomic_write(sarif_file, sarif(results, version("sovcloud"), config_errors))
 
 
 def _print_violations(results: list[dict[str, Any]]) -> None:

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -48,14 +48,19 @@ def load_or_exit(root: Path, fmt: str = "text", **kwargs: Any) -> Config:
     try:
         return loader.load(root, **kwargs)
     except ConfigInvalid as exc:
-        if fmt == "json":
-            click.echo(json.dumps({"valid": False, "errors": [e.as_dict() for e in exc.errors]}, indent=2))
-        else:
-            for e in exc.errors:
-                click.echo(str(e))
-            files = len({e.file for e in exc.errors})
-            err.print(f"[red]{len(exc.errors)} error(s) in {files} file(s)[/red]")
-        sys.exit(EXIT_INVALID)
+        exit_invalid(exc, fmt)
+
+
+def exit_invalid(exc: ConfigInvalid, fmt: str = "text") -> NoReturn:
+    """Print every config error (one line each, or JSON) and exit 1."""
+    if fmt == "json":
+        click.echo(json.dumps({"valid": False, "errors": [e.as_dict() for e in exc.errors]}, indent=2))
+    else:
+        for e in exc.errors:
+            click.echo(str(e))
+        files = len({e.file for e in exc.errors})
+        err.print(f"[red]{len(exc.errors)} error(s) in {files} file(s)[/red]")
+    sys.exit(EXIT_INVALID)
 
 
 class DateType(click.ParamType):

@@ -16,9 +16,24 @@ def _policies() -> list[Any]:
     return policies()
 
 
-def junit(results: list[dict[str, Any]]) -> str:
-    """One testsuite per region, one testcase per policy; mandatory violations fail it, advisory ones are printed."""
+CONFIG_RULE = "config-valid"  # the report's rule for a config error: the policies could not run
+
+
+def junit(results: list[dict[str, Any]], config_errors: Iterable[Any] = ()) -> str:
+    """One testsuite per region, one testcase per policy; mandatory violations fail it, advisory ones are printed.
+    Config errors (the policies could not run) are a testsuite of their own, a failing case per file."""
     suites = ET.Element("testsuites", name="sovcloud check")
+    errors = list(config_errors)
+    if errors:
+        by_file: dict[str, list[Any]] = {}
+        for e in errors:
+            by_file.setdefault(e.file, []).append(e)
+        suite = ET.SubElement(suites, "testsuite", name="config", tests=str(len(by_file)),
+                              failures=str(len(by_file)), errors="0", time="0")
+        for file, mine in sorted(by_file.items()):
+            case = ET.SubElement(suite, "testcase", classname="sovcloud.config", name=file)
+            failure = ET.SubElement(case, "failure", message=str(mine[0]), type="config")
+            failure.text = "\n".join(str(e) for e in mine)
     policies = _policies()
     for result in results:
         violations = result["violations"]
@@ -38,8 +53,9 @@ def junit(results: list[dict[str, Any]]) -> str:
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def sarif(results: Iterable[dict[str, Any]], version: str) -> str:
-    """SARIF 2.1.0: a rule per policy, a result per violation located at the config file and line behind it."""
+def sarif(results: Iterable[dict[str, Any]], version: str, config_errors: Iterable[Any] = ()) -> str:
+    """SARIF 2.1.0: a rule per policy, a result per violation located at the config file and line behind it; config
+    errors (the policies could not run) are results of their own rule, at their file and line."""
     policies = _policies()
     index = {p.name: i for i, p in enumerate(policies)}
     rules = [{
@@ -58,6 +74,20 @@ def sarif(results: Iterable[dict[str, Any]], version: str) -> str:
                                             "region": {"startLine": max(v["line"], 1)}}}],
         "partialFingerprints": {"sovcloud/v1": f"{v['region']}|{v['policy']}|{v['urn']}|{v['message']}"},
     } for r in results for v in r["violations"]]
+    errors = list(config_errors)
+    if errors:
+        rules.append({"id": CONFIG_RULE, "name": CONFIG_RULE, "shortDescription": {"text": "The config is valid."},
+                      "fullDescription": {"text": "Region and tenant files pass the schemas and the cross-file "
+                                          "checks; until they do, no policy can run."},
+                      "help": {"text": "Fix the field the message names (sovcloud validate lists them all)."},
+                      "defaultConfiguration": {"level": "error"}, "properties": {"severity": "high"}})
+        findings += [{
+            "ruleId": CONFIG_RULE, "ruleIndex": len(rules) - 1, "level": "error",
+            "message": {"text": f"{e.path}: {e.message}" if e.path else e.message},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": e.file, "uriBaseId": "%SRCROOT%"},
+                                                "region": {"startLine": max(e.line, 1)}}}],
+            "partialFingerprints": {"sovcloud/v1": f"config|{e.file}|{e.path}|{e.message}"},
+        } for e in errors]
     doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [{
         "tool": {"driver": {"name": "sovcloud", "version": version, "informationUri":
                             "https://www.pulumi.com/docs/iac/using-pulumi/crossguard/", "rules": rules}},
