@@ -177,7 +177,8 @@ def test_diff_reports_tenant_and_gpu_changes(repo: Tree) -> None:
     assert result.exit_code == 1  # a tenant removed without offboarding is a mandatory finding
     d = json.loads(result.stdout)
     assert d["tenants"]["removed"] == ["voicebridge"]
-    assert d["tenants"]["changed"] == {"hanbit-llm-lab": ["allocations.ncc-haenam/b200-hall-a.gpus: 1024 -> 1100"]}
+    assert d["tenants"]["changed"] == {"hanbit-llm-lab": [
+        {"path": "allocations.ncc-haenam/b200-hall-a.gpus", "before": 1024, "after": 1100}]}
     deltas = {(r["region"], r["pool"]): (r["guaranteedBefore"], r["guaranteedAfter"]) for r in d["gpuDeltas"]}
     assert deltas == {("ncc-haenam", "b200-hall-a"): (1024, 1100), ("ncc-haenam", "h200-hall-d"): (1536, 1280)}
     assert [f["finding"] for f in d["findings"]] == ["tenant-removed-without-offboarding"]
@@ -234,12 +235,14 @@ def test_onboard_renew_offboard_and_review_end_to_end(repo: Tree) -> None:
     assert run("tenant", "renew", "mirae-lab", "--until", "2028-02-29", "--root", root).exit_code == 0
     d = json.loads(run("diff", "--against", "HEAD", "--root", root, "--format", "json", "--no-policies").stdout)
     assert d["tenants"]["changed"] == {"mirae-lab": [
-        'allocations.rdc-ulsan/gb200-nvl72.end: "2027-11-30" -> "2028-02-29"']}
+        {"path": "allocations.rdc-ulsan/gb200-nvl72.end", "before": "2027-11-30", "after": "2028-02-29"}]}
     commit("renew mirae-lab")
-    assert run("tenant", "offboard", "mirae-lab", "--root", root).exit_code == 0
+    assert run("tenant", "offboard", "mirae-lab", "--root", root, "--date", "2027-01-14").exit_code == 0
     d = json.loads(run("diff", "--against", "HEAD", "--root", root, "--format", "json", "--no-policies",
                        "--date", "2027-01-15").stdout)
-    assert d["tenants"]["changed"] == {"mirae-lab": ['status: "active" -> "offboarding"']}
+    assert d["tenants"]["changed"] == {"mirae-lab": [
+        {"path": "offboardingSince", "before": None, "after": "2027-01-14"},
+        {"path": "status", "before": "active", "after": "offboarding"}]}
     assert {(r["pool"], r["guaranteedBefore"], r["guaranteedAfter"]) for r in d["gpuDeltas"]} == {
         ("gb200-nvl72", 568, 504)}
     commit("offboard mirae-lab")
@@ -403,3 +406,28 @@ def test_written_files_get_the_usual_mode(tree: Tree) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(tree.tenant_path("mirae-lab").stat().st_mode) == 0o666 & ~umask
+
+
+
+def test_diff_shows_region_changes_and_what_they_restart(repo: Tree) -> None:
+    def edit(d: dict) -> None:
+        d["gpuOperator"]["driverVersion"] = "580.126.21"
+        d["kubernetes"]["version"] = "v1.34.2"
+        d["pools"][4]["nodes"] = 150  # h200-hall-d: 382 nodes
+    repo.edit_region("ncc-haenam", edit)
+    result = run("diff", "--against", "HEAD", "--root", str(repo.root), "--format", "json", "--no-policies",
+                 "--date", DAY)
+    region = json.loads(result.stdout)["regions"]["ncc-haenam"]
+    assert {c["path"]: (c["before"], c["after"], c["impact"]) for c in region["settings"]} == {
+        "gpuOperator.driverVersion": ("580.126.20", "580.126.21",
+                                      "reloads the driver on every GPU node: GPU workloads there restart"),
+        "kubernetesVersion": ("1.33.4", "1.34.2",
+                              "rolls every Cluster API node of the region (upgrade the control plane first)")}
+    assert region["pools"]["h200-hall-d"] == {
+        "changes": [{"path": "nodes", "before": 382, "after": 150,
+                     "impact": "adds or removes nodes (capacity below)"}],
+        "gpusBefore": 3056, "gpusAfter": 1200}
+    md = run("diff", "--against", "HEAD", "--root", str(repo.root), "--format", "markdown", "--no-policies",
+             "--date", DAY).output
+    assert "Region `ncc-haenam` ⚠️ restarts nodes or workloads:" in md
+    assert "pool `h200-hall-d` changed: 3056 → 1200 GPUs" in md

@@ -58,7 +58,7 @@ def diff(ref: str, root: Path | None, fmt: str, today: Any, no_policies: bool) -
         head = cfgs["head"]
         result = compare(cfgs["base"], head, day) if head else {
             "date": day.isoformat(), "tenants": {"added": [], "removed": [], "changed": {}}, "gpuDeltas": [],
-            "findings": []}
+            "regions": {}, "findings": []}
         if errors.get("base"):
             result["baseErrors"] = errors["base"]
         if errors.get("head"):

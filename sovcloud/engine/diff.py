@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sovcloud import config
-from sovcloud.config.model import Config, Tenant
+from sovcloud.config.model import Config, Region, Tenant, thaw
 from sovcloud.engine import capacity
 
 
@@ -61,22 +61,96 @@ def _alloc_map(t: Tenant) -> dict[str, dict[str, Any]]:
 
 
 def _tenant_facts(t: Tenant) -> dict[str, Any]:
-    return {"status": t.status, "sector": t.sector, "classification": t.classification,
+    return {"status": t.status,
+            "offboardingSince": t.offboarding_since.isoformat() if t.offboarding_since else None,
+            "sector": t.sector, "classification": t.classification,
             "organisation": t.organisation.name, "country": t.organisation.country,
             "adminGroups": list(t.admin_groups), "internetEgress": t.network.internet_egress,
             "grantGpus": t.grant_gpus, "allocations": _alloc_map(t)}
 
 
-def _changes(old: dict[str, Any], new: dict[str, Any], path: str = "") -> list[str]:
-    out_: list[str] = []
+def _changes(old: dict[str, Any], new: dict[str, Any], path: str = "") -> list[dict[str, Any]]:
+    """Changed leaves as {path, before, after} (a MIG map counts as one leaf)."""
+    out_: list[dict[str, Any]] = []
     for key in sorted(set(old) | set(new)):
         where = f"{path}.{key}" if path else key
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict) and key != "mig":
             out_ += _changes(a, b, where)
         elif a != b:
-            out_.append(f"{where}: {json.dumps(a)} -> {json.dumps(b)}")
+            out_.append({"path": where, "before": a, "after": b})
     return out_
+
+
+def change_text(c: dict[str, Any]) -> str:
+    impact = f" [{c['impact']}]" if c.get("impact") else ""
+    return f"{c['path']}: {json.dumps(c['before'])} -> {json.dumps(c['after'])}{impact}"
+
+
+# What a change to a region setting does to the running cluster, for the reviewer.
+REGION_IMPACT = {
+    "kubernetesVersion": "rolls every Cluster API node of the region (upgrade the control plane first)",
+    "gpuOperator.chartVersion": "rolls the GPU operator and its operands on every GPU node",
+    "gpuOperator.driverVersion": "reloads the driver on every GPU node: GPU workloads there restart",
+    "gpuOperator.kernelModuleType": "reloads the driver on every GPU node: GPU workloads there restart",
+    "gpuOperator.migStrategy": "changes the resources every MIG node advertises: MIG workloads restart",
+    "kueue.chartVersion": "restarts Kueue's manager (admission pauses while it is down)",
+    "draDriver.chartVersion": "rolls the DRA driver's kubelet plugin on its pools",
+}
+POOL_IMPACT = {
+    "nodes": "adds or removes nodes (capacity below)",
+    "gpuModel": "replaces every node of the pool",
+    "machine": "new machine template: rolls every node of the pool",
+    "sharing": "repartitions the pool's GPUs: its workloads restart",
+}
+
+
+def _region_facts(r: Region) -> dict[str, Any]:
+    op = r.gpu_operator
+    facts: dict[str, Any] = {
+        "kubernetesVersion": r.kubernetes_version,
+        "gpuOperator": {"chartVersion": op.chart_version, "driverVersion": op.driver_version,
+                        "kernelModuleType": op.kernel_module_type, "migStrategy": op.mig_strategy},
+        "kueue": {"chartVersion": r.kueue.chart_version},
+        "certification": r.certification,
+    }
+    if r.dra_driver is not None:
+        facts["draDriver"] = {"chartVersion": r.dra_driver.chart_version}
+    return facts
+
+
+def _pool_facts(p: Any) -> dict[str, Any]:
+    return {"gpuModel": p.gpu.name, "nodes": p.nodes, "machine": json.loads(json.dumps(thaw(p.provisioner.machine))),
+            "sharing": {"mode": p.sharing.mode, "layout": dict(p.sharing.mig_layout), "replicas": p.sharing.replicas}}
+
+
+def region_changes(base: Config | None, head: Config) -> dict[str, Any]:
+    """Per region: settings changed (with what each does to the running cluster), pools added, removed and changed
+    (with capacity before and after)."""
+    out: dict[str, Any] = {}
+    old = base.regions if base else {}
+    for name in sorted(set(old) | set(head.regions)):
+        a, b = old.get(name), head.regions.get(name)
+        if a is None or b is None:
+            out[name] = {"region": "added" if a is None else "removed"}
+            continue
+        settings = [{**c, "impact": REGION_IMPACT.get(c["path"], "")}
+                    for c in _changes(_region_facts(a), _region_facts(b))]
+        pools_a, pools_b = {p.name: p for p in a.pools}, {p.name: p for p in b.pools}
+        pools: dict[str, Any] = {}
+        for pool in sorted(set(pools_a) | set(pools_b)):
+            pa, pb = pools_a.get(pool), pools_b.get(pool)
+            if pa is None or pb is None:
+                pools[pool] = {"pool": "added" if pa is None else "removed",
+                               "gpusBefore": pa.gpus if pa else 0, "gpusAfter": pb.gpus if pb else 0}
+                continue
+            changes = [{**c, "impact": POOL_IMPACT.get(c["path"].split(".", 1)[0], "")}
+                       for c in _changes(_pool_facts(pa), _pool_facts(pb))]
+            if changes:
+                pools[pool] = {"changes": changes, "gpusBefore": pa.gpus, "gpusAfter": pb.gpus}
+        if settings or pools:
+            out[name] = {"settings": settings, "pools": pools}
+    return out
 
 
 def compare(base: Config | None, head: Config, day: dt.date) -> dict[str, Any]:
@@ -106,7 +180,8 @@ def compare(base: Config | None, head: Config, day: dt.date) -> dict[str, Any]:
                 for name in removed if old[name].status != "offboarding"]
     findings += _kueue_immutable(base, head) if base else []
     return {"date": day.isoformat(), "tenants": {"added": added, "removed": removed, "changed": changed},
-            "gpuDeltas": deltas, "findings": findings, "heldQueues": capacity.held_queues(head, day)}
+            "regions": region_changes(base, head), "gpuDeltas": deltas, "findings": findings,
+            "heldQueues": capacity.held_queues(head, day)}
 
 
 def _kueue_immutable(base: Config, head: Config) -> list[dict[str, Any]]:
@@ -165,7 +240,17 @@ def render_text(d: dict[str, Any]) -> str:
              f"tenants removed: {', '.join(d['tenants']['removed']) or 'none'}"]
     for name, changes in d["tenants"]["changed"].items():
         lines.append(f"tenant {name} changed:")
-        lines += [f"  {c}" for c in changes]
+        lines += [f"  {change_text(c)}" for c in changes]
+    for name, r in d.get("regions", {}).items():
+        if "region" in r:
+            lines.append(f"region {name} {r['region']}")
+            continue
+        lines.append(f"region {name} changed:")
+        lines += [f"  {change_text(c)}" for c in r["settings"]]
+        for pool, p in r["pools"].items():
+            what = p.get("pool", "changed")
+            lines.append(f"  pool {pool} {what}: {p['gpusBefore']} -> {p['gpusAfter']} GPUs")
+            lines += [f"    {change_text(c)}" for c in p.get("changes", [])]
     lines.append("GPU deltas (guaranteed, borrowable):" if d["gpuDeltas"] else "GPU deltas: none")
     for r in d["gpuDeltas"]:
         lines.append(f"  {r['region']}/{r['pool']}: guaranteed {r['guaranteedBefore']} -> {r['guaranteedAfter']} "
@@ -208,7 +293,20 @@ def render_markdown(d: dict[str, Any]) -> str:
         md.append("")
     for name, changes in d["tenants"]["changed"].items():
         md += [f"<details><summary><code>{name}</code>: {len(changes)} change(s)</summary>", "", "```",
-               *changes, "```", "</details>", ""]
+               *(change_text(c) for c in changes), "```", "</details>", ""]
+    for name, r in d.get("regions", {}).items():
+        if "region" in r:
+            md += [f"Region `{name}` {r['region']}.", ""]
+            continue
+        restarts = [c for c in r["settings"] if c.get("impact")] + [
+            c for p in r["pools"].values() for c in p.get("changes", []) if c.get("impact")]
+        mark = " ⚠️ restarts nodes or workloads" if restarts else ""
+        md += [f"Region `{name}`{mark}:", ""]
+        md += [f"- `{change_text(c)}`" for c in r["settings"]]
+        for pool, p in r["pools"].items():
+            md.append(f"- pool `{pool}` {p.get('pool', 'changed')}: {p['gpusBefore']} → {p['gpusAfter']} GPUs")
+            md += [f"  - `{change_text(c)}`" for c in p.get("changes", [])]
+        md.append("")
     for q in d.get("heldQueues", []):
         when = f", drains from {q['drainsFrom']}" if q["drainsFrom"] else ""
         md.append(f"- queue held: `{q['region']}/{q['tenant']}`: {q['stopPolicy']}{when}")
