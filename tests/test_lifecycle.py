@@ -431,3 +431,21 @@ def test_diff_shows_region_changes_and_what_they_restart(repo: Tree) -> None:
              "--date", DAY).output
     assert "Region `ncc-haenam` ⚠️ restarts nodes or workloads:" in md
     assert "pool `h200-hall-d` changed: 3056 → 1200 GPUs" in md
+
+
+def test_every_command_counts_the_same_gpus(tree: Tree, tmp_path: Path) -> None:
+    day = "2026-12-01"
+    root = str(tree.root)
+    validate = {r["name"]: r for r in json.loads(run("validate", "--root", root, "--format", "json",
+                                                     "--date", day).stdout)["regions"]}
+    report = {r["region"]: r for r in json.loads(run("report", "--root", root, "--format", "json",
+                                                     "--date", day).stdout)["regions"]}
+    for region in ("ncc-haenam", "rdc-gwangju", "rdc-ulsan"):
+        synth_out = json.loads(run("synth", region, "--root", root, "--format", "json", "--date", day, "--out",
+                                   str(tmp_path)).stdout)["plan"]["gpus"]
+        figures = {(validate[region]["gpus"], validate[region]["backedGpus"], validate[region]["guaranteedGpus"]),
+                   (report[region]["physicalGpus"], report[region]["capacity"], report[region]["guaranteed"]),
+                   (synth_out["capacity"], synth_out["backed"], synth_out["guaranteed"])}
+        assert len(figures) == 1, (region, figures)
+    # the expired and pending allocations count nowhere: ncc-haenam holds 5,888 on that day, not 6,400
+    assert validate["ncc-haenam"]["guaranteedGpus"] == 5888

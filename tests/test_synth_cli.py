@@ -32,7 +32,8 @@ def test_synth_writes_manifests_helm_specs_and_plan(tree: Tree, tmp_path: Path) 
     assert (helm["chart"], helm["version"], helm["repository"]) == (
         "gpu-operator", "v26.3.3", "https://cr.ulsan.example.kr/chartrepo/platform")
     plan = json.loads(files["plan.json"])
-    assert plan["gpus"] == {"capacity": 640, "backed": 640, "guaranteed": 504, "borrowable": 144}  # rtxpro: 8 nodes
+    # 504 whole GPUs and 2 x 64 instances of 2g.48gb (half an RTX PRO 6000 each): 568, as every command counts it
+    assert plan["gpus"] == {"capacity": 640, "backed": 640, "guaranteed": 568, "borrowable": 144}
     assert plan["pools"]["gb200-nvl72"] == {"gpuModel": "GB200", "nodes": 144, "gpus": 576, "backedGpus": 576,
                                             "guaranteed": 504}
     assert plan["tenants"]["baram-shipyard"] == {"guaranteed": 144, "borrowable": 72, "mig": {"2g.48gb": 64}}

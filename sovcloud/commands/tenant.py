@@ -44,24 +44,28 @@ def fail(message: str) -> None:
     sys.exit(EXIT_INVALID)
 
 
-def _check_dates(cfg: Config, tenant: Tenant) -> list[dt.date]:
-    """The dates at which usage can rise inside the tenant's periods: its starts and other allocations' starts."""
+def _check_dates(cfg: Config, tenant: Tenant, today: dt.date) -> list[dt.date]:
+    """The dates at which usage can rise inside the tenant's periods: its starts and other allocations' starts,
+    none before today (the past cannot be refused)."""
     dates = {a.start for a in tenant.allocations}
     for other in cfg.tenants.values():
         for a in other.allocations:
             if any(mine.start <= a.start <= mine.end for mine in tenant.allocations):
                 dates.add(a.start)
-    return sorted(dates)
+    ends = max(a.end for a in tenant.allocations)
+    return sorted({max(d, today) for d in dates if d <= ends})
 
 
-def _new_problems(before: Config | None, after: Config, dates: list[dt.date], regions: set[str]) -> list[str]:
-    found: list[str] = []
+def _new_problems(before: Config | None, after: Config, dates: list[dt.date],
+                  regions: set[str]) -> list[tuple[str, dt.date]]:
+    """Each rule the change breaks, once, with the first date it breaks on."""
+    found: dict[str, dt.date] = {}
     for day in dates:
         old = set(capacity.problems(before, day, regions)) if before else set()
         for p in capacity.problems(after, day, regions):
             if p not in old and p not in found:
-                found.append(f"{p} (from {day})")
-    return found
+                found[p] = day
+    return list(found.items())
 
 
 def _free_table(cfg: Config, regions: set[str], day: dt.date) -> Table:
@@ -119,12 +123,12 @@ def write_checked(root: Path, name: str, text: str, *, replace: bool, dry_run: b
                 click.echo(str(e).replace(str(candidate), f"tenants/{name}.yaml"))
             fail(f"tenants/{name}.yaml refused: {len(exc.errors)} error(s), nothing written")
     tenant = after.tenants[name]
-    dates = _check_dates(after, tenant)
+    dates = _check_dates(after, tenant, dt.date.today())
     refused = _new_problems(before, after, dates, {a.region for a in tenant.allocations})
     if refused:
-        for p in refused:
-            click.echo(f"refused: {p}")
-        day = tenant.allocations[0].start
+        for p, first in refused:
+            click.echo(f"refused: {p} (from {first})")
+        day = min(first for _, first in refused)  # what fits on the first day it would break
         out.print(_free_table(before, {a.region for a in tenant.allocations}, day))
         for line in _would_fit(before, tenant, day):
             click.echo(line)
@@ -274,11 +278,17 @@ def _tenant_or_fail(cfg: Config, name: str) -> Tenant:
 @tenant.command("show")
 @click.argument("name")
 @root_option
-def tenant_show(name: str, root: Path | None) -> None:
-    """Print a tenant's file and its status."""
+@click.option("--date", "today", type=DATE, default=None, help="Judge the status on this date (default: today).")
+def tenant_show(name: str, root: Path | None, today: Any) -> None:
+    """Print a tenant's file and its status on a date (per region: active, pending, expired or offboarding)."""
     tree = project_root(root)
     t = _tenant_or_fail(load_or_exit(tree), name)
-    click.echo(f"# {t.origin.file}, status {t.state(dt.date.today())}")
+    day = today or dt.date.today()
+    by_region = {}
+    for a in t.allocations:
+        by_region.setdefault(a.region, []).append(a)
+    states = ", ".join(f"{r} {t.state(day, tuple(allocs))}" for r, allocs in sorted(by_region.items()))
+    click.echo(f"# {t.origin.file}, status on {day}: {t.state(day)} ({states})")
     click.echo((tree / t.origin.file).read_text(encoding="utf-8"), nl=False)
 
 

@@ -12,6 +12,19 @@ from typing import Any
 from sovcloud import allocation, eligibility
 from sovcloud.config.model import SECTORS, Allocation, Config, Region, Tenant
 
+# The figures, defined once (README "Figures"):
+# - physical GPUs: every GPU of every node a pool declares;
+# - backed GPUs: those that can back a guarantee (an autoscaled pool at its minimum);
+# - guaranteed GPUs on a day: whole GPUs of the allocations that hold quota that day (active tenant, inside the
+#   period), plus their MIG instances as the GPU share their compute slices take;
+# - borrowable GPUs: the borrowing limits of those allocations;
+# - free GPUs: backed minus guaranteed.
+
+
+def guaranteed(cfg: Config, region: str, as_of: dt.date) -> int | float:
+    """Guaranteed GPUs in the region on ``as_of`` (whole GPUs plus MIG shares)."""
+    return _figure(sum(figures(cfg, region, as_of).by_tenant().values()))
+
 
 def backed_gpus(region: Region) -> int:
     """GPUs of the region that can back guarantees (autoscaled pools at their minimum)."""

@@ -158,7 +158,8 @@ def check_region(root: str, region: str, today: str | None,
     violations = evaluate(synthesis, cfg, region_config)
     policy_seconds = time.perf_counter() - started
     not_rendered = _not_rendered(synthesis, folders)
-    return {"region": region, "resources": len(synthesis.records), "synthSeconds": synth_seconds,
+    # resources as synth counts them: the custom resources that reach a cluster (components are not counted)
+    return {"region": region, "resources": sum(synthesis.counts().values()), "synthSeconds": synth_seconds,
             "policySeconds": policy_seconds, "violations": [v.as_dict() for v in violations],
             "rendered": bool(folders) and not not_rendered, "notRendered": not_rendered}
 

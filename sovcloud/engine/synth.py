@@ -324,6 +324,7 @@ def render_summary(synthesis: Synthesis) -> dict[str, Any]:
 def plan(synthesis: Synthesis, cfg: Config) -> dict[str, Any]:
     """plan.json: resource counts by type, GPU capacity per pool, guaranteed and borrowable GPUs per tenant."""
     from components.region import region_args, summary
+    from sovcloud.engine import capacity
 
     region = cfg.regions[synthesis.region]
     s = summary(region_args(cfg, synthesis.region, synthesis.as_of))
@@ -331,8 +332,9 @@ def plan(synthesis: Synthesis, cfg: Config) -> dict[str, Any]:
         "region": region.name, "displayName": region.display_name, "tier": region.tier, "asOf": s["asOf"],
         "kubernetesVersion": region.kubernetes_version,
         "resources": {"total": sum(synthesis.counts().values()), "byType": synthesis.counts()},
-        "gpus": {"capacity": region.gpus, "backed": sum(p.backed_gpus for p in region.pools),
-                 "guaranteed": sum(t["guaranteed"] for t in s["tenants"].values()),
+        # the figures every command shares (sovcloud.engine.capacity): guaranteed counts MIG instances as GPU shares
+        "gpus": {"capacity": region.gpus, "backed": capacity.backed_gpus(region),
+                 "guaranteed": capacity.guaranteed(cfg, region.name, synthesis.as_of),
                  "borrowable": sum(t["borrowable"] for t in s["tenants"].values())},
         "pools": s["pools"], "tenants": s["tenants"], "rendered": render_summary(synthesis),
     }
