@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -94,3 +95,12 @@ def test_unwritable_out_dir_is_one_line(tree: Tree, tmp_path: Path) -> None:
     result = run("synth", "rdc-ulsan", "--date", "2026-11-28", "--root", str(tree.root), "--out", str(blocker / "o"))
     assert result.exit_code == 1
     assert "error: cannot write to" in result.output and "Traceback" not in result.output
+
+
+def test_synth_writes_to_out_at_the_config_root_from_any_directory(tree: Tree,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tree.root / "stacks")
+    result = run("synth", "rdc-ulsan", "--date", "2026-11-28")
+    assert result.exit_code == 0, result.output
+    assert (tree.root / "out" / "rdc-ulsan" / "plan.json").is_file()
+    assert not (tree.root / "stacks" / "out").exists()

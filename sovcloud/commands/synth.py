@@ -29,15 +29,16 @@ from sovcloud.commands.common import (
 @click.command()
 @click.argument("region")
 @root_option
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
-              show_default=True, help="Directory to write into; the region's files go to OUT/REGION, replaced whole.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory to write into; the region's files go to OUT/REGION, replaced whole (default: out/ at "
+              "the config tree's root, wherever synth runs from; .gitignore covers it).")
 @format_option
 @click.option("--date", "today", type=DATE, default=None,
               help="Judge allocation periods as of this date (default: today); expired allocations get zero quota.")
 @charts_option
 @click.option("--render/--no-render", "do_render", default=True, show_default=True,
               help="Render each Helm release with Helm's own engine where its chart is found.")
-def synth(region: str, root: Path | None, out_dir: Path, fmt: str, today: Any, charts: tuple[Path, ...],
+def synth(region: str, root: Path | None, out_dir: Path | None, fmt: str, today: Any, charts: tuple[Path, ...],
           do_render: bool) -> None:
     """Render REGION offline: run the stack program under the Pulumi SDK mock monitor and write what it declares.
 
@@ -51,6 +52,7 @@ def synth(region: str, root: Path | None, out_dir: Path, fmt: str, today: Any, c
     from sovcloud.engine import synth as synthesis
 
     tree = project_root(root)
+    out_dir = out_dir if out_dir is not None else tree / "out"
     started = time.perf_counter()
     cfg = load_or_exit(tree, fmt)
     region_or_fail(cfg, region)
