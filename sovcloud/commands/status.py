@@ -22,9 +22,6 @@ from sovcloud.commands.common import (
 )
 from sovcloud.engine.status import ClusterUnreachable, collect
 
-KUEUE = ("kueue.x-k8s.io", "v1beta2", "clusterqueues")
-GPU_PRESENT = ("nvidia.com/gpu.present", "feature.node.kubernetes.io/pci-10de.present")
-
 
 @click.command()
 @click.argument("region")
@@ -33,10 +30,14 @@ GPU_PRESENT = ("nvidia.com/gpu.present", "feature.node.kubernetes.io/pci-10de.pr
               help="Kubeconfig of the region's workload cluster (default: KUBECONFIG or ~/.kube/config).")
 @click.option("--context", help="Context in the kubeconfig (default: its current context).")
 @format_option
-def status(region: str, root: Path | None, kubeconfig: Path | None, context: str | None, fmt: str) -> None:
+@click.option("--fail-on-mismatch", is_flag=True, help="Exit 1 when the cluster differs from the config in any way "
+              "listed (for CI and monitoring).")
+def status(region: str, root: Path | None, kubeconfig: Path | None, context: str | None, fmt: str,
+           fail_on_mismatch: bool) -> None:
     """Live GPU status of REGION against its declared config: nodes per pool, products, MIG state, quota and queue use.
 
-    Exit 1 when the cluster cannot be reached or refuses the credentials (one line saying which).
+    Exit 1 when the cluster cannot be reached or refuses the credentials (one line naming the server and the
+    cause), and with --fail-on-mismatch when anything differs from the config.
     """
     cfg = load_or_exit(project_root(root), fmt)
     region_or_fail(cfg, region)
@@ -47,7 +48,7 @@ def status(region: str, root: Path | None, kubeconfig: Path | None, context: str
         sys.exit(EXIT_INVALID)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
-        return
+        sys.exit(EXIT_INVALID if fail_on_mismatch and data["problems"] else 0)
     table = Table(title=f"{region}: GPU pools", title_justify="left")
     for col in ("pool", "model", "nodes", "declared", "GPU allocatable", "GFD product", "MIG state"):
         table.add_column(col, justify="right" if col in ("nodes", "declared", "GPU allocatable") else "left")
@@ -65,3 +66,5 @@ def status(region: str, root: Path | None, kubeconfig: Path | None, context: str
     out.print(tenants)
     for p in data["problems"]:
         out.print(f"[yellow]![/yellow] {p}")
+    if fail_on_mismatch and data["problems"]:
+        sys.exit(EXIT_INVALID)

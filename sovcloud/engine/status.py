@@ -27,7 +27,11 @@ class ClusterUnreachable(Exception):
 
 
 def _api(kubeconfig: Path | None, context: str | None) -> Any:
+    import urllib3
     from kubernetes import client
+
+    # a kubeconfig with insecure-skip-tls-verify would print a warning per request: the choice was the user's
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     from kubernetes import config as kube_config
     from kubernetes.config.config_exception import ConfigException
 
@@ -37,6 +41,21 @@ def _api(kubeconfig: Path | None, context: str | None) -> Any:
     except (ConfigException, OSError, TypeError, ValueError) as exc:
         raise ClusterUnreachable(f"cannot use kubeconfig {kubeconfig or '(default)'}: {exc}") from None
     return client, api_client
+
+
+def cause(exc: BaseException) -> str:
+    """Why a connection failed, in a few words (urllib3 wraps the cause: a retry error around a connection error
+    around the socket's)."""
+    seen = exc
+    while getattr(seen, "reason", None) is not None and isinstance(seen.reason, BaseException):
+        seen = seen.reason
+    text = str(seen).lower()
+    for needle, words in (("refused", "connection refused"), ("timed out", "timed out"),
+                          ("name or service not known", "unknown host"), ("nodename nor servname", "unknown host"),
+                          ("certificate", "TLS certificate not trusted"), ("no route", "no route to host")):
+        if needle in text:
+            return words
+    return type(seen).__name__
 
 
 def _quantity(value: Any) -> int:
@@ -92,6 +111,7 @@ def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str |
     from urllib3.exceptions import HTTPError
 
     client, api_client = _api(kubeconfig, context)
+    server = api_client.configuration.host
     core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
     try:
         nodes = core.list_node(_request_timeout=15).items
@@ -105,10 +125,9 @@ def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str |
         missing = _missing_prerequisites(client, api_client, region)
     except client.ApiException as exc:
         reason = {401: "credentials rejected", 403: "access denied"}.get(exc.status, exc.reason)
-        raise ClusterUnreachable(f"cluster API refused the request: {exc.status} {reason}") from None
+        raise ClusterUnreachable(f"{server}: the API server refused the request: {exc.status} {reason}") from None
     except (HTTPError, OSError) as exc:
-        raise ClusterUnreachable(f"cannot reach the cluster API: {type(exc).__name__}: "
-                                 f"{str(exc).splitlines()[0][:200]}") from None
+        raise ClusterUnreachable(f"{server}: cannot reach the API server: {cause(exc)}") from None
     finally:
         api_client.close()
 
@@ -127,7 +146,8 @@ def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str |
             problems.append(f"pool {pool.name}: {len(mine)} of {pool.nodes} declared nodes present")
         for p in products:
             if p != expected_product:
-                problems.append(f"pool {pool.name}: nodes report {L.GPU_PRODUCT}={p}, the pool declares "
+                odd = sorted(n.metadata.name for n in mine if (n.metadata.labels or {}).get(L.GPU_PRODUCT) == p)
+                problems.append(f"pool {pool.name}: {_some(odd)} report {L.GPU_PRODUCT}={p}, the pool declares "
                                 f"{expected_product} ({pool.gpu.name})")
         if "failed" in mig_states:
             problems.append(f"pool {pool.name}: MIG reconfiguration failed on some nodes (nvidia.com/mig.config.state)")
