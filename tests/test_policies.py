@@ -99,12 +99,15 @@ def test_shipped_config_has_only_the_expected_advisory_violations(shipped_found)
     everything = [v for vs in shipped_found(TODAY).values() for v in vs]
     assert [v for v in everything if v.enforcement == "mandatory"] == []
     assert {(v.region, v.policy, v.enforcement, v.resource, v.message, v.file, v.line) for v in everything} == {
+        # each at the tenant's allocation in that region, the entry a renewal edits
         ("ncc-haenam", "allocation-periods", "advisory", "ClusterQueue nuri-teaching",
          "tenant nuri-teaching: allocation in pool b200-mig ended on 2026-08-31; its GPU quota is zero and its data "
-         "is kept (renew or offboard)", "tenants/nuri-teaching.yaml", 2),
+         "is kept (renew or offboard)", "tenants/nuri-teaching.yaml",
+         line_of(REPO / "tenants" / "nuri-teaching.yaml", "- region: ncc-haenam", indented=True)),
         ("ncc-haenam", "allocation-periods", "advisory", "ClusterQueue orbit-lm",
          "tenant orbit-lm: allocation in pool b200-hall-b ended on 2026-10-31; its GPU quota is zero and its data "
-         "is kept (renew or offboard)", "tenants/orbit-lm.yaml", 2),
+         "is kept (renew or offboard)", "tenants/orbit-lm.yaml",
+         line_of(REPO / "tenants" / "orbit-lm.yaml", "- region: ncc-haenam", indented=True)),
     }
     (nuri,) = [v for v in everything if "nuri-teaching" in v.message]
     assert nuri.urn.endswith("kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue::ncc-haenam-nuri-teaching-clusterqueue")
@@ -212,7 +215,9 @@ def test_domestic_organisations_refuses_an_unapproved_foreign_organisation(broke
     assert cfg.tenants["voicebridge"].organisation.registration_id == "000-00-00003"
     assert found(violations["ncc-haenam"], "domestic-organisations") == {("Namespace voicebridge", message)}
     (v,) = [v for v in violations["ncc-haenam"] if v.policy == "domestic-organisations"]
-    assert (v.file, v.line) == ("tenants/voicebridge.yaml", line_of(tree.tenant_path("voicebridge"), "name:"))
+    # at the field the rule judges: the organisation's country
+    assert (v.file, v.line) == ("tenants/voicebridge.yaml",
+                                line_of(tree.tenant_path("voicebridge"), "country:", indented=True))
     assert v.urn.endswith("kubernetes:core/v1:Namespace::ncc-haenam-voicebridge-namespace")
 
     def with_approved(ids: list[str]) -> list[Violation]:
@@ -426,7 +431,8 @@ def test_residency_labels_fire_on_missing_or_foreign_labels(faked) -> None:
     (v,) = [v for v in faked if v.resource == "ConfigMap gpu-operator/no-owner"]
     assert (v.urn, v.file, v.line) == (
         "urn:pulumi:ncc-haenam::sovcloud::sovcloud:regions:Region$kubernetes:core/v1:ConfigMap::fake-cm-no-owner",
-        "stacks/Pulumi.ncc-haenam.yaml", 1)
+        "stacks/Pulumi.ncc-haenam.yaml",  # made for no tenant or pool: the region's own entry
+        line_of(REPO / "stacks" / "Pulumi.ncc-haenam.yaml", "name: ncc-haenam", indented=True))
 
 
 def test_approved_registries_fire_on_foreign_images_and_charts(faked) -> None:
@@ -472,7 +478,8 @@ def test_gpu_quota_present_fires_without_a_gpu_quota(faked) -> None:
     assert found(faked, "gpu-quota-present") == {
         ("Namespace orbit-lm", "tenant namespace orbit-lm has no ResourceQuota with requests.nvidia.com/gpu")}
     (v,) = [v for v in faked if v.policy == "gpu-quota-present"]
-    assert (v.file, v.line) == ("tenants/orbit-lm.yaml", 2)
+    assert (v.file, v.line) == ("tenants/orbit-lm.yaml",
+                                line_of(REPO / "tenants" / "orbit-lm.yaml", "- region: ncc-haenam", indented=True))
 
 
 def test_tenant_isolation_fires_on_open_networks_external_services_and_cluster_rights(faked) -> None:
@@ -771,7 +778,7 @@ def test_check_fails_a_mandatory_violation_with_text_junit_and_sarif(broken, tmp
         "guaranteed-within-capacity", "shares-and-caps", "allocation-periods", "national-budget"]
     assert "MANDATORY guaranteed-within-capacity (critical): Per pool, guaranteed GPUs never exceed" in out
     block = out.split("MANDATORY domestic-organisations", 1)[1].split("MANDATORY driver-supports-models", 1)[0]
-    voicebridge_line = line_of(tree.tenant_path("voicebridge"), "name:")
+    voicebridge_line = line_of(tree.tenant_path("voicebridge"), "country:", indented=True)
     assert block.splitlines()[1:4] == [
         "  ncc-haenam: Namespace voicebridge: tenant voicebridge: organisation 000-00-00003 is registered in US, "
         "not KR, and is not approved",
@@ -808,10 +815,12 @@ def test_check_fails_a_mandatory_violation_with_text_junit_and_sarif(broken, tmp
                 r["locations"][0]["physicalLocation"]["region"]["startLine"]) for r in sarif_run["results"]}
     assert ("domestic-organisations", "error", "tenants/voicebridge.yaml", voicebridge_line) in located
     assert ("classification-within-certification", "error", "tenants/hanbit-llm-lab.yaml",
-            line_of(tree.tenant_path("hanbit-llm-lab"), "name:")) in located
+            line_of(tree.tenant_path("hanbit-llm-lab"), "classification:")) in located
     assert ("guaranteed-within-capacity", "error", "stacks/Pulumi.ncc-haenam.yaml", pool_line) in located
-    assert ("national-budget", "error", "stacks/Pulumi.ncc-haenam.yaml", 1) in located  # the stack as a whole
-    assert ("allocation-periods", "warning", "tenants/nuri-teaching.yaml", 2) in located
+    assert ("national-budget", "error", "stacks/Pulumi.ncc-haenam.yaml",  # the setting behind it
+            line_of(tree.root / "stacks" / "Pulumi.ncc-haenam.yaml", "nationalGpuBudget:", indented=True)) in located
+    assert ("allocation-periods", "warning", "tenants/nuri-teaching.yaml",
+            line_of(tree.tenant_path("nuri-teaching"), "- region: ncc-haenam", indented=True)) in located
     assert {r["ruleId"] for r in sarif_run["results"]} <= set(POLICY_NAMES)
 
 

@@ -290,7 +290,8 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
             cpu_overcommit=float(rules.get("cpuOvercommit", 1)),
             approved_foreign_organisations=tuple(rules.get("approvedForeignOrganisations", ())),
             national_gpu_budget=rules.get("nationalGpuBudget"), drain_after_days=rules.get("drainAfterDays", 7)),
-        origin=Origin(doc.file, 1),
+        origin=Origin(doc.file, doc.line_of(("name",))),
+        field_lines=freeze({".".join(path): doc.lines[path] for path in REGION_FIELDS if path in doc.lines}),
         dra_driver=DraDriverSettings(dra["chartVersion"], tuple(dra["pools"]),
                                      dra.get("chart", "dra-driver-nvidia-gpu"),
                                      freeze(dict(dra["webhookTls"]))) if dra else None,
@@ -317,6 +318,15 @@ def _check_host_selectors(doc: Document, raw_pools: list[dict[str, Any]], errors
                            f"BareMetalHosts as pool {b['name']} ({mine or 'any host'} vs {theirs or 'any host'}): "
                            "give each pool a label of its own on its hosts and select it (e.g. sovcloud.kr/pool: "
                            f"{a['name']})", "host-selector")
+
+
+# settings findings point at (the policy behind a finding names which)
+REGION_FIELDS = (("allocation", "reservedShares"), ("allocation", "perTenantGpuCap"),
+                 ("allocation", "perSectorGpuCap"), ("allocation", "nationalGpuBudget"),
+                 ("gpuOperator", "driverVersion"), ("gpuOperator", "chartVersion"),
+                 ("gpuOperator", "kernelModuleType"), ("certification",), ("registries", "allowed"))
+TENANT_FIELDS = (("classification",), ("organisation", "country"), ("sector",), ("grantGpus",), ("network",),
+                 ("status",))
 
 
 DRA_MIN_KUBERNETES = (1, 34)  # resource.k8s.io/v1, DynamicResourceAllocation on by default
@@ -453,6 +463,7 @@ def _tenant(doc: Document, regions: dict[str, Region], broken: set[str], errors:
         contacts=tuple(Contact(c["name"], c["email"], c["role"]) for c in d["contacts"]),
         network=Network(net.get("internetEgress", False), tuple(net.get("egressCidrs", ()))),
         allocations=tuple(allocations), origin=Origin(doc.file, doc.line_of(("name",))),
+        field_lines=freeze({".".join(path): doc.lines[path] for path in TENANT_FIELDS if path in doc.lines}),
         grant_gpus=d.get("grantGpus"),
         offboarding_since=dt.date.fromisoformat(d["offboardingSince"]) if "offboardingSince" in d else None,
     )

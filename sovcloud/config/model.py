@@ -218,10 +218,16 @@ class Region:
     dra_driver: DraDriverSettings | None = None
     prerequisites: Prerequisites = field(default_factory=Prerequisites)
     cluster_id: str | None = None  # the workload cluster's kube-system namespace UID
+    # the line of each setting findings point at (e.g. "allocation.reservedShares"), where the file has it
+    field_lines: Mapping[str, int] = field(default_factory=dict)
     system_nodes: SystemNodes = field(default_factory=SystemNodes)
 
     def pool(self, name: str) -> Pool | None:
         return next((p for p in self.pools if p.name == name), None)
+
+    def origin_of(self, field_path: str) -> Origin:
+        """Where a setting of the region is written (the region object's first line when it is not)."""
+        return Origin(self.origin.file, self.field_lines.get(field_path, self.origin.line))
 
     @property
     def gpus(self) -> int:
@@ -291,6 +297,11 @@ class Tenant:
     origin: Origin
     grant_gpus: int | None = None  # most guaranteed GPUs across all regions
     offboarding_since: dt.date | None = None
+    field_lines: Mapping[str, int] = field(default_factory=dict)  # line of each field findings point at
+
+    def origin_of(self, field_path: str) -> Origin:
+        """Where a field of the tenant is written (its name's line when it is not)."""
+        return Origin(self.origin.file, self.field_lines.get(field_path, self.origin.line))
 
     def state(self, day: dt.date, allocations: tuple[Allocation, ...] | None = None) -> str:
         """offboarding, or over ``allocations`` (default all): active if any is, else pending if any is to come,

@@ -35,29 +35,53 @@ class Violation:
         return asdict(self)
 
 
-def _origins(synthesis: Any, cfg: Config) -> dict[str, Origin]:
-    """URN -> the config file and line behind it: tenant file, pool entry, else the region's stack file."""
+def _owners(synthesis: Any, cfg: Config) -> dict[str, tuple[Any, Any]]:
+    """URN -> (tenant, pool) the resource was made for (from its component ancestry), each or both None."""
     region = cfg.regions[synthesis.region]
     by_urn = {r.urn: r for r in synthesis.records}
-    component_origin: dict[str, Origin] = {}
+    component: dict[str, tuple[Any, Any]] = {}
+    prefix = f"{region.name}-"
     for rec in synthesis.records:
-        prefix = f"{region.name}-"
         if rec.type == "sovcloud:tenants:Tenant" and rec.name.startswith(prefix):
-            tenant = cfg.tenants.get(rec.name[len(prefix):])
-            if tenant is not None:
-                component_origin[rec.urn] = tenant.origin
+            component[rec.urn] = (cfg.tenants.get(rec.name[len(prefix):]), None)
         elif rec.type == "sovcloud:nodepools:GpuNodePool" and rec.name.startswith(prefix):
-            pool = region.pool(rec.name[len(prefix):])
-            if pool is not None:
-                component_origin[rec.urn] = pool.origin
-    out: dict[str, Origin] = {}
+            component[rec.urn] = (None, region.pool(rec.name[len(prefix):]))
+    out: dict[str, tuple[Any, Any]] = {}
     for rec in synthesis.records:
-        urn, origin = rec.urn, None
-        while urn and origin is None:
-            origin = component_origin.get(urn)
+        urn, owner = rec.urn, None
+        while urn and owner is None:
+            owner = component.get(urn)
             urn = by_urn[urn].parent if urn in by_urn else ""
-        out[rec.urn] = origin or region.origin
+        out[rec.urn] = owner or (None, None)
     return out
+
+
+def _origin(policy: str, message: str, owner: tuple[Any, Any], region: Any) -> Origin:
+    """The config line behind a finding: the field the policy judges, in the tenant file, the pool's entry or the
+    region's settings (GitHub shows annotations on changed lines only, so the file's top would hide them)."""
+    tenant, pool = owner
+    if tenant is not None:
+        field = {"classification-within-certification": "classification",
+                 "domestic-organisations": "organisation.country", "national-budget": "grantGpus",
+                 "tenant-isolation": "network", "pod-security-restricted": "name",
+                 "tenant-namespaces-retained": "status"}.get(policy)
+        if field is not None:
+            return tenant.origin_of(field)
+        here = [a for a in tenant.allocations if a.region == region.name]
+        return here[0].origin if here else tenant.origin  # quotas, periods, MIG: the allocation in this region
+    if pool is not None:
+        return pool.origin
+    if policy == "shares-and-caps":
+        return region.origin_of("allocation.perSectorGpuCap" if "cap is" in message else "allocation.reservedShares")
+    if policy == "national-budget":
+        return region.origin_of("allocation.nationalGpuBudget")
+    if policy == "driver-supports-models":
+        field = ("gpuOperator.kernelModuleType" if "kernelModuleType" in message else
+                 "gpuOperator.chartVersion" if "gpu-operator" in message else "gpuOperator.driverVersion")
+        return region.origin_of(field)
+    if policy == "approved-registries":
+        return region.origin_of("registries.allowed")
+    return region.origin
 
 
 def _describe(rec: Any) -> str:
@@ -88,8 +112,8 @@ def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any
     records = {r.urn: r for r in synthesis.records}
     # what the pack's server hands a policy: the inputs through the protocol's Struct and its deserializer
     props = {r.urn: unknown_checking_proxy(analyzer.received(r.inputs)) for r in synthesis.records}
-    origins = _origins(synthesis, cfg)
-    region_origin = cfg.regions[synthesis.region].origin
+    owners = _owners(synthesis, cfg)
+    region = cfg.regions[synthesis.region]
 
     def opts(rec: Any) -> PolicyResourceOptions:
         return PolicyResourceOptions(rec.protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], rec.parent or None)
@@ -119,7 +143,7 @@ def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any
         def report(message: str, urn: str | None = None, _p: Any = policy, _e: str = enforcement,
                    _s: str = severity) -> None:
             urn = urn or ""
-            origin = origins.get(urn, region_origin)
+            origin = _origin(_p.name, message, owners.get(urn, (None, None)), region)
             rec = records.get(urn)
             found.append(Violation(synthesis.region, _p.name, _e, _s, message, urn,
                                    _describe(rec) if rec else f"stack {synthesis.region}", origin.file, origin.line))
