@@ -449,3 +449,15 @@ def test_every_command_counts_the_same_gpus(tree: Tree, tmp_path: Path) -> None:
         assert len(figures) == 1, (region, figures)
     # the expired and pending allocations count nowhere: ncc-haenam holds 5,888 on that day, not 6,400
     assert validate["ncc-haenam"]["guaranteedGpus"] == 5888
+
+
+def test_tenant_list_filters_and_speaks_yaml(tree: Tree) -> None:
+    out = run("tenant", "list", "--root", str(tree.root), "-o", "yaml", "--region", "rdc-ulsan", "--sector",
+              "industry", "--date", DAY)
+    rows = yaml.safe_load(out.stdout)
+    assert {(r["tenant"], r["region"], r["sector"]) for r in rows} == {
+        ("baram-shipyard", "rdc-ulsan", "industry"), ("hyeon-motors-ai", "rdc-ulsan", "industry")}
+    mig = [r for r in rows if r["pool"] == "rtxpro-mig"]
+    assert mig and mig[0]["mig"] == {"2g.48gb": 64}
+    bad = run("tenant", "list", "--root", str(tree.root), "--region", "nowhere")
+    assert bad.exit_code == 2

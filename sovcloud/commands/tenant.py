@@ -24,10 +24,10 @@ from sovcloud.commands.common import (
     EXIT_USAGE,
     atomic_write,
     error_line,
-    format_option,
     load_or_exit,
     out,
     project_root,
+    region_or_fail,
     root_option,
 )
 from sovcloud.config.errors import ConfigInvalid
@@ -237,28 +237,42 @@ def tenant_add(root: Path | None, from_file: Path | None, force: bool, dry_run: 
 
 @tenant.command("list")
 @root_option
-@format_option
+@click.option("-o", "--format", "fmt", type=click.Choice(["table", "json", "yaml"]), default="table",
+              show_default=True, help="table for people; json or yaml for tools.")
+@click.option("--region", "regions", multiple=True, help="Only allocations in this region (repeatable).")
+@click.option("--sector", "sectors", multiple=True, type=click.Choice(["research", "public", "startup", "industry"]),
+              help="Only tenants of this sector (repeatable).")
 @click.option("--date", "today", type=DATE, default=None,
               help="Judge status as of this date (default: today).")
-def tenant_list(root: Path | None, fmt: str, today: Any) -> None:
-    """Every tenant allocation: sector, classification, region, pool, GPUs, period and status."""
-    cfg = load_or_exit(project_root(root), fmt)
+def tenant_list(root: Path | None, fmt: str, regions: tuple[str, ...], sectors: tuple[str, ...],
+                today: Any) -> None:
+    """Every tenant allocation: organisation, sector, classification, region, pool, GPUs, MIG instances, period
+    and status."""
+    cfg = load_or_exit(project_root(root), "json" if fmt != "table" else "text")
+    for r in regions:
+        region_or_fail(cfg, r, "--region")
     day = today or dt.date.today()
-    rows = [{"tenant": t.name, "sector": t.sector, "classification": t.classification, "region": a.region,
-             "pool": a.pool, "guaranteed": a.gpus, "borrowable": a.borrowing_limit,
-             "start": a.start.isoformat(), "end": a.end.isoformat(),
-             "status": t.state(day, (a,))}
-            for t in sorted(cfg.tenants.values(), key=lambda t: t.name) for a in t.allocations]
+    rows = [{"tenant": t.name, "organisation": t.organisation.name, "sector": t.sector,
+             "classification": t.classification, "region": a.region, "pool": a.pool, "guaranteed": a.gpus,
+             "borrowable": a.borrowing_limit, "mig": dict(a.mig), "start": a.start.isoformat(),
+             "end": a.end.isoformat(), "status": t.state(day, (a,))}
+            for t in sorted(cfg.tenants.values(), key=lambda t: t.name) for a in t.allocations
+            if (not regions or a.region in regions) and (not sectors or t.sector in sectors)]
     if fmt == "json":
         click.echo(json_dump(rows))
+        return
+    if fmt == "yaml":
+        click.echo(yaml.safe_dump(rows, sort_keys=False, allow_unicode=True), nl=False)
         return
     table = Table(title=f"tenants on {day}", title_justify="left")
     for col in ("tenant", "sector", "classification", "region", "pool", "guaranteed", "borrowable", "period",
                 "status"):
         table.add_column(col, justify="right" if col in ("guaranteed", "borrowable") else "left")
     for r in rows:
-        table.add_row(r["tenant"], r["sector"], r["classification"], r["region"], r["pool"], f"{r['guaranteed']:,}",
-                      f"{r['borrowable']:,}", f"{r['start']} .. {r['end']}", r["status"])
+        mig = ", ".join(f"{n} x {p}" for p, n in r["mig"].items())
+        table.add_row(r["tenant"], r["sector"], r["classification"], r["region"], r["pool"],
+                      f"{r['guaranteed']:,}" + (f" + {mig}" if mig else ""), f"{r['borrowable']:,}",
+                      f"{r['start']} .. {r['end']}", r["status"])
     out.print(table)
 
 
