@@ -461,3 +461,35 @@ def test_tenant_list_filters_and_speaks_yaml(tree: Tree) -> None:
     assert mig and mig[0]["mig"] == {"2g.48gb": 64}
     bad = run("tenant", "list", "--root", str(tree.root), "--region", "nowhere")
     assert bad.exit_code == 2
+
+
+def test_diff_shows_mig_deltas(repo: Tree) -> None:
+    repo.edit_tenant("pixelforge", lambda d: d["allocations"][1]["mig"].update({"2g.48gb": 32})
+                     if len(d["allocations"]) > 1 and d["allocations"][1].get("mig") else
+                     d["allocations"][0]["mig"].update({"2g.48gb": 32}))
+    d = json.loads(run("diff", "--against", "HEAD", "--root", str(repo.root), "--format", "json", "--no-policies",
+                       "--date", DAY).stdout)
+    (row,) = [r for r in d["gpuDeltas"] if r["pool"] == "rtxpro-mig"]
+    # 2 x 64 instances of 2g.48gb (half an RTX PRO 6000 each) before, 64 + 32 after
+    assert (row["migBefore"], row["migAfter"]) == ({"2g.48gb": 128}, {"2g.48gb": 96})
+    assert (row["guaranteedBefore"], row["guaranteedAfter"]) == (64, 48)
+
+
+def test_a_renewal_refusal_says_it_once_with_the_first_day_it_breaks(tree: Tree) -> None:
+    # gb200-nvl72: 576 GPUs; from 2027-07-01 only orbit-lm's 144 are booked, until 2027-06-30. A tenant booked
+    # from 2027-07-01 takes 500, which fits once orbit-lm's allocation ends; renewing orbit-lm past that day breaks
+    # the pool's capacity from 2027-07-01 (and on every later day, said once)
+    tree.edit_region("rdc-ulsan", lambda r: r["allocation"].update(perTenantGpuCap=600))
+    args = [{"2026-12-01": "2027-07-01", "2027-11-30": "2028-06-30"}.get(a, a) for a in NEW]
+    added = run("tenant", "add", "--root", str(tree.root), *args, "--gpus", "500")
+    assert added.exit_code == 0, added.output
+    result = run("tenant", "renew", "orbit-lm", "--until", "2028-06-30", "--region", "rdc-ulsan",
+                 "--root", str(tree.root))
+    assert result.exit_code == 1
+    refusals = [ln for ln in result.output.splitlines() if ln.startswith("refused:")]
+    assert refusals == [
+        "refused: rdc-ulsan: pool gb200-nvl72: 644 GPUs guaranteed, 576 exist (from 2027-07-01)",
+        # with pixelforge's 64 x 2g.48gb (32 GPU shares) the sector holds more than the region has
+        "refused: rdc-ulsan: sector startup: 676 GPUs guaranteed, but only 640 of 640 are not reserved for other "
+        "sectors (from 2027-07-01)"]
+    assert "free GPUs on 2027-07-01" in result.output  # the table of the day it breaks, not a past one

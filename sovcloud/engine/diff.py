@@ -168,10 +168,12 @@ def compare(base: Config | None, head: Config, day: dt.date) -> dict[str, Any]:
     for key in sorted(set(before) | set(after)):
         b, a = before.get(key), after.get(key)
         row = {"region": key[0], "pool": key[1],
-               "guaranteedBefore": b.guaranteed if b else 0, "guaranteedAfter": a.guaranteed if a else 0,
+               "guaranteedBefore": b.held if b else 0, "guaranteedAfter": a.held if a else 0,
                "borrowableBefore": b.borrowable if b else 0, "borrowableAfter": a.borrowable if a else 0,
-               "capacityBefore": b.capacity if b else 0, "capacityAfter": a.capacity if a else 0}
-        if any(row[f"{k}Before"] != row[f"{k}After"] for k in ("guaranteed", "borrowable", "capacity")):
+               "capacityBefore": b.capacity if b else 0, "capacityAfter": a.capacity if a else 0,
+               "migBefore": {p: n for p, n in (b.mig_guaranteed if b else {}).items() if n},
+               "migAfter": {p: n for p, n in (a.mig_guaranteed if a else {}).items() if n}}
+        if any(row[f"{k}Before"] != row[f"{k}After"] for k in ("guaranteed", "borrowable", "capacity", "mig")):
             deltas.append(row)
     findings = [{"finding": "tenant-removed-without-offboarding", "enforcement": "mandatory", "tenant": name,
                  "message": f"tenant {name} was removed while {old[name].status}: offboard it first "
@@ -253,9 +255,11 @@ def render_text(d: dict[str, Any]) -> str:
             lines += [f"    {change_text(c)}" for c in p.get("changes", [])]
     lines.append("GPU deltas (guaranteed, borrowable):" if d["gpuDeltas"] else "GPU deltas: none")
     for r in d["gpuDeltas"]:
+        mig = (f", MIG {r['migBefore'] or '{}'} -> {r['migAfter'] or '{}'}"
+               if r.get("migBefore") != r.get("migAfter") else "")
         lines.append(f"  {r['region']}/{r['pool']}: guaranteed {r['guaranteedBefore']} -> {r['guaranteedAfter']} "
-                     f"({r['guaranteedAfter'] - r['guaranteedBefore']:+d}), borrowable {r['borrowableBefore']} -> "
-                     f"{r['borrowableAfter']}, of {r['capacityAfter']} GPUs")
+                     f"({r['guaranteedAfter'] - r['guaranteedBefore']:+g}), borrowable {r['borrowableBefore']} -> "
+                     f"{r['borrowableAfter']}, of {r['capacityAfter']} GPUs{mig}")
     for q in d.get("heldQueues", []):
         when = f", drains from {q['drainsFrom']}" if q["drainsFrom"] else ""
         lines.append(f"queue held: {q['region']}/{q['tenant']}: {q['stopPolicy']}{when}")
@@ -288,7 +292,7 @@ def render_markdown(d: dict[str, Any]) -> str:
     if d["gpuDeltas"]:
         md += ["| region | pool | guaranteed | Δ | borrowable | GPUs |", "|---|---|---:|---:|---:|---:|"]
         md += [f"| {r['region']} | {r['pool']} | {r['guaranteedBefore']} → {r['guaranteedAfter']} | "
-               f"{r['guaranteedAfter'] - r['guaranteedBefore']:+d} | {r['borrowableBefore']} → {r['borrowableAfter']} "
+               f"{r['guaranteedAfter'] - r['guaranteedBefore']:+g} | {r['borrowableBefore']} → {r['borrowableAfter']} "
                f"| {r['capacityAfter']} |" for r in d["gpuDeltas"]]
         md.append("")
     for name, changes in d["tenants"]["changed"].items():
