@@ -493,3 +493,19 @@ def test_a_renewal_refusal_says_it_once_with_the_first_day_it_breaks(tree: Tree)
         "refused: rdc-ulsan: sector startup: 676 GPUs guaranteed, but only 640 of 640 are not reserved for other "
         "sectors (from 2027-07-01)"]
     assert "free GPUs on 2027-07-01" in result.output  # the table of the day it breaks, not a past one
+
+
+def test_report_lists_tenants_with_what_ends_soon_and_the_budget_against_use(tree: Tree) -> None:
+    data = json.loads(run("report", "--root", str(tree.root), "--format", "json", "--date", "2026-12-01").stdout)
+    tenants = {t["tenant"]: t for t in data["tenants"]}
+    hyeon = tenants["hyeon-motors-ai"]
+    assert hyeon["organisation"] == "Hyeon Motors Co. (example)" and hyeon["expiringSoon"] is True
+    assert [(a["region"], a["endsWithin30Days"]) for a in hyeon["allocations"]] == [
+        ("ncc-haenam", True), ("rdc-ulsan", False)]
+    assert tenants["dasom-bio-ai"]["expiringSoon"] is False
+    assert tenants["nuri-teaching"]["allocations"][0]["mig"] == {"3g.90gb": 96}
+    assert data["nationalBudget"]["budget"] == 15000
+    assert data["nationalBudget"]["guaranteed"] == data["totals"]["guaranteed"]
+    ulsan = next(r for r in data["regions"] if r["region"] == "rdc-ulsan")
+    assert ulsan["sectors"]["startup"]["reserved"] == int(640 * 0.3)
+    assert ulsan["sectors"]["industry"]["cap"] == 416

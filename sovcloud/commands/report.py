@@ -72,6 +72,19 @@ def report(root: Path | None, fmt: str, out_file: Path | None, today: Any) -> No
     for r in data["regions"]:
         sectors.add_row(r["region"], *(f"{r['bySector'][s]:,}" for s in SECTORS))
     out.print(sectors)
+    tenants = Table(title="tenants", title_justify="left")
+    for col in ("tenant", "organisation", "sector", "CSAP", "allocations", "status"):
+        tenants.add_column(col)
+    for t in data["tenants"]:
+        allocs = "; ".join(f"{a['region']}/{a['pool']} {a['gpus']}"
+                           + "".join(f" + {n} x {p}" for p, n in a["mig"].items())
+                           + f" to {a['end']}" + (" (ends within 30 days)" if a["endsWithin30Days"] else "")
+                           for a in t["allocations"])
+        tenants.add_row(t["tenant"], t["organisation"], t["sector"], t["classification"], allocs, t["status"])
+    out.print(tenants)
+    budget = data["nationalBudget"]
+    if budget["budget"] is not None:
+        out.print(f"national budget: {budget['guaranteed']:,} of {budget['budget']:,} GPUs guaranteed")
     for q in data["heldQueues"]:
         when = f", drains from {q['drainsFrom']}" if q["drainsFrom"] else ", holds until renewed"
         out.print(f"queue held: {q['region']}/{q['tenant']}: {q['stopPolicy']}{when}")

@@ -37,8 +37,35 @@ def report_data(cfg: Config, day: dt.date) -> dict[str, Any]:
             "pools": pools, "bySector": capacity.by_sector(cfg, region.name, day),
             "tenants": sorted(tenants.values(), key=lambda r: r["tenant"]),
         })
+    for r in regions:
+        region = cfg.regions[r["region"]]
+        backed = r["capacity"]
+        # reserved shares and caps beside what each sector holds
+        r["sectors"] = {s: {"holds": r["bySector"][s],
+                            "reserved": int(backed * region.allocation.reserved_shares.get(s, 0)),
+                            "cap": region.allocation.per_sector_gpu_cap.get(s)} for s in r["bySector"]}
+    budget = min((r.allocation.national_gpu_budget for r in cfg.regions.values()
+                  if r.allocation.national_gpu_budget is not None), default=None)
+    totals = {k: capacity._figure(sum(r[k] for r in regions))
+              for k in ("capacity", "guaranteed", "borrowable", "free")}
     return {"date": day.isoformat(), "regions": regions, "heldQueues": capacity.held_queues(cfg, day),
-            "totals": {k: sum(r[k] for r in regions) for k in ("capacity", "guaranteed", "borrowable", "free")}}
+            "tenants": tenant_rows(cfg, day), "nationalBudget": {"budget": budget, "guaranteed": totals["guaranteed"]},
+            "totals": totals}
+
+
+def tenant_rows(cfg: Config, day: dt.date) -> list[dict[str, Any]]:
+    """Per tenant: organisation, sector, classification and its allocations, with the ones ending within 30 days
+    (or already ended) marked."""
+    soon = day + dt.timedelta(days=30)
+    out = []
+    for t in sorted(cfg.tenants.values(), key=lambda t: t.name):
+        allocations = [{"region": a.region, "pool": a.pool, "gpus": a.gpus, "mig": dict(a.mig),
+                        "start": a.start.isoformat(), "end": a.end.isoformat(), "status": t.state(day, (a,)),
+                        "endsWithin30Days": day <= a.end <= soon} for a in t.allocations]
+        out.append({"tenant": t.name, "organisation": t.organisation.name, "sector": t.sector,
+                    "classification": t.classification, "status": t.state(day), "allocations": allocations,
+                    "expiringSoon": any(a["endsWithin30Days"] for a in allocations)})
+    return out
 
 
 def _bar_chart(data: dict[str, Any]) -> str:
@@ -104,9 +131,15 @@ def render_html(data: dict[str, Any]) -> str:
             rows.append(f"<tr><td>{e(r['region'])}</td><td>{e(p['pool'])}</td><td>{e(p['gpuModel'])}</td>"
                         f"<td>{p['capacity']:,}</td><td>{p['guaranteed']:,}</td><td>{p['borrowable']:,}</td>"
                         f"<td>{p['free']:,}</td></tr>")
-    tenant_rows = [f"<tr><td>{e(r['region'])}</td><td>{e(t['tenant'])}</td><td>{e(t['sector'])}</td>"
+    organisations = {t["tenant"]: t["organisation"] for t in data.get("tenants", [])}
+    tenant_rows = [f"<tr><td>{e(r['region'])}</td><td>{e(t['tenant'])}</td>"
+                   f"<td>{e(organisations.get(t['tenant'], ''))}</td><td>{e(t['sector'])}</td>"
                    f"<td>{t['guaranteed']:,}</td><td>{t['borrowable']:,}</td></tr>"
                    for r in data["regions"] for t in r["tenants"]]
+    expiring = [f"<li>{e(t['tenant'])} ({e(t['organisation'])}): "
+                + ", ".join(f"{e(a['region'])}/{e(a['pool'])} ends {e(a['end'])}" for a in t["allocations"]
+                            if a["endsWithin30Days"]) + "</li>"
+                for t in data.get("tenants", []) if t["expiringSoon"]]
     tot = data["totals"]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>sovcloud GPU allocation {e(data['date'])}</title>
@@ -126,7 +159,10 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td
 <th>free</th></tr>
 {''.join(rows)}</table>
 <h2>Tenants</h2>
-<table id="tenants"><tr><th>region</th><th>tenant</th><th>sector</th><th>guaranteed</th><th>borrowable</th></tr>
+<table id="tenants"><tr><th>region</th><th>tenant</th><th>organisation</th><th>sector</th><th>guaranteed</th>
+<th>borrowable</th></tr>
 {''.join(tenant_rows)}</table>
+<h2>Allocations ending within 30 days</h2>
+<ul id="expiring">{''.join(expiring) or '<li>none</li>'}</ul>
 </body></html>
 """
