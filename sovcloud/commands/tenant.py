@@ -159,36 +159,44 @@ def _parse_contact(value: str) -> dict[str, str]:
         raise click.BadParameter(f"{value!r}: write contacts as 'Name <email>:role'", param_hint="--contact") from None
 
 
+REQUIRED = "[required unless --from]"
+
+
 @tenant.command("add")
 @root_option
 @click.option("--from", "from_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Take the whole tenant from this YAML file (same shape as tenants/*.yaml).")
-@click.option("--name", help="Tenant name (namespace): DNS-1123 label, at most 40 characters.")
-@click.option("--display-name")
-@click.option("--org-name", help="Organisation's registered name.")
+@click.option("--name", help=f"Tenant name (namespace): DNS-1123 label, at most 40 characters. {REQUIRED}")
+@click.option("--display-name", help=f"Name shown in reports. {REQUIRED}")
+@click.option("--org-name", help=f"Organisation's registered name. {REQUIRED}")
 @click.option("--org-type", type=click.Choice(["university", "research-institute", "public-agency",
-                                                "public-enterprise", "startup", "company"]))
-@click.option("--registration-id", help="Business registration number or public body code.")
-@click.option("--country", default="KR", show_default=True)
-@click.option("--sector", type=click.Choice(["research", "public", "startup", "industry"]))
-@click.option("--classification", type=click.Choice(["low", "moderate", "high"]))
-@click.option("--admin-group", "admin_groups", multiple=True, help="OIDC group bound to the admin role (repeat).")
+                                                "public-enterprise", "startup", "company"]), help=REQUIRED)
+@click.option("--registration-id", help=f"Business registration number or public body code. {REQUIRED}")
+@click.option("--country", default="KR", show_default=True, help="Country of registration (ISO 3166 alpha-2).")
+@click.option("--sector", type=click.Choice(["research", "public", "startup", "industry"]), help=REQUIRED)
+@click.option("--classification", type=click.Choice(["low", "moderate", "high"]),
+              help=f"CSAP classification of its data. {REQUIRED}")
+@click.option("--admin-group", "admin_groups", multiple=True,
+              help=f"OIDC group bound to the admin role (repeat). {REQUIRED}")
 @click.option("--contact", "contacts", multiple=True, help="'Name <email>:role' (repeat); role: technical, "
-              "administrative, security or billing.")
-@click.option("--region")
-@click.option("--pool")
-@click.option("--gpus", type=int, help="Whole GPUs guaranteed.")
-@click.option("--borrowing-limit", type=int, default=0, show_default=True)
-@click.option("--cpu")
-@click.option("--memory")
-@click.option("--storage")
+              f"administrative, security or billing. {REQUIRED}")
+@click.option("--region", help=f"Region of the allocation. {REQUIRED}")
+@click.option("--pool", help=f"Pool of the allocation. {REQUIRED}")
+@click.option("--gpus", type=int, help=f"Whole GPUs guaranteed. {REQUIRED}")
+@click.option("--borrowing-limit", type=int, default=0, show_default=True, help="GPUs it may borrow on top.")
+@click.option("--cpu", help=f"CPU quota, e.g. 512. {REQUIRED}")
+@click.option("--memory", help=f"Memory quota, e.g. 4Ti. {REQUIRED}")
+@click.option("--storage", help=f"Storage quota, e.g. 50Ti. {REQUIRED}")
 @click.option("--priority", type=click.Choice(["low", "normal", "high"]), default="normal", show_default=True)
-@click.option("--start", type=DATE)
-@click.option("--end", type=DATE)
+@click.option("--start", type=DATE, help=f"First day of the allocation. {REQUIRED}")
+@click.option("--end", type=DATE, help=f"Last day of the allocation. {REQUIRED}")
 @click.option("--force", is_flag=True, help="Replace an existing tenant file of the same name.")
 @click.option("--dry-run", is_flag=True, help="Run every check and say what would be written; write nothing.")
 def tenant_add(root: Path | None, from_file: Path | None, force: bool, dry_run: bool, **f: Any) -> None:
-    """Onboard a tenant: write tenants/NAME.yaml once the schema and the region's capacity, shares and caps accept it.
+    """Onboard a tenant: write tenants/NAME.yaml once the schema and the region's rules accept it.
+
+    The flags describe one allocation of whole GPUs; for MIG instances or several allocations, write the file
+    (same shape as tenants/*.yaml) and pass --from FILE.
 
     Refused: says why, shows the free GPUs per pool and what would fit, writes nothing. The file is written
     atomically; an existing tenant is never replaced without --force.
