@@ -509,3 +509,14 @@ def test_report_lists_tenants_with_what_ends_soon_and_the_budget_against_use(tre
     ulsan = next(r for r in data["regions"] if r["region"] == "rdc-ulsan")
     assert ulsan["sectors"]["startup"]["reserved"] == int(640 * 0.3)
     assert ulsan["sectors"]["industry"]["cap"] == 416
+
+
+def test_tenant_show_gives_the_status_per_region_on_a_date(tree: Tree) -> None:
+    data = json.loads(run("tenant", "show", "nuri-teaching", "-o", "json", "--date", "2026-12-01", "--root",
+                          str(tree.root)).stdout)
+    # its ncc-haenam allocation ended on 2026-08-31, the rdc-gwangju one runs to 2026-12-20
+    assert data["statusByRegion"] == {"ncc-haenam": "expired", "rdc-gwangju": "active"}
+    assert data["tenant"]["name"] == "nuri-teaching"
+    text = run("tenant", "show", "nuri-teaching", "--date", "2026-12-01", "--root", str(tree.root)).output
+    assert text.startswith("# tenants/nuri-teaching.yaml, status on 2026-12-01: active (ncc-haenam expired, "
+                           "rdc-gwangju active)")

@@ -301,14 +301,26 @@ def _tenant_or_fail(cfg: Config, name: str) -> Tenant:
 @click.argument("name")
 @root_option
 @click.option("--date", "today", type=DATE, default=None, help="Judge the status on this date (default: today).")
-def tenant_show(name: str, root: Path | None, today: Any) -> None:
+@click.option("-o", "--format", "fmt", type=click.Choice(["file", "json", "yaml"]), default="file", show_default=True,
+              help="file: the tenant file as written; json or yaml: its data with the status per region.")
+def tenant_show(name: str, root: Path | None, today: Any, fmt: str) -> None:
     """Print a tenant's file and its status on a date (per region: active, pending, expired or offboarding)."""
+    from sovcloud.config import yamlsafe
+
     tree = project_root(root)
-    t = _tenant_or_fail(load_or_exit(tree), name)
+    t = _tenant_or_fail(load_or_exit(tree, "json" if fmt != "file" else "text"), name)
     day = today or dt.date.today()
-    by_region = {}
+    by_region: dict[str, list[Any]] = {}
     for a in t.allocations:
         by_region.setdefault(a.region, []).append(a)
+    if fmt != "file":
+        doc, _ = yamlsafe.load(tree / t.origin.file, t.origin.file)
+        data = {"file": t.origin.file, "date": day.isoformat(), "status": t.state(day),
+                "statusByRegion": {r: t.state(day, tuple(allocs)) for r, allocs in sorted(by_region.items())},
+                "tenant": doc.data if doc is not None else None}
+        click.echo(json_dump(data) if fmt == "json" else yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
+                   nl=fmt == "json")
+        return
     states = ", ".join(f"{r} {t.state(day, tuple(allocs))}" for r, allocs in sorted(by_region.items()))
     click.echo(f"# {t.origin.file}, status on {day}: {t.state(day)} ({states})")
     click.echo((tree / t.origin.file).read_text(encoding="utf-8"), nl=False)

@@ -69,14 +69,15 @@ def tenant_rows(cfg: Config, day: dt.date) -> list[dict[str, Any]]:
 
 
 def _bar_chart(data: dict[str, Any]) -> str:
-    """Guaranteed GPUs per region stacked by sector, on the region's capacity."""
+    """Guaranteed GPUs per region stacked by sector, each bar on its own region's backed GPUs (a national centre of
+    13,000 GPUs would otherwise make a regional one of 300 invisible)."""
     width, bar_h, gap, left = 760, 26, 14, 150
     rows = data["regions"]
     height = len(rows) * (bar_h + gap) + 50
-    scale = (width - left - 120) / max((r["capacity"] for r in rows), default=1)  # room for the label
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
              'aria-label="Guaranteed GPUs per region by sector">']
     for i, r in enumerate(rows):
+        scale = (width - left - 120) / max(r["capacity"], 1)  # per region; room for the label
         y = 10 + i * (bar_h + gap)
         parts.append(f'<text x="0" y="{y + 18}" font-size="13">{html.escape(r["region"])}</text>')
         parts.append(f'<rect x="{left}" y="{y}" width="{r["capacity"] * scale:.1f}" height="{bar_h}" fill="#eeeeee" '
@@ -141,6 +142,7 @@ def render_html(data: dict[str, Any]) -> str:
                             if a["endsWithin30Days"]) + "</li>"
                 for t in data.get("tenants", []) if t["expiringSoon"]]
     tot = data["totals"]
+    physical = sum(r["physicalGpus"] for r in data["regions"])
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>sovcloud GPU allocation {e(data['date'])}</title>
 <style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}
@@ -148,9 +150,10 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td
 .figure{{margin:1.5em 0}}</style></head>
 <body>
 <h1>GPU allocation on {e(data['date'])}</h1>
-<p>{tot['capacity']:,} GPUs in {len(data['regions'])} regions; {tot['guaranteed']:,} guaranteed to tenants,
-{tot['borrowable']:,} more borrowable from idle capacity, {tot['free']:,} not guaranteed to anyone.</p>
-<h2>Guaranteed GPUs per region, by sector</h2>
+<p>{physical:,} physical GPUs in {len(data['regions'])} regions, {tot['capacity']:,} of them backing guarantees
+(autoscaled pools count at their minimum); {tot['guaranteed']:,} guaranteed to tenants, {tot['borrowable']:,} more
+borrowable from idle capacity, {tot['free']:,} not guaranteed to anyone.</p>
+<h2>Guaranteed GPUs per region, by sector (each bar on its region's backed GPUs)</h2>
 <div class="figure" id="by-sector">{_bar_chart(data)}</div>
 <h2>Share of each pool guaranteed</h2>
 <div class="figure" id="utilisation">{_utilisation_chart(data)}</div>
