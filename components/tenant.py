@@ -19,6 +19,7 @@ from components.queueing import COMPUTE_DOMAIN_CHANNEL, KUEUE_API, priority_clas
 from sovcloud.config import model
 from sovcloud.keys import ORGANISATION_COUNTRY, ORGANISATION_ID
 
+EPHEMERAL_PER_GPU_GI = 200  # local scratch per GPU a tenant may hold (an HGX node has about 28 TB NVMe for 8)
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"]
 LOCAL_QUEUE = "default"
 
@@ -128,6 +129,9 @@ def quota_hard(args: TenantArgs) -> dict[str, str]:
         "requests.cpu": cpu, "requests.memory": _sum([a.memory for a in args.allocations]),
         "requests.storage": _sum([a.storage for a in args.allocations]),
         "persistentvolumeclaims": str(sum(a.persistent_volume_claims for a in args.allocations)),
+        # node-local scratch: without a cap one tenant's pods can fill a GPU node's disk and get every pod on it
+        # evicted; EPHEMERAL_PER_GPU per GPU it may hold (at least one GPU's worth)
+        "requests.ephemeral-storage": f"{max(1, gpus) * EPHEMERAL_PER_GPU_GI}Gi",
         "services.loadbalancers": "0", "services.nodeports": "0",
     })
     return hard
@@ -136,7 +140,17 @@ def quota_hard(args: TenantArgs) -> dict[str, str]:
 def limit_range_spec() -> dict[str, Any]:
     """Default requests for containers that set none, so quota accounting sees them. No default limits: a default
     limit below a container's own request would make the pod invalid."""
-    return {"limits": [{"type": "Container", "defaultRequest": {"cpu": "100m", "memory": "256Mi"}}]}
+    return {"limits": [{"type": "Container", "defaultRequest": {"cpu": "100m", "memory": "256Mi",
+                                                                "ephemeral-storage": "1Gi"}}]}
+
+
+def egress_block(cidr: str) -> dict[str, Any]:
+    """An ipBlock for an egress CIDR, excepting the private ranges it contains."""
+    import ipaddress
+
+    network = ipaddress.ip_network(cidr)
+    inside = [p for p in PRIVATE_RANGES if ipaddress.ip_network(p).subnet_of(network)]  # type: ignore[arg-type]
+    return {"ipBlock": {"cidr": cidr, "except": inside}} if inside else {"ipBlock": {"cidr": cidr}}
 
 
 def network_policies(args: TenantArgs) -> dict[str, dict[str, Any]]:
@@ -158,8 +172,10 @@ def network_policies(args: TenantArgs) -> dict[str, dict[str, Any]]:
             out["allow-internet-egress"] = {"podSelector": {}, "policyTypes": ["Egress"], "egress": [
                 {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}]}]}
         if t.network.egress_cidrs:
+            # a CIDR that spans private ranges (0.0.0.0/0, 10.0.0.0/7, ...) gets the exclusions internet egress
+            # gets: it must not open the cluster's and the centre's own networks
             out["allow-egress-cidrs"] = {"podSelector": {}, "policyTypes": ["Egress"], "egress": [
-                {"to": [{"ipBlock": {"cidr": c}} for c in t.network.egress_cidrs]}]}
+                {"to": [egress_block(c) for c in t.network.egress_cidrs]}]}
     return out
 
 
@@ -187,10 +203,13 @@ def tenant_admin_role_rules(compute_domains: bool = False) -> list[dict[str, Any
         {"apiGroups": ["resource.k8s.io"], "resources": ["resourceclaims", "resourceclaimtemplates"], "verbs": _ALL},
     ] if compute_domains else []
     return [
+        # no endpoints (or EndpointSlices) writes: hand-made endpoints point a Service at any address, the
+        # pattern behind CVE-2021-25740; Services' externalIPs (CVE-2020-8554) need an admission rule
         {"apiGroups": [""], "resources": ["pods", "pods/log", "pods/exec", "pods/attach", "pods/portforward",
-                                          "services", "endpoints", "configmaps", "secrets", "persistentvolumeclaims",
+                                          "services", "configmaps", "secrets", "persistentvolumeclaims",
                                           "serviceaccounts"], "verbs": _ALL},
-        {"apiGroups": [""], "resources": ["events", "resourcequotas", "limitranges", "namespaces"], "verbs": _READ},
+        {"apiGroups": [""], "resources": ["events", "resourcequotas", "limitranges", "namespaces", "endpoints"],
+         "verbs": _READ},
         {"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale", "statefulsets", "statefulsets/scale",
                                               "replicasets"], "verbs": _ALL},
         {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": _ALL},

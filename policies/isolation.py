@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import ipaddress
 
-from policies.resources import CLASSIFICATION, OWNER, TENANT, kind, labels, meta, name, objects, tenant_namespaces
+from policies.resources import (
+    CLASSIFICATION,
+    OWNER,
+    TENANT,
+    kind,
+    labels,
+    meta,
+    name,
+    objects,
+    releases,
+    tenant_namespaces,
+)
 
 PRIVATE = [ipaddress.ip_network(c) for c in
            ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8")]
@@ -39,7 +50,8 @@ def _reaches_internet(cidr: str) -> bool:
 def tenant_isolation(args, report_violation) -> None:
     """Per tenant namespace: a default-deny NetworkPolicy; no internet egress for high classification; no
     LoadBalancer or NodePort services; no ClusterRoleBinding granting a tenant's subjects (its service accounts,
-    its admin groups) cluster-wide rights."""
+    its admin groups) cluster-wide rights; no tenant namespace that is also a platform one; no system: group and no
+    group shared with another tenant as a tenant's admins."""
     resources = list(args.resources)
     tenants = tenant_namespaces(resources)
     policies_by_ns: dict[str, list] = {}
@@ -60,15 +72,34 @@ def tenant_isolation(args, report_violation) -> None:
                         if block and _reaches_internet(block.get("cidr", "")):
                             report_violation(f"high-classification tenant {ns_name}: NetworkPolicy {name(np)} "
                                              f"allows egress to {block.get('cidr')}", np.urn)
+    # a tenant namespace that is also a platform one: a Helm release installs into it, or platform objects live there
+    platform = {str(r.props.get("namespace") or "") for r in releases(resources)}
+    platform |= {meta(o).get("namespace", "") for o in objects(resources)
+                 if meta(o).get("namespace") and labels(o).get(OWNER) == "platform"}
+    for ns_name in sorted(set(tenants) & platform):
+        report_violation(f"tenant namespace {ns_name} is also a platform namespace: its admins would reach platform "
+                         "pods and secrets (rename the tenant)", tenants[ns_name].urn)
     for svc in objects(resources, "Service"):
         ns_name = meta(svc).get("namespace", "")
         svc_type = (svc.props.get("spec") or {}).get("type", "ClusterIP")
         if ns_name in tenants and svc_type in ("LoadBalancer", "NodePort"):
             report_violation(f"service {ns_name}/{name(svc)} is of type {svc_type}", svc.urn)
     # a tenant's groups: those its own RoleBindings (labelled with the tenant) bind in its namespace
-    groups = {s.get("name"): labels(rb)[TENANT] for rb in objects(resources, "RoleBinding")
-              if labels(rb).get(TENANT) in tenants and meta(rb).get("namespace") == labels(rb)[TENANT]
-              for s in rb.props.get("subjects") or [] if s.get("kind") == "Group"}
+    groups: dict[str, str] = {}
+    for rb in objects(resources, "RoleBinding"):
+        tenant = labels(rb).get(TENANT)
+        if tenant not in tenants or meta(rb).get("namespace") != tenant:
+            continue
+        for subject in rb.props.get("subjects") or []:
+            if subject.get("kind") != "Group":
+                continue
+            group = str(subject.get("name") or "")
+            if group.startswith("system:"):
+                report_violation(f"tenant {tenant}: its admin role is bound to {group}, which every user (or node) of "
+                                 "the cluster carries", rb.urn)
+            elif groups.get(group, tenant) != tenant:
+                report_violation(f"tenant {tenant}: group {group} also administers tenant {groups[group]}", rb.urn)
+            groups.setdefault(group, tenant)
     for rb in objects(resources, "RoleBinding"):
         ref = rb.props.get("roleRef") or {}
         if meta(rb).get("namespace") in tenants and ref.get("kind") == "ClusterRole" and \

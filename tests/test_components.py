@@ -265,12 +265,15 @@ def test_quota_is_guaranteed_plus_borrowing_and_bans_external_services(shipped_s
         "hard"]
     assert hard == {"requests.nvidia.com/gpu": "1280", "requests.cpu": "12288",  # 8192 cores x 1.5 overcommit
                     "requests.memory": "96Ti", "requests.storage": "2Pi",
-                    "persistentvolumeclaims": "50", "services.loadbalancers": "0", "services.nodeports": "0"}
+                    "persistentvolumeclaims": "50", "services.loadbalancers": "0", "services.nodeports": "0",
+                    # local scratch capped: 200 GiB per GPU it may hold (1,024 + 256)
+                    "requests.ephemeral-storage": f"{1280 * 200}Gi"}
 
 
 def test_limit_range_sets_default_requests_only(shipped_synthesis) -> None:
     lr = one(shipped_synthesis("ncc-haenam"), "LimitRange", "sovcloud-defaults", "hanbit-llm-lab").inputs["spec"]
-    assert lr == {"limits": [{"type": "Container", "defaultRequest": {"cpu": "100m", "memory": "256Mi"}}]}
+    assert lr == {"limits": [{"type": "Container", "defaultRequest": {"cpu": "100m", "memory": "256Mi",
+                                                                      "ephemeral-storage": "1Gi"}}]}
 
 
 def test_mig_quota_uses_requests_keys(shipped_synthesis) -> None:
@@ -696,3 +699,30 @@ def test_urns_are_the_engines(shipped_synthesis) -> None:
         "$kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue::rdc-ulsan-orbit-lm-clusterqueue")
     assert by_name["workload"] == "urn:pulumi:rdc-ulsan::sovcloud::pulumi:providers:kubernetes::workload"
     assert not [u for u in by_name.values() if "pulumi:pulumi:Stack$" in u]
+
+
+def test_an_egress_cidr_spanning_private_ranges_gets_the_internet_exclusions(tree: Tree) -> None:
+    tree.edit_tenant("city-traffic-twin", lambda d: d.update(network={"egressCidrs": ["0.0.0.0/0", "203.0.113.0/24"]}))
+    s = synth.run(tree.root, "rdc-gwangju", config.load(tree.root), as_of=AS_OF)
+    policy = one(s, "NetworkPolicy", "allow-egress-cidrs", "city-traffic-twin").inputs["spec"]
+    assert policy["egress"] == [{"to": [
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                                                     "100.64.0.0/10", "169.254.0.0/16"]}},
+        {"ipBlock": {"cidr": "203.0.113.0/24"}}]}]
+
+
+def test_tenant_admins_cannot_write_endpoints(shipped_synthesis) -> None:
+    role = one(shipped_synthesis("ncc-haenam"), "ClusterRole", "sovcloud-tenant-admin").inputs
+    writable = {res for rule in role["rules"] if set(rule["verbs"]) - {"get", "list", "watch"}
+                for res in rule["resources"]}
+    assert "endpoints" not in writable and "endpointslices" not in writable  # CVE-2021-25740
+
+
+def test_two_tenants_sharing_an_admin_group_are_refused(tree: Tree) -> None:
+    group = yaml.safe_load(tree.tenant_path("orbit-lm").read_text())["adminGroups"][0]
+    tree.edit_tenant("pixelforge", lambda d: d["adminGroups"].append(group))
+    with pytest.raises(ConfigInvalid) as exc:
+        config.load(tree.root)
+    (e,) = exc.value.errors
+    assert (e.file, e.path, e.rule) == ("tenants/pixelforge.yaml", "adminGroups", "admin-group")
+    assert f"group '{group}' already administers tenant orbit-lm" in e.message

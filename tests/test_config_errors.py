@@ -82,6 +82,23 @@ TENANT_CASES: list[tuple[str, Callable[[dict[str, Any]], Any], str, str, str]] =
     ("no-allocations", set_key("allocations", []), "allocations", "minItems", "at least 1 needed"),
     ("duplicate-admin-group", lambda d: d["adminGroups"].append(d["adminGroups"][0]), "adminGroups", "uniqueItems",
      "each entry once"),
+    # hardening: no tenant reaches the platform or another tenant
+    ("system-group", lambda d: d["adminGroups"].append("system:authenticated"), "adminGroups[1]", "pattern",
+     "not a system: group"),
+    ("platform-namespace-dra", set_key("name", "nvidia-dra-driver-gpu"), "name", "reserved-name", "reserved name"),
+    ("egress-cidr-not-an-address", lambda d: d.update(network={"egressCidrs": ["999.999.999.999/99"]}),
+     "network.egressCidrs[0]", "cidr", "is not an IPv4 CIDR"),
+    ("egress-cidr-host-bits", lambda d: d.update(network={"egressCidrs": ["10.1.2.3/16"]}),
+     "network.egressCidrs[0]", "cidr", "has host bits set (write 10.1.0.0/16)"),
+    ("high-internet-egress", lambda d: d.update(classification="high", network={"internetEgress": True}),
+     "network.internetEgress", "egress", "high data gets no internet egress"),
+    # nothing an input does may stall CI: bounded strings and lists
+    ("huge-email", lambda d: d["contacts"][0].update(email="a" * 20_000 + "@example.kr"), "contacts[0].email",
+     "maxLength", "longer than 254 characters"),
+    ("many-admin-groups", lambda d: d.update(adminGroups=[{"g": i} if i % 2 else f"g{i}" for i in range(8000)]),
+     "adminGroups", "maxItems", "has 8000 items, at most 20 allowed"),
+    ("markup-in-registration-id", lambda d: d["organisation"].update(registrationId="[/]\x1b[31m"),
+     "organisation.registrationId", "pattern", "letters, digits and '-'"),
 ]
 
 

@@ -358,7 +358,7 @@ def test_report_and_diff_name_the_queues_that_hold_and_when_they_drain(repo: Tre
 def test_a_mig_request_over_the_layout_hints_in_instances(tree: Tree, tmp_path: Path) -> None:
     # rtxpro-mig makes 2 x 2g.48gb on each of its 64 GPUs: 128, of which baram-shipyard and pixelforge hold 64 each
     spec = yaml.safe_load(tree.tenant_path("pixelforge").read_text())
-    spec.update(name="mirae-lab", displayName="Mirae Lab (example)")
+    spec.update(name="mirae-lab", displayName="Mirae Lab (example)", adminGroups=["mirae-admins"])
     spec["organisation"]["registrationId"] = "000-00-00099"
     spec["allocations"] = [a for a in spec["allocations"] if a.get("mig")]
     path = tmp_path / "mirae.yaml"

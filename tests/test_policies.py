@@ -976,3 +976,31 @@ def test_check_writes_its_reports_with_the_config_errors_when_the_config_is_inva
     suites = ET.parse(junit_file).getroot()
     assert [s.get("name") for s in suites.iter("testsuite")] == ["config"]
     assert [c.get("name") for c in suites.iter("testcase")] == ["tenants/orbit-lm.yaml"]
+
+
+def test_tenant_isolation_refuses_a_platform_namespace_and_shared_or_system_admin_groups() -> None:
+    def deny(ns: str) -> dict[str, Any]:
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": "default-deny", "namespace": ns, "labels": _labels(ns, **{TENANT: ns})},
+                "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
+
+    def binding(ns: str, group: str) -> dict[str, Any]:
+        return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": f"{ns}-admins", "namespace": ns, "labels": _labels(ns, **{TENANT: ns})},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": "sovcloud-tenant-admin"},
+                "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": group}]}
+
+    platform_cm = {"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "sovcloud-mig-parted-config", "namespace": "gpu-operator",
+                                "labels": _labels()}, "data": {}}
+    resources = [platform_cm, _namespace("gpu-operator"), deny("gpu-operator"),
+                 _namespace("t1"), deny("t1"), binding("t1", "system:authenticated"),
+                 _namespace("t2"), deny("t2"), binding("t2", "lab-admins"),
+                 _namespace("t3"), deny("t3"), binding("t3", "lab-admins")]
+    assert sorted(validate_stack("tenant-isolation", resources)) == sorted([
+        ("tenant namespace gpu-operator is also a platform namespace: its admins would reach platform pods and "
+         "secrets (rename the tenant)", "gpu-operator"),
+        ("tenant t1: its admin role is bound to system:authenticated, which every user (or node) of the cluster "
+         "carries", "t1-admins"),
+        ("tenant t3: group lab-admins also administers tenant t2", "t3-admins")])

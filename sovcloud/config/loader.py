@@ -7,6 +7,7 @@ config, so ``pulumi up -s <region>`` reads the same object); tenants in ``tenant
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -329,6 +330,35 @@ TENANT_FIELDS = (("classification",), ("organisation", "country"), ("sector",), 
                  ("status",))
 
 
+def platform_namespaces(region: Region) -> set[str]:
+    """Namespaces the toolkit, its charts and the centre's prerequisites use in a region: no tenant may be one.
+    (Kept in step with the components by a test over synthesised regions.)"""
+    names = {"default", "kube-system", "kube-public", "kube-node-lease", "gpu-operator", "kueue-system",
+             region.cluster_namespace}
+    if region.dra_driver is not None:
+        names.add("nvidia-dra-driver-gpu")
+    names |= {ref.split("/", 1)[0] for ref in (*region.prerequisites.config_maps, *region.prerequisites.secrets)}
+    return names
+
+
+def _check_tenant_isolation(tenants: dict[str, Tenant], regions: dict[str, Region], errors: _Errors) -> None:
+    """A tenant namespace is never a platform namespace of a region it is in, and no OIDC group administers two
+    tenants (each tenant's admins reach its secrets and pods)."""
+    owners: dict[str, str] = {}
+    for t in sorted(tenants.values(), key=lambda t: t.name):
+        for region in sorted({a.region for a in t.allocations}):
+            if region in regions and t.name in platform_namespaces(regions[region]):
+                errors.append(ConfigError(t.origin.file, t.origin.line, "name", f"'{t.name}' is a platform "
+                                          f"namespace in {region} (its admins would reach platform pods and "
+                                          "secrets): choose another tenant name", "platform-namespace"))
+        for group in t.admin_groups:
+            if group in owners and owners[group] != t.name:
+                errors.append(ConfigError(t.origin.file, t.origin.line, "adminGroups", f"group '{group}' already "
+                                          f"administers tenant {owners[group]} (one tenant per group: its admins "
+                                          "would reach both tenants' secrets)", "admin-group"))
+            owners.setdefault(group, t.name)
+
+
 DRA_MIN_KUBERNETES = (1, 34)  # resource.k8s.io/v1, DynamicResourceAllocation on by default
 # NVIDIA's DRA driver install guide: GPU operator and driver versions from which ComputeDomains work with the
 # operator-managed driver (CDI on)
@@ -449,6 +479,15 @@ def _tenant(doc: Document, regions: dict[str, Region], broken: set[str], errors:
         seen[a.region, a.pool] = i
         allocations.append(a)
     org, net = d["organisation"], d.get("network", {})
+    for i, cidr in enumerate(net.get("egressCidrs", ())):
+        try:
+            network = ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            errors.add(doc, ("network", "egressCidrs", i), f"{cidr!r} is not an IPv4 CIDR (a.b.c.d/n, each part "
+                       "0-255, n 0-32)", "cidr")
+            continue
+        if str(network) != cidr:
+            errors.add(doc, ("network", "egressCidrs", i), f"{cidr} has host bits set (write {network})", "cidr")
     if d["classification"] == "high" and net.get("internetEgress"):
         # the Tenant component never opens the internet to high data (CSAP high: internal systems); saying it
         # would be silently dropped
@@ -544,6 +583,7 @@ def load(root: Path, *, tenant_paths: Iterable[Path] | None = None, progress: Pr
                 tenants[tenant.name] = tenant
         if progress is not None:
             progress(n, len(paths))
+    _check_tenant_isolation(tenants, regions, errors)
     if errors:
         raise ConfigInvalid(errors)
     files = tuple(_rel(root, p) for p in (*stacks, *paths))

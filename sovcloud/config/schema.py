@@ -37,9 +37,29 @@ def validator(name: str) -> jsonschema.protocols.Validator:
     registry: Registry = Registry().with_resources(
         (f"{n}.schema.json", Resource.from_contents(schema(n))) for n in SCHEMA_NAMES
     )
-    cls = jsonschema.Draft202012Validator
-    cls.check_schema(schema(name))
-    return cls(schema(name), registry=registry, format_checker=cls.FORMAT_CHECKER)
+    base = jsonschema.Draft202012Validator
+    base.check_schema(schema(name))
+    return _BOUNDED(schema(name), registry=registry, format_checker=base.FORMAT_CHECKER)
+
+
+def _bounded(check: Any, size_key: str) -> Any:
+    """A keyword check that runs only on an instance within the schema's size bound: the bound's own error says
+    what is wrong, and an oversized instance cannot make a costly check (uniqueItems is quadratic over unhashable
+    items, a pattern can backtrack) stall CI."""
+    def run(validator: Any, value: Any, instance: Any, schema_: dict[str, Any]) -> Any:
+        limit = schema_.get(size_key)
+        if limit is not None and hasattr(instance, "__len__") and len(instance) > limit:
+            return
+        yield from check(validator, value, instance, schema_)
+    return run
+
+
+_BASE_CHECKS = jsonschema.Draft202012Validator.VALIDATORS
+_BOUNDED = jsonschema.validators.extend(jsonschema.Draft202012Validator, {
+    "uniqueItems": _bounded(_BASE_CHECKS["uniqueItems"], "maxItems"),
+    "items": _bounded(_BASE_CHECKS["items"], "maxItems"),
+    "pattern": _bounded(_BASE_CHECKS["pattern"], "maxLength"),
+})
 
 
 def _show(value: Any) -> str:
@@ -108,6 +128,10 @@ def _describe(err: jsonschema.ValidationError) -> Iterator[tuple[tuple[Any, ...]
         yield path, f"is empty (at least {v} character{'s' if v != 1 else ''})", rule
     elif rule == "minItems":
         yield path, f"has {len(inst)} item(s), at least {v} needed", rule
+    elif rule == "maxItems":
+        yield path, f"has {len(inst)} items, at most {v} allowed", rule
+    elif rule == "maxProperties":
+        yield path, f"has {len(inst)} entries, at most {v} allowed", rule
     elif rule == "minProperties":
         yield path, f"is empty, at least {v} entr{'ies' if v != 1 else 'y'} needed", rule
     elif rule == "uniqueItems":
