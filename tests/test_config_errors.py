@@ -288,6 +288,14 @@ FILE_CASES: list[tuple[str, str | bytes, int, str, str, str]] = [
     ("two-documents", "name: a\n---\nname: b\n", 2, "", "yaml", "several YAML documents"),
     ("merge-key", "base: &b {sector: research}\nt:\n  <<: *b\n", 3, "", "yaml", "merge keys (<<) are not supported"),
     ("python-tag", "name: !!python/object:os.system ls\n", 1, "", "yaml", "YAML syntax"),
+    # YAML 1.1 surprises: these all read as 1024
+    ("octal-number", "name: a-lab\ngrantGpus: 02000\n", 2, "grantGpus", "number", "'02000' is not a plain decimal"),
+    ("base-60-number", "name: a-lab\ngrantGpus: 17:04\n", 2, "grantGpus", "number", "'17:04' is not a plain decimal"),
+    ("hex-number", "name: a-lab\ngrantGpus: 0x400\n", 2, "grantGpus", "number", "'0x400' is not a plain decimal"),
+    ("huge-number", "name: a-lab\ngrantGpus: " + "9" * 5000 + "\n", 2, "grantGpus", "number",
+     "is not a plain decimal number"),
+    ("tag-on-mapping", "name: a-lab\norganisation: !thing {name: x}\n", 2, "organisation", "yaml",
+     "YAML tag !thing is not supported"),
 ]
 
 
@@ -358,3 +366,25 @@ def test_shipped_config_loads() -> None:
     assert {t.sector for t in cfg.tenants.values()} == {"research", "public", "startup", "industry"}
     assert len(cfg.tenants) == len(list((REPO / "tenants").glob("*.yaml")))
     assert {r.certification for r in cfg.regions.values()} == {"low", "moderate", "high"}
+
+
+
+def test_a_fifo_or_a_device_is_refused_without_blocking(tree: Tree) -> None:
+    import os
+
+    os.mkfifo(tree.root / "tenants" / "zz-fifo.yaml")  # reading it would block forever
+    (tree.root / "tenants" / "zz-zero.yaml").symlink_to("/dev/zero")  # reading it would never end
+    errs = errors_of(tree)
+    assert sorted((e.file, e.rule, e.message) for e in errs) == [
+        ("tenants/zz-fifo.yaml", "file", "not a regular file (a config file is a plain file)"),
+        ("tenants/zz-zero.yaml", "file", "a symlink to /dev/zero, outside the config tree (tenant files live in "
+                                         "tenants/)")]
+
+
+def test_a_tenant_file_linking_out_of_the_tree_is_refused(tree: Tree, tmp_path_factory) -> None:
+    outside = tmp_path_factory.mktemp("elsewhere") / "x.yaml"
+    outside.write_text(tree.tenant_path("orbit-lm").read_text().replace("orbit-lm", "zz-linked"))
+    (tree.root / "tenants" / "zz-linked.yaml").symlink_to(outside)
+    (e,) = errors_of(tree)
+    assert (e.file, e.rule) == ("tenants/zz-linked.yaml", "file")
+    assert "outside the config tree" in e.message

@@ -570,6 +570,10 @@ def load(root: Path, *, tenant_paths: Iterable[Path] | None = None, progress: Pr
     paths = sorted(tenant_paths) if tenant_paths is not None else tenant_files(root)
     tenants: dict[str, Tenant] = {}
     for n, path in enumerate(paths, 1):
+        if path.is_symlink() and root not in path.resolve().parents:
+            errors.append(ConfigError(_rel(root, path), 0, "", f"a symlink to {path.resolve()}, outside the config "
+                                      "tree (tenant files live in tenants/)", "file"))
+            continue
         doc, errs = yamlsafe.load(path, _rel(root, path))
         errors.extend(errs)
         tenant = _tenant(doc, regions, broken, errors) if doc is not None else None

@@ -10,6 +10,8 @@ is composed into nodes (libyaml when available), then built by hand so that:
 
 from __future__ import annotations
 
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,10 +75,24 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
     return memo[key]
 
 
+_DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]{0,30})")  # what a config number looks like (and no more digits)
+_PLAIN_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
+
+
 def _build(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int], loader: Any) -> Any:
-    lines[path] = node.start_mark.line + 1
+    line = node.start_mark.line + 1
+    lines[path] = line
     if isinstance(node, yaml.ScalarNode):
+        if node.tag == "tag:yaml.org,2002:int" and not _DECIMAL.fullmatch(node.value):
+            # YAML 1.1 reads 02000 (octal) and 17:04 (base 60) as 1024, 0x400 as 1024 too; long digit runs
+            # exceed Python's int limits: accept plain decimal numbers only
+            raise _Fail(line, f"'{node.value[:40]}' is not a plain decimal number (YAML 1.1 would read it as "
+                        "octal, base 60, hex or a huge number; write it as digits, or quote it if it is text)",
+                        "number", json_path(path))
         return loader.construct_object(node)
+    if node.tag not in _PLAIN_TAGS:
+        raise _Fail(line, f"YAML tag {node.tag} is not supported (plain mappings and lists only)", "yaml",
+                    json_path(path))
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), lines, loader) for i, item in enumerate(node.value)]
     if isinstance(node, yaml.MappingNode):
@@ -109,11 +125,17 @@ def load(path: Path, display: str | None = None) -> tuple[Document | None, list[
         return None, [ConfigError(name, line, where, message, rule)]
 
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            return fail(0, f"file is {size} bytes, larger than the {MAX_BYTES} allowed for a config file",
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            # a FIFO would block the read, a device (a link to /dev/zero) would never end it
+            return fail(0, "not a regular file (a config file is a plain file)", "file")
+        if info.st_size > MAX_BYTES:
+            return fail(0, f"file is {info.st_size} bytes, larger than the {MAX_BYTES} allowed for a config file",
                         "file-size")
-        raw = path.read_bytes()
+        with path.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)  # bounded even if the file grows under us
+        if len(raw) > MAX_BYTES:
+            return fail(0, f"file is larger than the {MAX_BYTES} bytes allowed for a config file", "file-size")
     except OSError as exc:
         return fail(0, f"cannot read: {exc.strerror}", "file")
     try:
