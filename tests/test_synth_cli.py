@@ -104,3 +104,17 @@ def test_synth_writes_to_out_at_the_config_root_from_any_directory(tree: Tree,
     assert result.exit_code == 0, result.output
     assert (tree.root / "out" / "rdc-ulsan" / "plan.json").is_file()
     assert not (tree.root / "stacks" / "out").exists()
+
+
+def test_check_reports_a_region_whose_program_fails_or_hangs_and_goes_on(tree: Tree) -> None:
+    program = tree.root / "stacks" / "__main__.py"
+    real = (Path(__file__).resolve().parents[1] / "stacks" / "__main__.py").read_text()
+    program.write_text("import pulumi, time\n"
+                       "if pulumi.get_stack() == 'rdc-gwangju':\n    time.sleep(3600)\n"
+                       "if pulumi.get_stack() == 'rdc-ulsan':\n    raise RuntimeError('broken on purpose')\n"
+                       + real.split('"""', 2)[2].replace("from __future__ import annotations\n", ""))
+    result = run("check", "--root", str(tree.root), "--date", "2026-11-28", "--timeout", "12", "--jobs", "3")
+    assert result.exit_code == 1
+    assert "error: rdc-gwangju: did not finish within 12 s" in result.output
+    assert "error: rdc-ulsan: the stack program failed: " in result.output
+    assert "checked ncc-haenam:" in result.output  # the other region is still checked

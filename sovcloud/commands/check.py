@@ -43,8 +43,10 @@ from sovcloud.config.errors import ConfigInvalid
 @click.option("--jobs", type=click.IntRange(1, 16), default=2, show_default=True,
               help="Regions synthesised at once, each in its own process.")
 @charts_option
+@click.option("--timeout", type=click.FloatRange(1, 86400), default=600, show_default=True,
+              help="Seconds each region may take; one that takes longer is reported as failed.")
 def check(regions: tuple[str, ...], root: Path | None, fmt: str, junit_file: Path | None, sarif_file: Path | None,
-          today: Any, jobs: int, charts: tuple[Path, ...]) -> None:
+          today: Any, jobs: int, charts: tuple[Path, ...], timeout: float) -> None:
     """Evaluate the policy pack offline on REGIONS (default: all).
 
     Synthesises each region (as `sovcloud synth` does, in its own process) and runs the pack's own policy objects
@@ -55,10 +57,7 @@ def check(regions: tuple[str, ...], root: Path | None, fmt: str, junit_file: Pat
     operator reads. Exit 1 on any mandatory violation; advisory ones are printed and do not fail. No cluster,
     credentials or Pulumi CLI needed.
     """
-    import concurrent.futures
-    import multiprocessing
-
-    from sovcloud.engine.check import check_region
+    from sovcloud.engine.check import check_regions
 
     tree = project_root(root)
     for report_file in (junit_file, sarif_file):
@@ -78,19 +77,19 @@ def check(regions: tuple[str, ...], root: Path | None, fmt: str, junit_file: Pat
                                  param_hint="REGIONS")
     chosen = list(regions) or sorted(cfg.regions)
     day = today.isoformat() if today else None
-    results: list[dict[str, Any]] = []
-    # the Pulumi SDK keeps global state: every region gets a fresh process (spawned, not forked)
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(chosen)), mp_context=context) as pool:
-        futures = {pool.submit(check_region, str(tree), r, day, [str(c) for c in charts]): r for r in chosen}
-        for future in concurrent.futures.as_completed(futures):
-            result = future.result()
-            rendered = ", releases rendered" if result["rendered"] else ""
-            err.print(f"checked {result['region']}: {result['resources']} resources{rendered}, "
-                      f"{len(result['violations'])} finding(s)")
-            for note in result["notRendered"]:
-                err.print(f"  note: {result['region']}: {note}")
-            results.append(result)
+
+    def progress(result: dict[str, Any]) -> None:
+        rendered = ", releases rendered" if result["rendered"] else ""
+        err.print(f"checked {result['region']}: {result['resources']} resources{rendered}, "
+                  f"{len(result['violations'])} finding(s)")
+        for note in result["notRendered"]:
+            err.print(f"  note: {result['region']}: {note}")
+
+    # every region in a fresh process of its own (the Pulumi SDK keeps global state), each with a deadline
+    results, failed = check_regions([(str(tree), r) for r in chosen], day, [str(c) for c in charts], jobs, timeout,
+                                    progress)
+    for line in failed.values():
+        error_line(line)
     results.sort(key=lambda r: r["region"])
     violations = [v for r in results for v in r["violations"]]
     mandatory = [v for v in violations if v["enforcement"] == "mandatory"]
@@ -99,7 +98,7 @@ def check(regions: tuple[str, ...], root: Path | None, fmt: str, junit_file: Pat
         click.echo(json.dumps({"passed": not mandatory, "regions": results}, indent=2))
     else:
         _print_violations(results)
-    sys.exit(EXIT_INVALID if mandatory else EXIT_OK)
+    sys.exit(EXIT_INVALID if mandatory or failed else EXIT_OK)
 
 
 def _write_reports(results: list[dict[str, Any]], junit_file: Path | None, sarif_file: Path | None,

@@ -183,7 +183,8 @@ def check_region(root: str, region: str, today: str | None,
     policy_seconds = time.perf_counter() - started
     not_rendered = _not_rendered(synthesis, folders)
     # resources as synth counts them: the custom resources that reach a cluster (components are not counted)
-    return {"region": region, "resources": sum(synthesis.counts().values()), "synthSeconds": synth_seconds,
+    return {"region": region, "tree": root, "resources": sum(synthesis.counts().values()),
+            "synthSeconds": synth_seconds,
             "policySeconds": policy_seconds, "violations": [v.as_dict() for v in violations],
             "rendered": bool(folders) and not not_rendered, "notRendered": not_rendered}
 
@@ -207,3 +208,42 @@ def _not_rendered(synthesis: Any, folders: list[Path]) -> list[str]:
             out.append(f"release {spec['name']}: chart {render.chart_name(spec['chart'])} {spec['version']} not "
                        f"found in {', '.join(str(f) for f in folders)}; not rendered")
     return out
+
+
+def check_regions(jobs: list[tuple[str, str]], today: str | None, charts: list[str], workers: int,
+                  timeout: float, on_result: Any = None) -> tuple[list[dict[str, Any]], dict[tuple[str, str], str]]:
+    """Check each (config tree, region) in a fresh process of its own (the SDK keeps global state, and a process
+    whose program failed never finishes another), with a deadline per region. Returns the results and, per job that
+    failed or ran out of time, one line saying so."""
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    results: list[dict[str, Any]] = []
+    failed: dict[tuple[str, str], str] = {}
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=max(1, min(workers, len(jobs))), mp_context=context,
+                                                  max_tasks_per_child=1)
+    futures = {pool.submit(check_region, tree, region, today, charts): (tree, region) for tree, region in jobs}
+    waves = -(-len(jobs) // max(1, min(workers, len(jobs))))
+    try:
+        for future in concurrent.futures.as_completed(futures, timeout=timeout * max(1, waves)):
+            job = futures[future]
+            try:
+                result = future.result()
+            except Exception as exc:  # the program failed for this region: one line, not a traceback
+                failed[job] = f"{job[1]}: the stack program failed: {' '.join(str(exc).split())[:300]}"
+                continue
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    except concurrent.futures.TimeoutError:
+        for future, job in futures.items():
+            if not future.done():
+                failed[job] = f"{job[1]}: did not finish within {timeout:g} s"
+        # the stuck workers never return: end them, or the pool's shutdown would wait for them forever
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        return results, failed
+    pool.shutdown(wait=True)
+    return results, failed

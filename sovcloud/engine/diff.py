@@ -7,11 +7,9 @@ behind with quota and queue gone unannounced.
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime as dt
 import io
 import json
-import multiprocessing
 import subprocess
 import tarfile
 from pathlib import Path
@@ -216,23 +214,23 @@ def _kueue_immutable(base: Config, head: Config) -> list[dict[str, Any]]:
 
 
 def _policy_results(trees: dict[str, Path], cfgs: dict[str, Config | None], day: dt.date) -> dict[str, Any]:
-    from sovcloud.engine.check import check_region
+    from sovcloud.engine.check import check_regions
 
-    jobs = [(side, str(tree), region) for side, tree in trees.items() if cfgs[side] is not None
+    sides = {str(tree): side for side, tree in trees.items()}
+    jobs = [(str(tree), region) for side, tree in trees.items() if cfgs[side] is not None
             for region in sorted(cfgs[side].regions)]
     results: dict[str, list[dict[str, Any]]] = {side: [] for side in trees}
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
-        futures = {pool.submit(check_region, tree, region, day.isoformat()): side for side, tree, region in jobs}
-        for future in concurrent.futures.as_completed(futures):
-            results[futures[future]].append(future.result())
+    done, failed = check_regions(jobs, day.isoformat(), [], 2, 600)
+    for result in done:
+        results[sides[result["tree"]]].append(result)
 
     def key(v: dict[str, Any]) -> tuple[str, str, str, str]:
         return (v["region"], v["policy"], v["resource"], v["message"])
 
     before = {key(v): v for r in results["base"] for v in r["violations"]}
     after = {key(v): v for r in results["head"] for v in r["violations"]}
-    return {"introduced": [after[k] for k in sorted(set(after) - set(before))],
+    return {"failed": sorted(failed.values()),
+            "introduced": [after[k] for k in sorted(set(after) - set(before))],
             "resolved": [before[k] for k in sorted(set(before) - set(after))],
             "remaining": [after[k] for k in sorted(set(after) & set(before))]}
 
@@ -267,6 +265,7 @@ def render_text(d: dict[str, Any]) -> str:
         lines.append(f"MANDATORY {f['finding']}: {f['message']}")
     pol = d.get("policies")
     if pol is not None:
+        lines += [f"check failed: {f}" for f in pol.get("failed", [])]
         for label in ("introduced", "resolved"):
             lines.append(f"policy violations {label}: {len(pol[label])}")
             lines += [f"  {v['enforcement']} {v['policy']}: {v['region']}: {v['resource']}: {v['message']}"
@@ -279,9 +278,11 @@ def render_text(d: dict[str, Any]) -> str:
 
 
 def blocking(d: dict[str, Any]) -> bool:
-    """A mandatory finding, invalid head config, or a mandatory policy violation the change introduces."""
-    return bool(d["findings"] or d.get("headErrors") or any(
-        v["enforcement"] == "mandatory" for v in (d.get("policies") or {}).get("introduced", [])))
+    """A mandatory finding, invalid head config, a region whose check failed, or a mandatory policy violation the
+    change introduces."""
+    pol = d.get("policies") or {}
+    return bool(d["findings"] or d.get("headErrors") or pol.get("failed") or any(
+        v["enforcement"] == "mandatory" for v in pol.get("introduced", [])))
 
 
 def render_markdown(d: dict[str, Any]) -> str:
