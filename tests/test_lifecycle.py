@@ -520,3 +520,39 @@ def test_tenant_show_gives_the_status_per_region_on_a_date(tree: Tree) -> None:
     text = run("tenant", "show", "nuri-teaching", "--date", "2026-12-01", "--root", str(tree.root)).output
     assert text.startswith("# tenants/nuri-teaching.yaml, status on 2026-12-01: active (ncc-haenam expired, "
                            "rdc-gwangju active)")
+
+
+def test_two_onboardings_at_once_cannot_both_squeeze_in(tree: Tree) -> None:
+    # gb200-nvl72 has 72 GPUs free: each of two 60-GPU tenants fits alone, not both. Run at once, the lock makes
+    # the second one checked against the first one's file
+    import concurrent.futures
+    import subprocess
+    import sys
+
+    def add(name: str) -> int:
+        args = [{"mirae-lab": name, "000-00-00099": f"000-00-{abs(hash(name)) % 100000:05d}",
+                 "mirae-admins": f"{name}-admins"}.get(a, a) for a in NEW]
+        return subprocess.run([sys.executable, "-m", "sovcloud.cli", "tenant", "add", "--root", str(tree.root),
+                               *args, "--gpus", "60"], capture_output=True, timeout=120).returncode
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        codes = sorted(pool.map(add, ["alpha-lab", "beta-lab"]))
+    assert codes == [0, 1]
+    assert len([p for p in (tree.root / "tenants").glob("*-lab.yaml") if p.name in ("alpha-lab.yaml",
+                                                                                      "beta-lab.yaml")]) == 1
+
+
+def test_report_writes_through_a_device_and_never_into_the_config(tree: Tree, tmp_path: Path) -> None:
+    link = tmp_path / "latest.json"
+    target = tmp_path / "report-2026-12.json"
+    target.write_text("old")
+    link.symlink_to(target)
+    assert run("report", "--root", str(tree.root), "--format", "json", "--out", str(link)).exit_code == 0
+    assert link.is_symlink() and json.loads(target.read_text())["regions"]  # through the link, not replacing it
+    assert run("report", "--root", str(tree.root), "--out", "/dev/null").exit_code == 0
+    assert Path("/dev/null").is_char_device()
+    inside = run("report", "--root", str(tree.root), "--out", str(tree.root / "tenants" / "x.yaml"))
+    assert inside.exit_code == 2 and "inside the config directory tenants/" in inside.output
+    assert not (tree.root / "tenants" / "x.yaml").exists()
+    synth_inside = run("synth", "rdc-ulsan", "--root", str(tree.root), "--out", str(tree.root / "stacks"))
+    assert synth_inside.exit_code == 2 and "inside the config directory stacks/" in synth_inside.output

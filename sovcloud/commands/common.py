@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable
@@ -101,15 +102,21 @@ def region_or_fail(cfg: Config, region: str, hint: str = "REGION") -> None:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
+    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename. A target that is
+    not a regular file (a device such as /dev/stdout, a FIFO) or is a symlink is written through, never replaced;
+    a regular file keeps its mode."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        with path.open("w", encoding="utf-8") as f:
+            f.write(text)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        # mkstemp makes the file 0600: give it the mode any written file gets (0666 under the umask), so the
-        # tenant files and reports stay readable to the team and the CI that reads the tree
+        # mkstemp makes the file 0600: give it the target's mode, or the mode any new file gets (0666 under the
+        # umask), so the tenant files and reports stay readable to the team and the CI that reads the tree
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~umask)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -118,3 +125,14 @@ def atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def refuse_output_in_config(out: Path, root: Path, flag: str) -> None:
+    """An output inside stacks/ or tenants/ would become config (a report as a tenant file breaks validate): one
+    line, exit 2."""
+    target = out.resolve()
+    for d in (loader.STACKS_DIR, loader.TENANTS_DIR):
+        config_dir = (root / d).resolve()
+        if target == config_dir or config_dir in target.parents:
+            error_line(f"{flag} {out}: inside the config directory {d}/ (write outputs elsewhere, e.g. out/)")
+            sys.exit(EXIT_USAGE)

@@ -19,6 +19,7 @@ from sovcloud.commands.common import (
     load_or_exit,
     out,
     project_root,
+    refuse_output_in_config,
     root_option,
 )
 from sovcloud.config.model import SECTORS
@@ -37,7 +38,10 @@ def report(root: Path | None, fmt: str, out_file: Path | None, today: Any) -> No
 
     html is a single self-contained file (charts as inline SVG) for people who never open a terminal.
     """
-    cfg = load_or_exit(project_root(root), "json" if fmt == "json" else "text")
+    tree = project_root(root)
+    if out_file is not None:
+        refuse_output_in_config(out_file, tree, "--out")
+    cfg = load_or_exit(tree, "json" if fmt == "json" else "text")
     data = report_data(cfg, today or dt.date.today())
     if fmt == "json":
         text = json.dumps(data, indent=2) + "\n"

@@ -21,6 +21,7 @@ from sovcloud.commands.common import (
     load_or_exit,
     out,
     project_root,
+    refuse_output_in_config,
     region_or_fail,
     root_option,
 )
@@ -53,6 +54,7 @@ def synth(region: str, root: Path | None, out_dir: Path | None, fmt: str, today:
 
     tree = project_root(root)
     out_dir = out_dir if out_dir is not None else tree / "out"
+    refuse_output_in_config(out_dir, tree, "--out")
     started = time.perf_counter()
     cfg = load_or_exit(tree, fmt)
     region_or_fail(cfg, region)

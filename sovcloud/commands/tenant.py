@@ -6,10 +6,12 @@ Every write is checked first (schema, cross-file rules, and the region's capacit
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +108,26 @@ def _would_fit(before: Config, tenant: Tenant, day: dt.date) -> list[str]:
 def write_checked(root: Path, name: str, text: str, *, replace: bool, dry_run: bool = False) -> Config:
     """Check the tree with ``tenants/<name>.yaml`` holding ``text``, then write it (not with ``dry_run``); refuse
     with reasons otherwise. The checks are the policy pack's rules (classification, organisation, capacity, MIG,
-    shares, caps, grants, the national budget), run on the config before anything is written."""
+    shares, caps, grants, the national budget), run on the config before anything is written, under a lock on the
+    config tree: two onboardings at once are checked one after the other, each against the other's file."""
+    with tree_lock(root):
+        return _write_checked(root, name, text, replace=replace, dry_run=dry_run)
+
+
+@contextlib.contextmanager
+def tree_lock(root: Path) -> Iterator[None]:
+    """An exclusive lock on the config tree (``.sovcloud.lock`` at its root) for every command that writes it."""
+    import fcntl
+
+    with (root / ".sovcloud.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_checked(root: Path, name: str, text: str, *, replace: bool, dry_run: bool) -> Config:
     target = root / config.TENANTS_DIR / f"{name}.yaml"
     others = [p for p in config.tenant_files(root) if p.resolve() != target.resolve()]
     try:

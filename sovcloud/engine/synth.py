@@ -14,6 +14,7 @@ import os
 import runpy
 import shutil
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -263,6 +264,10 @@ def write(synthesis: Synthesis, out: Path, plan: dict[str, Any]) -> Path:
     """
     target = out / synthesis.region
     out.mkdir(parents=True, exist_ok=True)
+    # a synth killed mid-write leaves its staging (or swapped-out) directory: clear the stale ones of this region
+    for stale in out.glob(f".{synthesis.region}-*"):
+        if stale.is_dir() and time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{synthesis.region}-", dir=out))
     try:
         made: set[Path] = set()
