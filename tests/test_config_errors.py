@@ -97,6 +97,8 @@ TENANT_CASES: list[tuple[str, Callable[[dict[str, Any]], Any], str, str, str]] =
      "maxLength", "longer than 254 characters"),
     ("many-admin-groups", lambda d: d.update(adminGroups=[{"g": i} if i % 2 else f"g{i}" for i in range(8000)]),
      "adminGroups", "maxItems", "has 8000 items, at most 20 allowed"),
+    ("gpus-beyond-any-region", lambda d: alloc(d, gpus=10 ** 15), "allocations[0].gpus", "maximum",
+     "is more than 10000000"),
     ("markup-in-registration-id", lambda d: d["organisation"].update(registrationId="[/]\x1b[31m"),
      "organisation.registrationId", "pattern", "letters, digits and '-'"),
 ]
@@ -191,6 +193,8 @@ REGION_CASES: list[tuple[str, str, Callable[[dict[str, Any]], Any], str, str, st
      lambda r: r["pools"][3]["provisioner"]["metal3"]["hostSelector"]["matchLabels"].pop("sovcloud.kr/pool"),
      NATIONAL, "pools[3].provisioner.metal3.hostSelector", "host-selector", "can select the same BareMetalHosts as "
      "pool b200-hall-c"),
+    ("nodes-beyond-any-region", "ncc-haenam", lambda r: r["pools"][0].update(nodes=1000000000000000019884624838656),
+     NATIONAL, "pools[0].nodes", "maximum", "is more than 100000"),
     ("static-count-mismatch", "rdc-gwangju", lambda r: r["pools"][1].update(nodes=3), GWANGJU, "pools[1].nodes",
      "node-count", "3 nodes declared but 2 nodeNames listed"),
     ("cluster-api-without-nodes", "ncc-haenam", lambda r: r["pools"][0].pop("nodes"), NATIONAL, "pools[0]",
@@ -314,11 +318,35 @@ def test_oversized_file_is_refused(tree: Tree) -> None:
     assert [(e.file, e.rule) for e in errs] == [("tenants/zz-huge.yaml", "file-size")]
 
 
-def test_duplicate_tenant_across_files_names_both(tree: Tree) -> None:
+def test_a_copy_of_a_tenant_under_another_file_name_is_refused(tree: Tree) -> None:
+    # renew and offboard edit tenants/<name>.yaml; a second file of the same tenant is named, never merged
     tree.write("tenants/hanbit-copy.yaml", tree.tenant_path("hanbit-llm-lab").read_text())
     errs = errors_of(tree)
-    assert [(e.file, e.path, e.rule) for e in errs] == [(TENANT, "name", "duplicate-tenant")]
-    assert "tenants/hanbit-copy.yaml" in errs[0].message
+    assert [(e.file, e.path, e.rule) for e in errs] == [("tenants/hanbit-copy.yaml", "name", "file-name")]
+    assert "move it to tenants/hanbit-llm-lab.yaml" in errs[0].message
+
+
+def test_a_yml_tenant_file_is_refused_with_the_name_to_use(tree: Tree) -> None:
+    tree.tenant_path("hanbit-llm-lab").rename(tree.root / "tenants" / "hanbit-llm-lab.yml")
+    errs = errors_of(tree)
+    assert [(e.file, e.path, e.rule) for e in errs] == [("tenants/hanbit-llm-lab.yml", "name", "file-name")]
+
+
+def test_a_tenant_being_checked_before_it_is_written_may_clash_with_an_existing_one(tree: Tree, tmp_path) -> None:
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(tree.tenant_path("hanbit-llm-lab").read_text())
+    with pytest.raises(ConfigInvalid) as exc:
+        config.load(tree.root, tenant_paths=[*config.tenant_files(tree.root), candidate])
+    assert [e.rule for e in exc.value.errors] == ["duplicate-tenant"]
+
+
+def test_tenants_that_cannot_be_listed_is_not_reported_as_no_tenants(tree: Tree) -> None:
+    import shutil
+    shutil.rmtree(tree.root / "tenants")
+    (tree.root / "tenants").write_text("not a folder\n")
+    errs = errors_of(tree)
+    assert [(e.file, e.rule) for e in errs] == [("tenants/", "file")]
+    assert "cannot be listed (Not a directory)" in errs[0].message
 
 
 def test_stack_file_without_region_key(tree: Tree) -> None:

@@ -210,12 +210,14 @@ def test_diff_unknown_ref_is_one_clear_line(repo: Tree) -> None:
     assert "git ref no-such-branch not found" in result.output
 
 
-def test_bad_date_is_one_line_and_a_usage_error(tree: Tree) -> None:
+@pytest.mark.parametrize("day", ["2026-13-45", "20261201", "2026-W49-2", "2026-12-1"])
+def test_bad_date_is_one_line_and_a_usage_error(tree: Tree, day: str) -> None:
+    # Python reads 20261201 and 2026-W49-2 as dates; only YYYY-MM-DD is one here
     before = snapshot(tree.root)
-    result = run("tenant", "renew", "orbit-lm", "--until", "2026-13-45", "--root", str(tree.root))
+    result = run("tenant", "renew", "orbit-lm", "--until", day, "--root", str(tree.root))
     assert result.exit_code == 2
     lines = [ln for ln in result.output.splitlines() if ln]
-    assert lines == ["error: --until: '2026-13-45' is not a date (YYYY-MM-DD)"]
+    assert lines == [f"error: --until: '{day}' is not a date (YYYY-MM-DD)"]
     assert snapshot(tree.root) == before
 
 
@@ -556,3 +558,38 @@ def test_report_writes_through_a_device_and_never_into_the_config(tree: Tree, tm
     assert not (tree.root / "tenants" / "x.yaml").exists()
     synth_inside = run("synth", "rdc-ulsan", "--root", str(tree.root), "--out", str(tree.root / "stacks"))
     assert synth_inside.exit_code == 2 and "inside the config directory stacks/" in synth_inside.output
+
+
+def test_diff_without_git_on_path_is_one_line(repo: Tree, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(repo.root / "no-bin"))
+    result = run("diff", "--against", "HEAD", "--root", str(repo.root), "--no-policies")
+    assert result.exit_code == 1
+    assert [ln for ln in result.output.splitlines() if ln] == [
+        "error: cannot run git (No such file or directory): diff reads the base from git; install git or put it on "
+        "PATH"]
+
+
+def test_diff_against_a_ref_holding_an_absolute_symlink_is_one_line(repo: Tree) -> None:
+    (repo.root / "tenants" / "evil.yaml").symlink_to("/etc/passwd")
+    subprocess.run(["git", "-C", str(repo.root), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo.root), "-c", "user.email=ci@example.kr", "-c", "user.name=ci", "commit",
+                    "-qm", "link"], check=True)
+    result = run("diff", "--against", "HEAD", "--root", str(repo.root), "--no-policies")
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln]
+    assert len(lines) == 1 and lines[0].startswith("error: HEAD holds 'tenants/evil.yaml', which diff will not unpack")
+
+
+def test_check_reports_that_cannot_be_written_are_one_line(tree: Tree) -> None:
+    tree.edit_tenant("orbit-lm", lambda d: d["allocations"][0].update(gpus=-1))  # config errors: no synthesis
+    result = run("check", "--root", str(tree.root), "--junit", "/dev/full")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1].endswith("error: --junit /dev/full: cannot write (No space left on device)")
+
+
+def test_escape_sequences_in_a_name_are_escaped_in_every_error_line(tree: Tree) -> None:
+    # an ESC or a one-byte CSI in a user-given name cannot colour, hide or forge a line of a CI log
+    result = run("tenant", "renew", "\x1b[2Kforged\x9b31m", "--until", "2027-01-01", "--root", str(tree.root))
+    assert result.exit_code != 0
+    assert "\x1b" not in result.output and "\x9b" not in result.output
+    assert "\\x1b[2Kforged\\x9b31m" in result.output

@@ -223,3 +223,84 @@ def test_status_reports_declared_prerequisites_the_cluster_lacks(api: str, tmp_p
         "for it)"]
     assert "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/servicemonitors.monitoring.coreos.com" in \
         FakeApi.requests
+
+
+# hardening: whatever the kubeconfig or the server holds, one line and exit 1, never a traceback or a hang
+
+@pytest.mark.parametrize(("content", "text"), [
+    ("clusters: [unclosed\n", "not valid YAML line"),
+    ("clusters: !!python/object/apply:os.system ['true']\n", "not valid YAML line 1"),
+    ("- just\n- a list\n", "cannot use kubeconfig"),
+])
+def test_a_broken_kubeconfig_is_one_line(tmp_path: Path, content: str, text: str) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(content)
+    result = status("--kubeconfig", str(path))
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln]
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot use kubeconfig {path}") and text in lines[0]
+
+
+class OddApi(BaseHTTPRequestHandler):
+    body: ClassVar[tuple[str, bytes]] = ("application/json", b"{}")
+    drip: ClassVar[bool] = False
+
+    def do_GET(self) -> None:
+        kind, data = self.body
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        for i in range(len(data)):
+            self.wfile.write(data[i:i + 1])
+            self.wfile.flush()
+            if self.drip:
+                import time
+                time.sleep(0.5)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def odd_server(kind: str, data: bytes, drip: bool = False) -> Iterator[str]:
+    OddApi.body, OddApi.drip = (kind, data), drip
+    server = ThreadingHTTPServer(("127.0.0.1", 0), OddApi)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(("kind", "data"), [
+    ("application/json", b"{}"),
+    ("text/html", b"<html><body>Sign in to the proxy</body></html>"),
+    ("application/json", b'{"kind": "NodeList", "apiVersion": "v1", "items": "nodes"}'),
+])
+def test_an_answer_that_is_not_the_kubernetes_api_is_one_line(tmp_path: Path, kind: str, data: bytes) -> None:
+    with odd_server(kind, data) as url:
+        result = status("--kubeconfig", str(kubeconfig(tmp_path, url)))
+    assert result.exit_code == 1
+    assert [ln for ln in result.output.splitlines() if ln] == [
+        f"error: {url}: the answer is not a Kubernetes API response; is the kubeconfig's server the API server (not "
+        "a proxy's sign-in page)?"]
+
+
+def test_a_node_without_metadata_is_not_counted_and_does_not_crash(api: str, tmp_path: Path) -> None:
+    FakeApi.state["/api/v1/nodes"]["items"].append({"metadata": None, "status": None})
+    result = status("--kubeconfig", str(kubeconfig(tmp_path, api)), "--format", "json")
+    assert result.exit_code == 0, result.output
+    pools = {p["pool"]: p for p in json.loads(result.stdout)["pools"]}
+    assert pools["h100-a"]["nodes"] == 32
+
+
+def test_a_server_that_drips_bytes_is_cut_off_by_the_deadline(tmp_path: Path) -> None:
+    body = json.dumps({"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": []}).encode()
+    with odd_server("application/json", body, drip=True) as url:
+        result = status("--kubeconfig", str(kubeconfig(tmp_path, url)), "--timeout", "2")
+    assert result.exit_code == 1
+    assert [ln for ln in result.output.splitlines() if ln] == [
+        "error: rdc-gwangju: the cluster did not answer in full within 2 s (--timeout)"]

@@ -107,10 +107,15 @@ def _write_reports(results: list[dict[str, Any]], junit_file: Path | None, sarif
 
     from sovcloud.engine.reports import junit, sarif
 
-    if junit_file:
-        atomic_write(junit_file, junit(results, config_errors))
-    if sarif_file:
-        atomic_write(sarif_file, sarif(results, version("sovcloud"), config_errors))
+    for flag, path, render in (("--junit", junit_file, lambda: junit(results, config_errors)),
+                               ("--sarif", sarif_file, lambda: sarif(results, version("sovcloud"), config_errors))):
+        if path is None:
+            continue
+        try:
+            atomic_write(path, render())
+        except OSError as exc:  # a full disk, /dev/full, a folder that cannot be written
+            error_line(f"{flag} {path}: cannot write ({exc.strerror or exc})")
+            sys.exit(EXIT_INVALID)
 
 
 def _print_violations(results: list[dict[str, Any]]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from sovcloud.config import loader
-from sovcloud.config.errors import ConfigInvalid
+from sovcloud.config.errors import ConfigInvalid, one_line
 from sovcloud.config.model import Config
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -30,8 +31,9 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def error_line(message: str) -> None:
-    """One error line on stderr; the message is user data, never rich markup."""
-    err.print(f"[red]error:[/red] {escape(message)}")
+    """One error line on stderr; the message is user data, never rich markup, and its control characters are
+    escaped (an escape sequence in a name cannot forge or hide a line of a CI log)."""
+    err.print(f"[red]error:[/red] {escape(one_line(message))}", soft_wrap=True)
 
 
 def project_root(value: Path | None) -> Path:
@@ -64,6 +66,9 @@ def exit_invalid(exc: ConfigInvalid, fmt: str = "text") -> NoReturn:
     sys.exit(EXIT_INVALID)
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 class DateType(click.ParamType):
     """A YYYY-MM-DD date. A bad one is a usage error like any other bad flag: one line, exit 2."""
 
@@ -73,6 +78,9 @@ class DateType(click.ParamType):
         if isinstance(value, dt.date):
             return value
         try:
+            # fromisoformat also reads 20261201 and 2026-W49-2; only the one spelling is a date here
+            if not _ISO_DATE.fullmatch(str(value)):
+                raise ValueError(value)
             return dt.date.fromisoformat(str(value))
         except ValueError:
             flag = param.opts[0] if param is not None and param.opts else "date"

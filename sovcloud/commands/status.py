@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -30,10 +32,12 @@ from sovcloud.engine.status import ClusterUnreachable, collect
               help="Kubeconfig of the region's workload cluster (default: KUBECONFIG or ~/.kube/config).")
 @click.option("--context", help="Context in the kubeconfig (default: its current context).")
 @format_option
+@click.option("--timeout", "timeout", type=click.FloatRange(min=1, max=3600), default=30, show_default=True,
+              help="Seconds for the whole command to read the cluster; past it, one line and exit 1.")
 @click.option("--fail-on-mismatch", is_flag=True, help="Exit 1 when the cluster differs from the config in any way "
               "listed (for CI and monitoring).")
 def status(region: str, root: Path | None, kubeconfig: Path | None, context: str | None, fmt: str,
-           fail_on_mismatch: bool) -> None:
+           timeout: float, fail_on_mismatch: bool) -> None:
     """Live GPU status of REGION against its declared config: nodes per pool, products, MIG state, quota and queue use.
 
     Exit 1 when the cluster cannot be reached or refuses the credentials (one line naming the server and the
@@ -41,11 +45,26 @@ def status(region: str, root: Path | None, kubeconfig: Path | None, context: str
     """
     cfg = load_or_exit(project_root(root), fmt)
     region_or_fail(cfg, region)
-    try:
-        data = collect(cfg.regions[region], cfg, kubeconfig, context, dt.date.today())
-    except ClusterUnreachable as exc:
-        error_line(f"{exc}")
+    # one deadline for everything: per-request timeouts bound each socket read, not a server that sends a byte a
+    # second; the reading thread is a daemon, so a server that holds it cannot hold the exit
+    result: dict[str, Any] = {}
+
+    def read() -> None:
+        try:
+            result["data"] = collect(cfg.regions[region], cfg, kubeconfig, context, dt.date.today())
+        except ClusterUnreachable as exc:
+            result["error"] = str(exc)
+
+    reader = threading.Thread(target=read, name="status-read", daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():
+        error_line(f"{region}: the cluster did not answer in full within {timeout:g} s (--timeout)")
         sys.exit(EXIT_INVALID)
+    if "error" in result or "data" not in result:
+        error_line(result.get("error", f"{region}: reading the cluster failed"))
+        sys.exit(EXIT_INVALID)
+    data = result["data"]
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
         sys.exit(EXIT_INVALID if fail_on_mismatch and data["problems"] else 0)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0, DEL and C1 (\x9b is a one-byte CSI: terminal escapes could forge or hide lines in CI logs)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def one_line(text: str) -> str:
@@ -23,6 +24,7 @@ class ConfigError:
 
     def __post_init__(self) -> None:
         # keys and values come from user files: a newline in one must not split the error line
+        object.__setattr__(self, "file", one_line(self.file))
         object.__setattr__(self, "path", one_line(self.path))
         object.__setattr__(self, "message", one_line(self.message))
 

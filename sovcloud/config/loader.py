@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -568,6 +569,15 @@ def load(root: Path, *, tenant_paths: Iterable[Path] | None = None, progress: Pr
         else:
             broken.add(stack)
     paths = sorted(tenant_paths) if tenant_paths is not None else tenant_files(root)
+    tenants_dir = (root / TENANTS_DIR).resolve()
+    if tenant_paths is None and (root / TENANTS_DIR).exists():
+        # glob lists an unreadable folder, or a file in its place, as empty: that is not "no tenants"
+        try:
+            with os.scandir(root / TENANTS_DIR):
+                pass
+        except OSError as exc:
+            errors.append(ConfigError(f"{TENANTS_DIR}/", 0, "", f"cannot be listed ({exc.strerror or exc}); "
+                                      f"{TENANTS_DIR}/ must be a readable folder of tenant files", "file"))
     tenants: dict[str, Tenant] = {}
     for n, path in enumerate(paths, 1):
         if path.is_symlink() and root not in path.resolve().parents:
@@ -577,6 +587,14 @@ def load(root: Path, *, tenant_paths: Iterable[Path] | None = None, progress: Pr
         doc, errs = yamlsafe.load(path, _rel(root, path))
         errors.extend(errs)
         tenant = _tenant(doc, regions, broken, errors) if doc is not None else None
+        if tenant is not None and path.parent.resolve() == tenants_dir and path.name != f"{tenant.name}.yaml":
+            # renew, offboard and add address tenants/<name>.yaml: a tenant under another file name would get
+            # a second file beside the first on its next change
+            errors.append(ConfigError(tenant.origin.file, tenant.origin.line, "name",
+                                      f"tenant '{tenant.name}' is in {path.name}; move it to "
+                                      f"{TENANTS_DIR}/{tenant.name}.yaml (one tenant per file, named after it)",
+                                      "file-name"))
+            tenant = None
         if tenant is not None:
             first = tenants.get(tenant.name)
             if first is not None:

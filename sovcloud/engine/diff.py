@@ -24,10 +24,18 @@ class DiffError(Exception):
     pass
 
 
+class _GitMissing(DiffError):
+    pass
+
+
 def extract_at(root: Path, ref: str, dest: Path) -> None:
     """The config tree of ``root`` as it was at git ``ref``, written under ``dest``."""
     def git(*args: str) -> bytes:
-        result = subprocess.run(["git", "-C", str(root), *args], capture_output=True)
+        try:
+            result = subprocess.run(["git", "-C", str(root), *args], capture_output=True)
+        except OSError as exc:  # git not installed, or not on PATH
+            raise _GitMissing(f"cannot run git ({exc.strerror or exc}): diff reads the base from git; install git or "
+                            "put it on PATH") from None
         if result.returncode != 0:
             raise DiffError((result.stderr.decode(errors="replace").strip().splitlines()[-1:] and
                             result.stderr.decode(errors="replace").strip().splitlines()[-1]) or "git failed")
@@ -35,6 +43,8 @@ def extract_at(root: Path, ref: str, dest: Path) -> None:
 
     try:
         git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    except _GitMissing:
+        raise
     except DiffError:
         raise DiffError(f"git ref {ref} not found in {root}") from None
     prefix = git("rev-parse", "--show-prefix").decode().strip()
@@ -44,7 +54,12 @@ def extract_at(root: Path, ref: str, dest: Path) -> None:
         raise DiffError(f"{ref} has no {config.STACKS_DIR}/ or {config.TENANTS_DIR}/ under {prefix or 'the top'}")
     data = git("archive", "--format=tar", ref, "--", *listed)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(dest, filter="data")
+        try:
+            tar.extractall(dest, filter="data")
+        except tarfile.FilterError as exc:
+            # the data filter refuses absolute symlinks, links out of the tree, devices: name the member
+            raise DiffError(f"{ref} holds {exc.tarinfo.name!r}, which diff will not unpack ({exc}); config files "
+                            "are regular files") from None
     if prefix:
         (dest / prefix).rename(dest / "_tree")
         for d in (dest / "_tree").iterdir():

@@ -32,14 +32,25 @@ def _api(kubeconfig: Path | None, context: str | None) -> Any:
 
     # a kubeconfig with insecure-skip-tls-verify would print a warning per request: the choice was the user's
     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    import yaml
     from kubernetes import config as kube_config
     from kubernetes.config.config_exception import ConfigException
 
     try:
         api_client = kube_config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None,
                                                          context=context)
-    except (ConfigException, OSError, TypeError, ValueError) as exc:
-        raise ClusterUnreachable(f"cannot use kubeconfig {kubeconfig or '(default)'}: {exc}") from None
+    except yaml.YAMLError as exc:
+        # the client reads it with yaml.safe_load: a !!python tag is refused there, never run
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ClusterUnreachable(f"cannot use kubeconfig {kubeconfig or '(default)'}: not valid YAML{where} "
+                                 f"({getattr(exc, 'problem', None) or type(exc).__name__})") from None
+    except (ConfigException, OSError, TypeError, ValueError, AttributeError, KeyError) as exc:
+        # the client walks the file as it finds it: a list where a mapping belongs is a TypeError/AttributeError
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise ClusterUnreachable(f"cannot use kubeconfig {kubeconfig or '(default)'}: {text}") from None
+    # no urllib3 retries: a server that never answers is reported at once, and the command's --timeout bounds all
+    api_client.rest_client.pool_manager.connection_pool_kw["retries"] = False
     return client, api_client
 
 
@@ -128,8 +139,16 @@ def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str |
         raise ClusterUnreachable(f"{server}: the API server refused the request: {exc.status} {reason}") from None
     except (HTTPError, OSError) as exc:
         raise ClusterUnreachable(f"{server}: cannot reach the API server: {cause(exc)}") from None
+    except (ValueError, TypeError, AttributeError, KeyError):
+        # 200 with {} (a list without items), HTML from a proxy, or a body of the wrong shape
+        raise ClusterUnreachable(f"{server}: the answer is not a Kubernetes API response; is the kubeconfig's "
+                                 "server the API server (not a proxy's sign-in page)?") from None
     finally:
         api_client.close()
+    if not isinstance(queues, list):
+        queues = []
+    # a node without metadata or status (a broken or hostile answer) is not a node of any pool
+    nodes = [n for n in nodes if n.metadata is not None and n.metadata.name and n.status is not None]
 
     strategy = region.gpu_operator.mig_strategy
     pools: list[dict[str, Any]] = []
