@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -416,3 +417,31 @@ def test_a_tenant_file_linking_out_of_the_tree_is_refused(tree: Tree, tmp_path_f
     (e,) = errors_of(tree)
     assert (e.file, e.rule) == ("tenants/zz-linked.yaml", "file")
     assert "outside the config tree" in e.message
+
+
+@pytest.mark.parametrize("breaker", [c[1] for c in TENANT_CASES], ids=[c[0] for c in TENANT_CASES])
+def test_every_bad_tenant_is_refused_by_onboarding_and_nothing_is_written(tree: Tree, tmp_path, breaker) -> None:
+    # the same bad inputs through `tenant add --from FILE --force`: refused in one line per error, no file touched
+    import yaml
+    from click.testing import CliRunner
+
+    from sovcloud.cli import main
+
+    data = yaml.safe_load(tree.tenant_path("hanbit-llm-lab").read_text())
+    breaker(data)
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(yaml.safe_dump(data, sort_keys=False))
+    before = {p.name: p.read_bytes() for p in (tree.root / "tenants").iterdir()}
+    result = CliRunner().invoke(main, ["tenant", "add", "--from", str(candidate), "--force", "--root",
+                                       str(tree.root)], catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    assert {p.name: p.read_bytes() for p in (tree.root / "tenants").iterdir()} == before
+    lines = [ln for ln in result.output.splitlines() if ln]
+    if lines[-1].startswith(f"error: {candidate}: name "):  # a name no file can carry: refused before checking
+        assert len(lines) == 1
+        return
+    target, count = re.fullmatch(r"error: (tenants/[a-z0-9-]+\.yaml) refused: ([0-9]+) error\(s\), nothing written",
+                                 lines[-1]).groups()
+    # one line per error, each naming the file it will be written as, its line and field
+    assert len(lines) - 1 == int(count) >= 1
+    assert all(re.match(rf"{re.escape(target)}:[0-9]+: ", ln) for ln in lines[:-1]), lines
