@@ -13,7 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import yaml
@@ -40,7 +40,7 @@ TENANT_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 HEADER = "# Tenant file (schema: schemas/tenant.schema.json), reviewed in a pull request before it reaches a cluster.\n"
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """One clear line, exit 1, nothing written."""
     error_line(f"{message}")
     sys.exit(EXIT_INVALID)
@@ -119,7 +119,12 @@ def tree_lock(root: Path) -> Iterator[None]:
     """An exclusive lock on the config tree (``.sovcloud.lock`` at its root) for every command that writes it."""
     import fcntl
 
-    with (root / ".sovcloud.lock").open("a") as handle:
+    try:
+        handle = (root / ".sovcloud.lock").open("a")
+    except OSError as exc:
+        fail(f"cannot lock the config tree ({root / '.sovcloud.lock'}: {exc.strerror or exc}); tenant changes are "
+             "written under that lock, so the tree must be writable")
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
