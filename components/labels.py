@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sovcloud.config import model
 from sovcloud.keys import (  # noqa: F401 (the keys components write, re-exported for them)
+    ADMIN_GROUPS,
     ALLOCATIONS,
     ARCH,
     CLASSIFICATION,
@@ -13,6 +14,7 @@ from sovcloud.keys import (  # noqa: F401 (the keys components write, re-exporte
     GPU_PRODUCT_ANNOTATION,
     GPU_RESOURCE,
     GPUS,
+    GUARDRAILS,
     MANAGED_BY,
     MIG_CONFIG,
     OWNER,
@@ -54,3 +56,5 @@ def product_label(pool: model.Pool, mig_strategy: str) -> str:
 
 def device_plugin_config_name(pool: model.Pool) -> str:
     return f"{pool.name}-time-slicing"
+
+TENANT_ADMIN_ROLE = "sovcloud-tenant-admin"

@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 from components import labels as L
 from components.dra_driver import DraDriver, DraDriverArgs
 from components.gpu_operator import GpuOperator, GpuOperatorArgs
+from components.guardrails import Guardrails, GuardrailsArgs
 from components.node_pool import GpuNodePool, GpuNodePoolArgs
 from components.queueing import Queueing, QueueingArgs
 from components.tenant import TENANT_ADMIN_ROLE, Tenant, TenantArgs, tenant_admin_role_rules
@@ -92,6 +93,7 @@ class Region(pulumi.ComponentResource):
         admin_role = k8s.rbac.v1.ClusterRole(f"{r.name}-tenant-admin-role",
                                              metadata={"name": TENANT_ADMIN_ROLE, "labels": L.common(r)},
                                              rules=tenant_admin_role_rules(r.dra_driver is not None), opts=child)
+        Guardrails(f"{r.name}-guardrails", GuardrailsArgs(r), child)
         for tenant, allocs in args.tenants:
             Tenant(f"{r.name}-{tenant.name}", TenantArgs(tenant, allocs, r, args.as_of),
                    # the Kueue release (CRDs) and the admin role, not whole components: depending on a component

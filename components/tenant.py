@@ -95,7 +95,8 @@ def namespace_meta(args: TenantArgs) -> dict[str, Any]:
         "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest",
         "pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/audit": "restricted"},
         # what the eligibility and lifecycle policies read: they see resources, not tenant files
-        "annotations": {"sovcloud.kr/display-name": t.display_name, "sovcloud.kr/organisation": t.organisation.name,
+        "annotations": {L.ADMIN_GROUPS: " ".join(t.admin_groups),  # read by the RBAC admission guardrail
+                        "sovcloud.kr/display-name": t.display_name, "sovcloud.kr/organisation": t.organisation.name,
                         ORGANISATION_ID: t.organisation.registration_id,
                         ORGANISATION_COUNTRY: t.organisation.country}}
 
@@ -186,7 +187,7 @@ def allocations_annotation(args: TenantArgs) -> str:
                        for a in sorted(args.allocations, key=lambda a: a.pool)], sort_keys=True)
 
 
-TENANT_ADMIN_ROLE = "sovcloud-tenant-admin"
+TENANT_ADMIN_ROLE = L.TENANT_ADMIN_ROLE
 _ALL = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 _READ = ["get", "list", "watch"]
 

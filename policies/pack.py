@@ -18,6 +18,7 @@ from policies.capacity import gpu_quota_present, guaranteed_within_capacity
 from policies.classification import classification_within_certification
 from policies.data_safety import tenant_namespaces_retained
 from policies.eligibility import domestic_organisations
+from policies.guardrails import tenant_guardrails
 from policies.isolation import pod_security_restricted, tenant_isolation
 from policies.mig import mig_quota_in_layout
 from policies.national import national_budget
@@ -172,6 +173,12 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             name="gpu-quota-present", description="Every tenant namespace has a ResourceQuota with a GPU key.",
             validate=fail_closed(gpu_quota_present), enforcement_level=MANDATORY, severity=Severity.HIGH,
             remediation_steps="Create tenants through the Tenant component, which sets requests.nvidia.com/gpu."),
+        StackValidationPolicy(
+            name="tenant-guardrails", description="Every tenant namespace is held by every admission guardrail "
+            "(images, token Secrets, externalIPs, RoleBindings): the policy fails closed and a binding denies there.",
+            validate=fail_closed(tenant_guardrails), enforcement_level=MANDATORY, severity=Severity.HIGH,
+            remediation_steps="Deploy the region through the Region component (it creates the Guardrails); do not "
+            "relax a policy's failurePolicy or a binding's validationActions."),
         StackValidationPolicy(
             name="allocation-periods", description="Allocations past their end date are reported.",
             validate=allocation_periods, enforcement_level=ADVISORY, severity=Severity.LOW,

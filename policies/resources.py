@@ -20,6 +20,7 @@ from sovcloud.keys import (  # noqa: F401 (the keys rules read, re-exported for 
     CLASSIFICATION,
     GPU_PRODUCT_ANNOTATION,
     GPUS,
+    GUARDRAILS,
     OWNER,
     POOL,
     REGION,

@@ -26,3 +26,9 @@ GPU_PRODUCT = "nvidia.com/gpu.product"
 GPU_CLIQUE = "nvidia.com/gpu.clique"  # GFD, multi-node NVLink systems only: the NVLink domain of the node
 MIG_CONFIG = "nvidia.com/mig.config"
 DEVICE_PLUGIN_CONFIG = "nvidia.com/device-plugin.config"
+
+# The admission guardrails every tenant namespace is held by (ValidatingAdmissionPolicy and binding names): written
+# by components/guardrails.py, required by the pack's tenant-guardrails rule.
+GUARDRAILS = ("sovcloud-tenant-images", "sovcloud-tenant-no-token-secrets", "sovcloud-tenant-no-external-ips",
+              "sovcloud-tenant-role-bindings")
+ADMIN_GROUPS = f"{DOMAIN}/admin-groups"  # tenant namespace: its admin groups, space-separated (the RBAC guardrail)

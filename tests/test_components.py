@@ -413,7 +413,7 @@ def test_every_resource_is_parented_by_a_component(shipped_synthesis) -> None:
     s = shipped_synthesis("ncc-haenam")
     types = {r.urn: r.type for r in s.records}
     components = {"sovcloud:nodepools:GpuNodePool", "sovcloud:gpu:GpuOperator", "sovcloud:queueing:Queueing",
-                  "sovcloud:tenants:Tenant", "sovcloud:regions:Region"}
+                  "sovcloud:tenants:Tenant", "sovcloud:regions:Region", "sovcloud:guardrails:Guardrails"}
     for rec in s.records:
         if rec.custom and not rec.type.startswith("pulumi:providers:"):
             assert types.get(rec.parent) in components, rec.urn

@@ -196,6 +196,9 @@ REGION_CASES: list[tuple[str, str, Callable[[dict[str, Any]], Any], str, str, st
      "pool b200-hall-c"),
     ("nodes-beyond-any-region", "ncc-haenam", lambda r: r["pools"][0].update(nodes=1000000000000000019884624838656),
      NATIONAL, "pools[0].nodes", "maximum", "is more than 100000"),
+    ("kubernetes-without-admission-policies", "rdc-gwangju", lambda r: r["kubernetes"].update(version="v1.29.9"),
+     GWANGJU, "kubernetes.version", "kubernetes-version", "older than 1.30: the tenant guardrails are "
+     "ValidatingAdmissionPolicies"),
     ("static-count-mismatch", "rdc-gwangju", lambda r: r["pools"][1].update(nodes=3), GWANGJU, "pools[1].nodes",
      "node-count", "3 nodes declared but 2 nodeNames listed"),
     ("cluster-api-without-nodes", "ncc-haenam", lambda r: r["pools"][0].pop("nodes"), NATIONAL, "pools[0]",

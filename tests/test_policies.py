@@ -48,7 +48,7 @@ POLICY_NAMES = (
     "pod-security-restricted", "tenant-isolation", "pinned-versions", "chart-renders", "api-server-accepts",
     "driver-supports-models",
     "tenant-namespaces-retained", "guaranteed-within-capacity", "shares-and-caps", "mig-quota-in-layout",
-    "gpu-quota-present", "allocation-periods", "national-budget",
+    "gpu-quota-present", "tenant-guardrails", "allocation-periods", "national-budget",
 )
 SOVEREIGNTY_AND_CAPACITY = {
     "residency-labels", "approved-registries", "classification-within-certification", "domestic-organisations",
@@ -800,8 +800,8 @@ def test_check_fails_a_mandatory_violation_with_text_junit_and_sarif(broken, tmp
         "ncc-haenam": {"domestic-organisations", "driver-supports-models", "guaranteed-within-capacity",
                        "shares-and-caps", "national-budget"},
         "rdc-gwangju": {"classification-within-certification", "shares-and-caps", "national-budget"}}
-    assert {s.get("name"): s.get("tests") for s in suites.iter("testsuite")} == {"ncc-haenam": "17",
-                                                                                 "rdc-gwangju": "17"}
+    assert {s.get("name"): s.get("tests") for s in suites.iter("testsuite")} == {"ncc-haenam": "18",
+                                                                                 "rdc-gwangju": "18"}
     (ncc,) = [s for s in suites.iter("testsuite") if s.get("name") == "ncc-haenam"]
     (periods,) = [c for c in ncc.iter("testcase") if c.get("name") == "allocation-periods"]
     assert periods.find("failure") is None and "nuri-teaching" in periods.findtext("system-out")
@@ -1004,3 +1004,43 @@ def test_tenant_isolation_refuses_a_platform_namespace_and_shared_or_system_admi
         ("tenant t1: its admin role is bound to system:authenticated, which every user (or node) of the cluster "
          "carries", "t1-admins"),
         ("tenant t3: group lab-admins also administers tenant t2", "t3-admins")])
+
+
+def _guardrail_objects(**changes: Any) -> list[dict[str, Any]]:
+    from components.guardrails import guardrails, policy_spec
+    from sovcloud.config import load
+
+    region = load(REPO).regions["rdc-ulsan"]
+    out: list[dict[str, Any]] = []
+    for g in guardrails(region):
+        spec = policy_spec(g)
+        binding = {"policyName": g.name, "validationActions": ["Deny"],
+                   "matchResources": {"namespaceSelector": spec["matchConstraints"]["namespaceSelector"]}}
+        if g.name in changes:
+            changes[g.name](spec, binding)
+        out.append({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                    "metadata": {"name": g.name, "labels": _labels()}, "spec": spec})
+        out.append({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+                    "metadata": {"name": g.name, "labels": _labels()}, "spec": binding})
+    return [_namespace("mirae-lab"), *out]
+
+
+def test_tenant_guardrails_hold_every_tenant_namespace() -> None:
+    assert validate_stack("tenant-guardrails", _guardrail_objects()) == []
+    audit_only = _guardrail_objects(**{"sovcloud-tenant-images": lambda s, b: b.update(validationActions=["Audit"])})
+    assert validate_stack("tenant-guardrails", audit_only) == [(
+        "tenant namespace mirae-lab: no ValidatingAdmissionPolicyBinding of sovcloud-tenant-images denies in it",
+        "mirae-lab")]
+    ignoring = _guardrail_objects(**{"sovcloud-tenant-role-bindings": lambda s, b: s.update(failurePolicy="Ignore")})
+    assert validate_stack("tenant-guardrails", ignoring) == [(
+        "tenant namespace mirae-lab: ValidatingAdmissionPolicy sovcloud-tenant-role-bindings does not hold it "
+        "(failurePolicy Fail and a namespaceSelector that selects it)", "mirae-lab")]
+    elsewhere = _guardrail_objects(**{"sovcloud-tenant-no-external-ips": lambda s, b: b["matchResources"].update(
+        namespaceSelector={"matchLabels": {"sovcloud.kr/tenant": "someone-else"}})})
+    assert validate_stack("tenant-guardrails", elsewhere) == [(
+        "tenant namespace mirae-lab: no ValidatingAdmissionPolicyBinding of sovcloud-tenant-no-external-ips denies "
+        "in it", "mirae-lab")]
+    missing = [o for o in _guardrail_objects() if o["metadata"]["name"] != "sovcloud-tenant-no-token-secrets"
+               or o["kind"] == "Namespace"]
+    assert validate_stack("tenant-guardrails", missing) == [(
+        "tenant namespace mirae-lab: no ValidatingAdmissionPolicy sovcloud-tenant-no-token-secrets", "mirae-lab")]

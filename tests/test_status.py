@@ -16,6 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from sovcloud.cli import main
+from sovcloud.keys import GUARDRAILS
 from tests.conftest import REPO
 
 TOKEN = "test-token"
@@ -65,6 +66,16 @@ def cluster_state() -> dict[str, Any]:
             "/apis/kueue.x-k8s.io/v1beta2/clusterqueues": {"kind": "ClusterQueueList",
                                                            "apiVersion": "kueue.x-k8s.io/v1beta2",
                                                            "metadata": {"resourceVersion": "10"}, "items": queues},
+            # the admission guardrails sovcloud deploys, as the API server lists them
+            "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies": {
+                "kind": "ValidatingAdmissionPolicyList", "apiVersion": "admissionregistration.k8s.io/v1",
+                "metadata": {"resourceVersion": "10"},
+                "items": [{"metadata": {"name": g}, "spec": {"failurePolicy": "Fail"}} for g in GUARDRAILS]},
+            "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings": {
+                "kind": "ValidatingAdmissionPolicyBindingList", "apiVersion": "admissionregistration.k8s.io/v1",
+                "metadata": {"resourceVersion": "10"},
+                "items": [{"metadata": {"name": g}, "spec": {"policyName": g, "validationActions": ["Deny"]}}
+                          for g in GUARDRAILS]},
             # rdc-gwangju's declared prerequisite: the driver's package sources, kept by the centre
             "/api/v1/namespaces/gpu-operator/configmaps/os-package-mirror": {
                 "kind": "ConfigMap", "apiVersion": "v1",
@@ -155,6 +166,8 @@ def test_status_compares_live_nodes_with_declared_pools(api: str, tmp_path: Path
         "tenant city-traffic-twin: no ClusterQueue"])
     assert set(FakeApi.requests) == {"/api/v1/nodes", "/api/v1/resourcequotas",
                                      "/apis/kueue.x-k8s.io/v1beta2/clusterqueues",
+                                     "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies",
+                                     "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings",
                                      "/api/v1/namespaces/gpu-operator/configmaps/os-package-mirror"}
 
 
@@ -304,3 +317,24 @@ def test_a_server_that_drips_bytes_is_cut_off_by_the_deadline(tmp_path: Path) ->
     assert result.exit_code == 1
     assert [ln for ln in result.output.splitlines() if ln] == [
         "error: rdc-gwangju: the cluster did not answer in full within 2 s (--timeout)"]
+
+
+def test_guardrails_missing_from_the_cluster_are_reported(api: str, tmp_path: Path) -> None:
+    policies = FakeApi.state["/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies"]["items"]
+    policies[:] = [p for p in policies if p["metadata"]["name"] != "sovcloud-tenant-images"]
+    bindings = FakeApi.state["/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings"]["items"]
+    next(b for b in bindings if b["metadata"]["name"] == "sovcloud-tenant-role-bindings")["spec"][
+        "validationActions"] = ["Audit"]
+    problems = json.loads(status("--kubeconfig", str(kubeconfig(tmp_path, api)), "--format", "json").stdout)[
+        "problems"]
+    assert [p for p in problems if p.startswith("guardrail")] == [
+        "guardrail sovcloud-tenant-images: no ValidatingAdmissionPolicy in the cluster",
+        "guardrail sovcloud-tenant-role-bindings: no ValidatingAdmissionPolicyBinding that denies"]
+
+
+def test_a_cluster_without_admission_policies_is_reported(api: str, tmp_path: Path) -> None:
+    del FakeApi.state["/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies"]
+    problems = json.loads(status("--kubeconfig", str(kubeconfig(tmp_path, api)), "--format", "json").stdout)[
+        "problems"]
+    assert "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicies are not served (Kubernetes 1.30 or newer): " \
+           "the tenant guardrails cannot hold" in problems

@@ -198,6 +198,10 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
     if d["name"] != stack:
         errors.add(doc, ("name",), f"'{d['name']}' differs from the stack name '{stack}' in the file name "
                    f"(Pulumi.{stack}.yaml holds region {stack})", "stack-name")
+    if catalog.version_tuple(d["kubernetes"]["version"])[:2] < GUARDRAILS_MIN_KUBERNETES:
+        errors.add(doc, ("kubernetes", "version"), f"{d['kubernetes']['version']} is older than 1.30: the tenant "
+                   "guardrails are ValidatingAdmissionPolicies (admissionregistration.k8s.io/v1, served from 1.30); "
+                   "upgrade the cluster first", "kubernetes-version")
     models = _gpu_models(doc, errors)
     op = d["gpuOperator"]
     mig_strategy = op.get("migStrategy", "mixed")
@@ -363,6 +367,7 @@ def _check_tenant_isolation(tenants: dict[str, Tenant], regions: dict[str, Regio
 DRA_MIN_KUBERNETES = (1, 34)  # resource.k8s.io/v1, DynamicResourceAllocation on by default
 # NVIDIA's DRA driver install guide: GPU operator and driver versions from which ComputeDomains work with the
 # operator-managed driver (CDI on)
+GUARDRAILS_MIN_KUBERNETES = (1, 30)
 DRA_MIN_OPERATOR = "v25.10.0"
 DRA_MIN_DRIVER = "580"
 

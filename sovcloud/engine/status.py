@@ -14,6 +14,7 @@ from typing import Any
 
 from components import labels as L
 from sovcloud.config.model import Config, Region
+from sovcloud.keys import GUARDRAILS
 
 KUEUE = ("kueue.x-k8s.io", "v1beta2", "clusterqueues")
 # A CRD whose presence shows each declared prerequisite is installed (the kinds sovcloud's objects rely on).
@@ -112,6 +113,27 @@ def _missing_prerequisites(client: Any, api_client: Any, region: Region) -> list
     return out
 
 
+def _missing_guardrails(client: Any, api_client: Any) -> list[str]:
+    """The admission guardrails (policy and binding, by name) the cluster does not hold."""
+    adm = client.AdmissionregistrationV1Api(api_client)
+    try:
+        policies = {p.metadata.name for p in adm.list_validating_admission_policy(_request_timeout=15).items}
+        bindings = {b.spec.policy_name for b in adm.list_validating_admission_policy_binding(_request_timeout=15).items
+                    if b.spec is not None and "Deny" in (b.spec.validation_actions or [])}
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+        return ["admissionregistration.k8s.io/v1 ValidatingAdmissionPolicies are not served (Kubernetes 1.30 or "
+                "newer): the tenant guardrails cannot hold"]
+    out = []
+    for name in GUARDRAILS:
+        if name not in policies:
+            out.append(f"guardrail {name}: no ValidatingAdmissionPolicy in the cluster")
+        elif name not in bindings:
+            out.append(f"guardrail {name}: no ValidatingAdmissionPolicyBinding that denies")
+    return out
+
+
 def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
@@ -133,7 +155,7 @@ def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str |
             if exc.status != 404:
                 raise
             queues = []  # Kueue not installed (yet)
-        missing = _missing_prerequisites(client, api_client, region)
+        missing = _missing_prerequisites(client, api_client, region) + _missing_guardrails(client, api_client)
     except client.ApiException as exc:
         reason = {401: "credentials rejected", 403: "access denied"}.get(exc.status, exc.reason)
         raise ClusterUnreachable(f"{server}: the API server refused the request: {exc.status} {reason}") from None
