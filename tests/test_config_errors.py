@@ -100,6 +100,8 @@ TENANT_CASES: list[tuple[str, Callable[[dict[str, Any]], Any], str, str, str]] =
      "adminGroups", "maxItems", "has 8000 items, at most 20 allowed"),
     ("gpus-beyond-any-region", lambda d: alloc(d, gpus=10 ** 15), "allocations[0].gpus", "maximum",
      "is more than 10000000"),
+    ("escape-in-display-name", set_key("displayName", "Hanbit\x1b[2K\rforged line"), "displayName", "pattern",
+     "text without control characters"),
     ("markup-in-registration-id", lambda d: d["organisation"].update(registrationId="[/]\x1b[31m"),
      "organisation.registrationId", "pattern", "letters, digits and '-'"),
 ]

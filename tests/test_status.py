@@ -338,3 +338,14 @@ def test_a_cluster_without_admission_policies_is_reported(api: str, tmp_path: Pa
         "problems"]
     assert "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicies are not served (Kubernetes 1.30 or newer): " \
            "the tenant guardrails cannot hold" in problems
+
+
+def test_names_from_the_server_are_never_markup_or_terminal_escapes(api: str, tmp_path: Path) -> None:
+    odd = node("gj-h100-033", "h100-a", "NVIDIA-H100-80GB-HBM3", 8)
+    odd["metadata"]["labels"]["nvidia.com/gpu.product"] = "[red]H200\x1b[2K"
+    FakeApi.state["/api/v1/nodes"]["items"].append(odd)
+    result = status("--kubeconfig", str(kubeconfig(tmp_path, api)))
+    assert result.exit_code == 0
+    assert "\x1b" not in result.output
+    assert ("gj-h100-033 report nvidia.com/gpu.product=[red]H200\\x1b[2K, the pool declares "
+            "NVIDIA-H100-80GB-HBM3") in result.output.replace("\n", "")

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from sovcloud.commands.common import (
     EXIT_INVALID,
@@ -22,6 +24,7 @@ from sovcloud.commands.common import (
     region_or_fail,
     root_option,
 )
+from sovcloud.config.errors import one_line
 from sovcloud.engine.status import ClusterUnreachable, collect
 
 
@@ -75,7 +78,7 @@ def status(region: str, root: Path | None, kubeconfig: Path | None, context: str
         table.add_column(col, justify="right" if col in ("nodes", "declared", "GPU allocatable") else "left")
     for p in data["pools"]:
         table.add_row(p["pool"], p["gpuModel"], str(p["nodes"]), str(p["declaredNodes"]), f"{p['gpuAllocatable']:,}",
-                      ", ".join(p["products"]) or "-", ", ".join(p["migConfigState"]) or "-")
+                      *(Text(one_line(", ".join(p[k]))) if p[k] else "-" for k in ("products", "migConfigState")))
     out.print(table)
     tenants = Table(title="tenants", title_justify="left")
     for col in ("tenant", "guaranteed", "borrowable", "quota hard", "quota used", "queue admitted", "borrowed"):
@@ -86,6 +89,7 @@ def status(region: str, root: Path | None, kubeconfig: Path | None, context: str
                                                                         "queueBorrowed")))
     out.print(tenants)
     for p in data["problems"]:
-        out.print(f"[yellow]![/yellow] {p}")
+        # node names and products come from the server: never markup, never a terminal escape
+        out.print(f"[yellow]![/yellow] {escape(one_line(p))}", soft_wrap=True)
     if fail_on_mismatch and data["problems"]:
         sys.exit(EXIT_INVALID)
