@@ -56,7 +56,7 @@ def approved_hosts(region: model.Region) -> list[str]:
 
 def guardrails(region: model.Region) -> list[Guardrail]:
     hosts = approved_hosts(region)
-    images, tokens, external_ips, role_bindings = L.GUARDRAILS
+    images, tokens, external_ips, role_bindings, node_name = L.GUARDRAILS
     return [
         Guardrail(
             images,
@@ -100,6 +100,16 @@ def guardrails(region: model.Region) -> list[Guardrail]:
              ("groups", f"has(namespaceObject.metadata.annotations) && '{ADMIN_GROUPS_ANNOTATION}' in "
                         f"namespaceObject.metadata.annotations ? "
                         f"namespaceObject.metadata.annotations['{ADMIN_GROUPS_ANNOTATION}'] : ''"))),
+        Guardrail(
+            node_name,
+            "pods created with spec.nodeName: they skip the scheduler, so the GPU taint, the pool's node affinity "
+            "and Kueue's admission never see them, and they land on any node, GPU nodes and other tenants' included",
+            # CREATE only: the scheduler binds through pods/binding, and every later update of a scheduled pod
+            # carries the nodeName it set
+            (("", "pods"),), ("CREATE",),
+            "!has(object.spec.nodeName) || object.spec.nodeName == ''",
+            "sovcloud-tenant-no-node-name: spec.nodeName is not allowed on new pods in tenant namespaces (submit "
+            "through the tenant's LocalQueue; select nodes with nodeSelector or affinity)"),
     ]
 
 

@@ -175,7 +175,8 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             remediation_steps="Create tenants through the Tenant component, which sets requests.nvidia.com/gpu."),
         StackValidationPolicy(
             name="tenant-guardrails", description="Every tenant namespace is held by every admission guardrail "
-            "(images, token Secrets, externalIPs, RoleBindings): the policy fails closed and a binding denies there.",
+            "(images, token Secrets, externalIPs, RoleBindings, nodeName): the policy fails closed and a binding "
+            "denies there.",
             validate=fail_closed(tenant_guardrails), enforcement_level=MANDATORY, severity=Severity.HIGH,
             remediation_steps="Deploy the region through the Region component (it creates the Guardrails); do not "
             "relax a policy's failurePolicy or a binding's validationActions."),

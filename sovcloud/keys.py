@@ -30,5 +30,5 @@ DEVICE_PLUGIN_CONFIG = "nvidia.com/device-plugin.config"
 # The admission guardrails every tenant namespace is held by (ValidatingAdmissionPolicy and binding names): written
 # by components/guardrails.py, required by the pack's tenant-guardrails rule.
 GUARDRAILS = ("sovcloud-tenant-images", "sovcloud-tenant-no-token-secrets", "sovcloud-tenant-no-external-ips",
-              "sovcloud-tenant-role-bindings")
+              "sovcloud-tenant-role-bindings", "sovcloud-tenant-no-node-name")
 ADMIN_GROUPS = f"{DOMAIN}/admin-groups"  # tenant namespace: its admin groups, space-separated (the RBAC guardrail)

@@ -145,3 +145,15 @@ def test_the_platforms_own_binding_passes_its_guardrail(shipped_synthesis) -> No
               and r.inputs["metadata"]["namespace"] == "pixelforge")
     assert admitted("sovcloud-tenant-role-bindings", {"metadata": rb["metadata"], "roleRef": rb["roleRef"],
                                                       "subjects": rb["subjects"]}, ns)
+
+
+@pytest.mark.parametrize(("node_name", "ok"), [(None, True), ("", True), ("ul-gb200-001", False)])
+def test_no_pods_placed_by_hand(node_name: str | None, ok: bool) -> None:
+    obj = pod("cr.ulsan.example.kr/a:1")
+    if node_name is not None:
+        obj["spec"]["nodeName"] = node_name
+    assert admitted("sovcloud-tenant-no-node-name", obj) is ok
+    # only creation is held: the scheduler's binding and updates of scheduled pods pass
+    assert POLICIES["sovcloud-tenant-no-node-name"]["matchConstraints"]["resourceRules"] == [
+        {"apiGroups": [""], "apiVersions": ["*"], "operations": ["CREATE"], "resources": ["pods"],
+         "scope": "Namespaced"}]
