@@ -21,8 +21,6 @@ import pulumi_kubernetes as k8s
 from components import labels as L
 from sovcloud.config import model
 
-ADMIN_GROUPS_ANNOTATION = L.ADMIN_GROUPS
-
 # every image of a pod: containers, init containers and ephemeral containers (added through the
 # pods/ephemeralcontainers subresource, so that is matched too); mapped to strings first, as Container and
 # EphemeralContainer are different types to the API server's type checker
@@ -65,7 +63,7 @@ def guardrails(region: model.Region) -> list[Guardrail]:
             (("", "pods"), ("", "pods/ephemeralcontainers")), ("CREATE", "UPDATE"),
             # exact host (and path) followed by '/': registry.kr.evil.com never passes for registry.kr
             f"variables.images.all(i, {json.dumps(hosts)}.exists(h, i.startsWith(h + '/')))",
-            f"sovcloud-tenant-images: every container image must come from {', '.join(hosts)} (write the full "
+            f"{images}: every container image must come from {', '.join(hosts)} (write the full "
             "reference, e.g. " + f"{hosts[0]}/team/image:tag)",
             (("images", _IMAGES),)),
         Guardrail(
@@ -74,14 +72,14 @@ def guardrails(region: model.Region) -> list[Guardrail]:
             "them (use projected tokens: they expire)",
             (("", "secrets"),), ("CREATE", "UPDATE"),
             "!has(object.type) || object.type != 'kubernetes.io/service-account-token'",
-            "sovcloud-tenant-no-token-secrets: Secrets of type kubernetes.io/service-account-token are not allowed "
+            f"{tokens}: Secrets of type kubernetes.io/service-account-token are not allowed "
             "in tenant namespaces (mount a projected service account token instead)"),
         Guardrail(
             external_ips,
             "Services with externalIPs, which intercept traffic to any address (CVE-2020-8554)",
             (("", "services"),), ("CREATE", "UPDATE"),
             "!has(object.spec.externalIPs) || size(object.spec.externalIPs) == 0",
-            "sovcloud-tenant-no-external-ips: spec.externalIPs is not allowed in tenant namespaces (use a "
+            f"{external_ips}: spec.externalIPs is not allowed in tenant namespaces (use a "
             "LoadBalancer or Ingress of the centre)"),
         Guardrail(
             role_bindings,
@@ -94,12 +92,12 @@ def guardrails(region: model.Region) -> list[Guardrail]:
             # a name with a space could match two listed groups glued together: none of them holds one
             " || (s.kind == 'Group' && !s.name.startsWith('system:') && !s.name.contains(' ')"
             " && (' ' + variables.groups + ' ').contains(' ' + s.name + ' '))))",
-            "sovcloud-tenant-role-bindings: a RoleBinding in a tenant namespace binds the ClusterRole "
+            f"{role_bindings}: a RoleBinding in a tenant namespace binds the ClusterRole "
             f"{L.TENANT_ADMIN_ROLE} to the tenant's own admin groups or to service accounts of this namespace only",
             (("adminRole", f"'{L.TENANT_ADMIN_ROLE}'"),
-             ("groups", f"has(namespaceObject.metadata.annotations) && '{ADMIN_GROUPS_ANNOTATION}' in "
+             ("groups", f"has(namespaceObject.metadata.annotations) && '{L.ADMIN_GROUPS}' in "
                         f"namespaceObject.metadata.annotations ? "
-                        f"namespaceObject.metadata.annotations['{ADMIN_GROUPS_ANNOTATION}'] : ''"))),
+                        f"namespaceObject.metadata.annotations['{L.ADMIN_GROUPS}'] : ''"))),
         Guardrail(
             node_name,
             "pods created with spec.nodeName: they skip the scheduler, so the GPU taint, the pool's node affinity "
@@ -108,13 +106,9 @@ def guardrails(region: model.Region) -> list[Guardrail]:
             # carries the nodeName it set
             (("", "pods"),), ("CREATE",),
             "!has(object.spec.nodeName) || object.spec.nodeName == ''",
-            "sovcloud-tenant-no-node-name: spec.nodeName is not allowed on new pods in tenant namespaces (submit "
+            f"{node_name}: spec.nodeName is not allowed on new pods in tenant namespaces (submit "
             "through the tenant's LocalQueue; select nodes with nodeSelector or affinity)"),
     ]
-
-
-def tenant_selector() -> dict[str, Any]:
-    return {"matchExpressions": [{"key": L.TENANT, "operator": "Exists"}]}
 
 
 def policy_spec(g: Guardrail) -> dict[str, Any]:
@@ -122,7 +116,7 @@ def policy_spec(g: Guardrail) -> dict[str, Any]:
     return {
         "failurePolicy": "Fail",
         "matchConstraints": {
-            "namespaceSelector": tenant_selector(),
+            "namespaceSelector": L.tenant_namespaces(),
             "resourceRules": [{"apiGroups": [group], "apiVersions": ["*"], "operations": list(g.operations),
                                "resources": sorted(r for gr, r in g.resources if gr == group), "scope": "Namespaced"}
                               for group in groups]},
@@ -150,6 +144,6 @@ class Guardrails(pulumi.ComponentResource):
             k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
                 f"{r.name}-{g.name}-binding", metadata={"name": g.name, "labels": L.common(r)},
                 spec={"policyName": g.name, "validationActions": ["Deny"],
-                      "matchResources": {"namespaceSelector": tenant_selector()}},
+                      "matchResources": {"namespaceSelector": L.tenant_namespaces()}},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
         self.register_outputs({})

@@ -58,3 +58,8 @@ def device_plugin_config_name(pool: model.Pool) -> str:
     return f"{pool.name}-time-slicing"
 
 TENANT_ADMIN_ROLE = "sovcloud-tenant-admin"
+
+
+def tenant_namespaces() -> dict[str, object]:
+    """The label selector of every tenant namespace (Kueue's managed namespaces, the admission guardrails' bindings)."""
+    return {"matchExpressions": [{"key": TENANT, "operator": "Exists"}]}

@@ -69,7 +69,7 @@ def manager_config(region: model.Region) -> dict[str, Any]:
             "jobset.x-k8s.io/jobset", "workload.codeflare.dev/appwrapper", "trainer.kubeflow.org/trainjob", "pod",
             "deployment", "statefulset", "leaderworkerset.x-k8s.io/leaderworkerset"]},
         # ours
-        "managedJobsNamespaceSelector": {"matchExpressions": [{"key": L.TENANT, "operator": "Exists"}]},
+        "managedJobsNamespaceSelector": L.tenant_namespaces(),
         "resources": resources,
     }
 

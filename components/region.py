@@ -14,7 +14,7 @@ from components.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.guardrails import Guardrails, GuardrailsArgs
 from components.node_pool import GpuNodePool, GpuNodePoolArgs
 from components.queueing import Queueing, QueueingArgs
-from components.tenant import TENANT_ADMIN_ROLE, Tenant, TenantArgs, tenant_admin_role_rules
+from components.tenant import Tenant, TenantArgs, tenant_admin_role_rules
 from sovcloud.config import model
 
 
@@ -91,7 +91,7 @@ class Region(pulumi.ComponentResource):
             DraDriver(f"{r.name}-dra-driver", DraDriverArgs(r, operator.release), child)
         queueing = Queueing(f"{r.name}-queueing", QueueingArgs(r, lendable(args)), child)
         admin_role = k8s.rbac.v1.ClusterRole(f"{r.name}-tenant-admin-role",
-                                             metadata={"name": TENANT_ADMIN_ROLE, "labels": L.common(r)},
+                                             metadata={"name": L.TENANT_ADMIN_ROLE, "labels": L.common(r)},
                                              rules=tenant_admin_role_rules(r.dra_driver is not None), opts=child)
         Guardrails(f"{r.name}-guardrails", GuardrailsArgs(r), child)
         for tenant, allocs in args.tenants:

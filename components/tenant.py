@@ -35,11 +35,6 @@ class TenantArgs:
         return self.tenant.holds_quota(alloc, self.as_of)
 
     @property
-    def admitting(self) -> bool:
-        """The queue admits new work: some allocation holds quota. Otherwise it is held and running work drains."""
-        return any(self.holds_quota(a) for a in self.allocations)
-
-    @property
     def stop_policy(self) -> str | None:
         """Kueue's stopPolicy of the tenant's queue (``model.Tenant.stop_policy``: Hold, then HoldAndDrain after the
         region's grace)."""
@@ -187,7 +182,6 @@ def allocations_annotation(args: TenantArgs) -> str:
                        for a in sorted(args.allocations, key=lambda a: a.pool)], sort_keys=True)
 
 
-TENANT_ADMIN_ROLE = L.TENANT_ADMIN_ROLE
 _ALL = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 _READ = ["get", "list", "watch"]
 
@@ -305,7 +299,7 @@ class Tenant(pulumi.ComponentResource):
                                             opts=in_ns)
         k8s.rbac.v1.RoleBinding(f"{name}-admins", metadata=_meta(args, "sovcloud-tenant-admins"),
                                 role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                          "name": TENANT_ADMIN_ROLE},
+                                          "name": L.TENANT_ADMIN_ROLE},
                                 subjects=role_binding_subjects(args), opts=in_ns)
         cq_meta = {"name": t.name, "labels": {**L.common(args.region, owner=t.name), L.TENANT: t.name},
                    "annotations": {L.ALLOCATIONS: allocations_annotation(args)}}

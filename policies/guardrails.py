@@ -9,16 +9,16 @@ from typing import Any
 from policies.resources import GUARDRAILS, labels, name, objects, tenant_namespaces
 
 
-def selects(selector: Mapping[str, Any] | None, node_labels: Mapping[str, str]) -> bool:
+def selects(selector: Mapping[str, Any] | None, object_labels: Mapping[str, str]) -> bool:
     """A LabelSelector's meaning (matchLabels and matchExpressions ANDed; an empty selector selects all)."""
     selector = selector or {}
-    if any(node_labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+    if any(object_labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
         return False
     for e in selector.get("matchExpressions") or []:
         key, op, values = e.get("key"), e.get("operator"), e.get("values") or []
-        ok = {"Exists": key in node_labels, "DoesNotExist": key not in node_labels,
-              "In": key in node_labels and node_labels[key] in values,
-              "NotIn": key not in node_labels or node_labels[key] not in values}.get(op, False)
+        ok = {"Exists": key in object_labels, "DoesNotExist": key not in object_labels,
+              "In": key in object_labels and object_labels[key] in values,
+              "NotIn": key not in object_labels or object_labels[key] not in values}.get(op, False)
         if not ok:
             return False
     return True

@@ -8,6 +8,7 @@ from typing import Any
 from policies.rendered import rendered, rendered_images
 from policies.resources import RELEASE, kind, release_chart, walk_values
 from sovcloud import render
+from sovcloud.config import charts
 from sovcloud.config.catalog import version_tuple
 
 WORKLOAD_KINDS = render.WORKLOAD_KINDS
@@ -56,9 +57,7 @@ def approved_registries(args, report_violation) -> None:
                              "names no package mirror: it would fetch them from the distribution's servers abroad")
         for key in required_image_keys(args.get_config().get("requiredImageValues") or {}, release_chart(args),
                                        str(args.props.get("version") or "")):
-            node: Any = values
-            for part in key.split("."):
-                node = node.get(part) if isinstance(node, Mapping) else None
+            node = charts.mapping_get(values, key)
             if not node:
                 report_violation(f"values.{key} is not set: the chart would pull its default image from abroad")
         for path, value in walk_values(values):

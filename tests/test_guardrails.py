@@ -15,7 +15,8 @@ from typing import Any
 import cel
 import pytest
 
-from components.guardrails import ADMIN_GROUPS_ANNOTATION, guardrails, policy_spec
+from components.guardrails import guardrails, policy_spec
+from components.labels import ADMIN_GROUPS as ADMIN_GROUPS_ANNOTATION
 from sovcloud import config
 from tests.conftest import REPO
 

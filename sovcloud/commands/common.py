@@ -33,7 +33,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 def error_line(message: str) -> None:
     """One error line on stderr; the message is user data, never rich markup, and its control characters are
     escaped (an escape sequence in a name cannot forge or hide a line of a CI log)."""
-    err.print(f"[red]error:[/red] {escape(one_line(message))}", soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(one_line(message))}")
 
 
 def project_root(value: Path | None) -> Path:

@@ -221,10 +221,10 @@ def check_regions(jobs: list[tuple[str, str]], today: str | None, charts: list[s
     context = multiprocessing.get_context("spawn")
     results: list[dict[str, Any]] = []
     failed: dict[tuple[str, str], str] = {}
-    pool = concurrent.futures.ProcessPoolExecutor(max_workers=max(1, min(workers, len(jobs))), mp_context=context,
-                                                  max_tasks_per_child=1)
+    workers = max(1, min(workers, len(jobs)))
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=1)
     futures = {pool.submit(check_region, tree, region, today, charts): (tree, region) for tree, region in jobs}
-    waves = -(-len(jobs) // max(1, min(workers, len(jobs))))
+    waves = -(-len(jobs) // workers)
     try:
         for future in concurrent.futures.as_completed(futures, timeout=timeout * max(1, waves)):
             job = futures[future]

@@ -24,29 +24,24 @@ class DiffError(Exception):
     pass
 
 
-class _GitMissing(DiffError):
-    pass
-
-
 def extract_at(root: Path, ref: str, dest: Path) -> None:
     """The config tree of ``root`` as it was at git ``ref``, written under ``dest``."""
-    def git(*args: str) -> bytes:
+    def run(*args: str) -> subprocess.CompletedProcess[bytes]:
         try:
-            result = subprocess.run(["git", "-C", str(root), *args], capture_output=True)
+            return subprocess.run(["git", "-C", str(root), *args], capture_output=True)
         except OSError as exc:  # git not installed, or not on PATH
-            raise _GitMissing(f"cannot run git ({exc.strerror or exc}): diff reads the base from git; install git or "
+            raise DiffError(f"cannot run git ({exc.strerror or exc}): diff reads the base from git; install git or "
                             "put it on PATH") from None
+
+    def git(*args: str) -> bytes:
+        result = run(*args)
         if result.returncode != 0:
-            raise DiffError((result.stderr.decode(errors="replace").strip().splitlines()[-1:] and
-                            result.stderr.decode(errors="replace").strip().splitlines()[-1]) or "git failed")
+            lines = result.stderr.decode(errors="replace").strip().splitlines()
+            raise DiffError(lines[-1] if lines else "git failed")
         return result.stdout
 
-    try:
-        git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    except _GitMissing:
-        raise
-    except DiffError:
-        raise DiffError(f"git ref {ref} not found in {root}") from None
+    if run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").returncode != 0:
+        raise DiffError(f"git ref {ref} not found in {root}")
     prefix = git("rev-parse", "--show-prefix").decode().strip()
     paths = [f"{prefix}{d}" for d in (config.STACKS_DIR, config.TENANTS_DIR)]
     listed = git("ls-tree", "--name-only", ref, "--", *paths).decode().split()
