@@ -20,6 +20,7 @@ from sovcloud.commands.common import (
     err,
     error_line,
     exit_invalid,
+    fail,
     format_option,
     load_or_exit,
     out,
@@ -62,8 +63,7 @@ def check(regions: tuple[str, ...], root: Path | None, fmt: str, junit_file: Pat
     tree = project_root(root)
     for report_file in (junit_file, sarif_file):
         if report_file is not None and not report_file.resolve().parent.is_dir():
-            error_line(f"cannot write {report_file}: no directory {report_file.resolve().parent}")
-            sys.exit(EXIT_INVALID)
+            fail(f"cannot write {report_file}: no directory {report_file.resolve().parent}")
     try:
         cfg = config.load(tree)
     except ConfigInvalid as exc:
@@ -114,8 +114,7 @@ def _write_reports(results: list[dict[str, Any]], junit_file: Path | None, sarif
         try:
             atomic_write(path, render())
         except OSError as exc:  # a full disk, /dev/full, a folder that cannot be written
-            error_line(f"{flag} {path}: cannot write ({exc.strerror or exc})")
-            sys.exit(EXIT_INVALID)
+            fail(f"{flag} {path}: cannot write ({exc.strerror or exc})")
 
 
 def _print_violations(results: list[dict[str, Any]]) -> None:

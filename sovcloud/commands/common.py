@@ -36,6 +36,12 @@ def error_line(message: str) -> None:
     err.print(f"[red]error:[/red] {escape(one_line(message))}")
 
 
+def fail(message: str) -> NoReturn:
+    """One clear error line, exit 1 (nothing was written)."""
+    error_line(message)
+    sys.exit(EXIT_INVALID)
+
+
 def project_root(value: Path | None) -> Path:
     """The project root: --root, or the nearest directory up from here with stacks/ or tenants/."""
     root = value if value is not None else loader.find_root()

@@ -23,6 +23,7 @@ from sovcloud.commands.common import (
     EXIT_USAGE,
     err,
     error_line,
+    fail,
     load_or_exit,
     out,
     project_root,
@@ -55,8 +56,8 @@ def backend_env(root: Path) -> dict[str, str]:
         env["PULUMI_BACKEND_URL"] = backend
     if backend.startswith("file://") and not (os.environ.get("PULUMI_CONFIG_PASSPHRASE")
                                               or os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")):
-        err.print("[red]error:[/red] the local state backend encrypts secrets with a passphrase: set "
-                  "PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE")
+        error_line("the local state backend encrypts secrets with a passphrase: set PULUMI_CONFIG_PASSPHRASE or "
+                   "PULUMI_CONFIG_PASSPHRASE_FILE")
         sys.exit(EXIT_USAGE)
     return env
 
@@ -86,8 +87,7 @@ def check_cluster(cfg: Config, regions: list[str], kubeconfig: Path | None, cont
         try:
             found = cluster_identity(kubeconfig, context)
         except RuntimeError as exc:
-            error_line(f"{region}: {exc}")
-            sys.exit(EXIT_INVALID)
+            fail(f"{region}: {exc}")
         if found != expected:
             error_line(f"refused: the cluster the kubeconfig points at is not {region}'s (kube-system UID {found}, "
                        f"kubernetes.clusterId is {expected}); pass the right --kubeconfig/--context")

@@ -16,7 +16,7 @@ from sovcloud.commands.common import (
     DATE,
     EXIT_INVALID,
     EXIT_OK,
-    error_line,
+    fail,
     out,
     project_root,
     root_option,
@@ -45,8 +45,7 @@ def diff(ref: str, root: Path | None, fmt: str, today: Any, no_policies: bool) -
         try:
             extract_at(tree, ref, base_dir)
         except DiffError as exc:
-            error_line(f"{exc}")
-            sys.exit(EXIT_INVALID)
+            fail(f"{exc}")
         cfgs: dict[str, Config | None] = {}
         errors: dict[str, list[str]] = {}
         for side, where in (("base", base_dir), ("head", tree)):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,8 @@ from rich.table import Table
 
 from sovcloud.commands.common import (
     DATE,
-    EXIT_INVALID,
     atomic_write,
-    error_line,
+    fail,
     load_or_exit,
     out,
     project_root,
@@ -53,8 +51,7 @@ def report(root: Path | None, fmt: str, out_file: Path | None, today: Any) -> No
         try:
             atomic_write(out_file, text if text else json.dumps(data, indent=2) + "\n")
         except OSError as exc:
-            error_line(f"cannot write {out_file}: {exc.strerror or exc}")
-            sys.exit(EXIT_INVALID)
+            fail(f"cannot write {out_file}: {exc.strerror or exc}")
         out.print(f"report written to {out_file}")
         return
     if text:

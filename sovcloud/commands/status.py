@@ -16,7 +16,7 @@ from rich.text import Text
 
 from sovcloud.commands.common import (
     EXIT_INVALID,
-    error_line,
+    fail,
     format_option,
     load_or_exit,
     out,
@@ -64,11 +64,9 @@ def status(region: str, root: Path | None, kubeconfig: Path | None, context: str
     reader.start()
     reader.join(timeout)
     if reader.is_alive():
-        error_line(f"{region}: the cluster did not answer in full within {timeout:g} s (--timeout)")
-        sys.exit(EXIT_INVALID)
+        fail(f"{region}: the cluster did not answer in full within {timeout:g} s (--timeout)")
     if "error" in result or "data" not in result:
-        error_line(result.get("error", f"{region}: reading the cluster failed"))
-        sys.exit(EXIT_INVALID)
+        fail(result.get("error", f"{region}: reading the cluster failed"))
     data = result["data"]
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))

@@ -17,6 +17,7 @@ from sovcloud.commands.common import (
     charts_option,
     err,
     error_line,
+    fail,
     format_option,
     load_or_exit,
     out,
@@ -72,8 +73,7 @@ def synth(region: str, root: Path | None, out_dir: Path | None, fmt: str, today:
     try:
         target = synthesis.write(result, out_dir, plan)
     except OSError as exc:
-        error_line(f"cannot write to {out_dir}: {exc.strerror or exc}")
-        sys.exit(EXIT_INVALID)
+        fail(f"cannot write to {out_dir}: {exc.strerror or exc}")
     elapsed = time.perf_counter() - started
     if fmt == "json":
         click.echo(json.dumps({"region": region, "out": str(target), "seconds": round(elapsed, 3), "plan": plan},

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 import yaml
@@ -22,10 +22,10 @@ from rich.table import Table
 from sovcloud import config
 from sovcloud.commands.common import (
     DATE,
-    EXIT_INVALID,
     EXIT_USAGE,
     atomic_write,
     error_line,
+    fail,
     load_or_exit,
     out,
     project_root,
@@ -38,12 +38,6 @@ from sovcloud.engine import capacity
 
 TENANT_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 HEADER = "# Tenant file (schema: schemas/tenant.schema.json), reviewed in a pull request before it reaches a cluster.\n"
-
-
-def fail(message: str) -> NoReturn:
-    """One clear line, exit 1, nothing written."""
-    error_line(f"{message}")
-    sys.exit(EXIT_INVALID)
 
 
 def _check_dates(cfg: Config, tenant: Tenant, today: dt.date) -> list[dt.date]:
