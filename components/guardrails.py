@@ -29,6 +29,9 @@ _IMAGES = ("object.spec.containers.map(c, c.image)"
            " + (has(object.spec.ephemeralContainers) ? object.spec.ephemeralContainers.map(c, c.image) : [])")
 
 
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"  # Kueue's LocalQueue label (controller constants.QueueLabel)
+
+
 @dataclass(frozen=True)
 class Guardrail:
     """One policy: what it matches, the CEL that must hold, and the message naming the rule and the fix."""
@@ -40,6 +43,21 @@ class Guardrail:
     expression: str
     message: str
     variables: tuple[tuple[str, str], ...] = ()
+    # the API versions matched: a version named here (with matchPolicy Equivalent) gets requests made through any
+    # version of the resource converted to it, so the expression reads one schema
+    api_versions: tuple[str, ...] = ("*",)
+
+
+def _namespace_annotation(key: str) -> str:
+    """CEL: an annotation of the request's namespace, '' where it has none (the platform writes these; tenant
+    admins cannot write Namespaces)."""
+    return (f"has(namespaceObject.metadata.annotations) && '{key}' in namespaceObject.metadata.annotations ? "
+            f"namespaceObject.metadata.annotations['{key}'] : ''")
+
+
+def _label(obj: str, key: str) -> str:
+    """CEL: a label of ``obj`` (object or oldObject), '' where it has none."""
+    return f"(has({obj}.metadata.labels) && '{key}' in {obj}.metadata.labels ? {obj}.metadata.labels['{key}'] : '')"
 
 
 def approved_hosts(region: model.Region) -> list[str]:
@@ -54,7 +72,10 @@ def approved_hosts(region: model.Region) -> list[str]:
 
 def guardrails(region: model.Region) -> list[Guardrail]:
     hosts = approved_hosts(region)
-    images, tokens, external_ips, role_bindings, node_name = L.GUARDRAILS
+    (images, tokens, external_ips, role_bindings, node_name, workload_priority, pod_priority,
+     gpu_queue) = L.GUARDRAILS
+    pod_classes = list(region.guardrails.pod_priority_classes)
+    pod_classes_text = ", ".join(pod_classes) or "none"
     return [
         Guardrail(
             images,
@@ -94,10 +115,7 @@ def guardrails(region: model.Region) -> list[Guardrail]:
             " && (' ' + variables.groups + ' ').contains(' ' + s.name + ' '))))",
             f"{role_bindings}: a RoleBinding in a tenant namespace binds the ClusterRole "
             f"{L.TENANT_ADMIN_ROLE} to the tenant's own admin groups or to service accounts of this namespace only",
-            (("adminRole", f"'{L.TENANT_ADMIN_ROLE}'"),
-             ("groups", f"has(namespaceObject.metadata.annotations) && '{L.ADMIN_GROUPS}' in "
-                        f"namespaceObject.metadata.annotations ? "
-                        f"namespaceObject.metadata.annotations['{L.ADMIN_GROUPS}'] : ''"))),
+            (("adminRole", f"'{L.TENANT_ADMIN_ROLE}'"), ("groups", _namespace_annotation(L.ADMIN_GROUPS)))),
         Guardrail(
             node_name,
             "pods created with spec.nodeName: they skip the scheduler, so the GPU taint, the pool's node affinity "
@@ -108,6 +126,80 @@ def guardrails(region: model.Region) -> list[Guardrail]:
             "!has(object.spec.nodeName) || object.spec.nodeName == ''",
             f"{node_name}: spec.nodeName is not allowed on new pods in tenant namespaces (submit "
             "through the tenant's LocalQueue; select nodes with nodeSelector or affinity)"),
+        Guardrail(
+            workload_priority,
+            "workloads that name a priority above the tenant's grant (label kueue.x-k8s.io/priority-class: "
+            "sovcloud-high) or a Kubernetes PriorityClass such as system-node-critical, and so take the cohort's "
+            "borrowed GPUs first and preempt other tenants' workloads",
+            # Kueue writes every job's Workload: one place for every job framework and every way Kueue derives a
+            # priority (the job's label, MPIJob's schedulingPolicy, a pod template's priorityClassName, the cluster's
+            # globalDefault class; jobframework.ExtractPriority at v0.19.2). Workload v1beta2 spec.priorityClassRef
+            # {group, kind, name}, group kueue.x-k8s.io or scheduling.k8s.io (its CRD's enums). A refused Workload
+            # leaves the job suspended; Kueue logs the refusal and retries (no event on the job).
+            (("kueue.x-k8s.io", "workloads"),), ("CREATE", "UPDATE"),
+            # an update that keeps the class passes: Kueue's own updates (finalizers, spec) of a workload
+            # admitted before the grant was lowered must go through
+            "variables.unchanged || !has(object.spec.priorityClassRef)"
+            " || (object.spec.priorityClassRef.group == 'kueue.x-k8s.io'"
+            # no space in the name: the CRD's pattern refuses one too, but this rule does not lean on it
+            " ? (!object.spec.priorityClassRef.name.contains(' ')"
+            " && (' ' + variables.classes + ' ').contains(' ' + object.spec.priorityClassRef.name + ' '))"
+            f" : object.spec.priorityClassRef.name in {json.dumps(pod_classes)})",
+            f"{workload_priority}: a tenant's workloads may name (label kueue.x-k8s.io/priority-class) only the "
+            "WorkloadPriorityClasses its allocation grants, listed in its namespace's annotation "
+            f"{L.PRIORITY_CLASSES}, and of the Kubernetes PriorityClasses only: {pod_classes_text}",
+            (("classes", _namespace_annotation(L.PRIORITY_CLASSES)),
+             ("unchanged", "oldObject != null && has(oldObject.spec.priorityClassRef) == "
+                           "has(object.spec.priorityClassRef) && (!has(object.spec.priorityClassRef) || "
+                           "oldObject.spec.priorityClassRef == object.spec.priorityClassRef)")),
+            ("v1beta2",)),
+        Guardrail(
+            pod_priority,
+            "tenant pods with a Kubernetes PriorityClass (system-node-critical is open to every namespace): the "
+            "scheduler would evict other tenants' pods from the GPU nodes to place them",
+            (("", "pods"),), ("CREATE",),
+            f"!has(object.spec.priorityClassName) || object.spec.priorityClassName in {json.dumps(pod_classes)}",
+            f"{pod_priority}: tenant pods may name no PriorityClass but: {pod_classes_text} (for the order of "
+            "jobs, label them kueue.x-k8s.io/priority-class with a class the tenant is granted)"),
+        Guardrail(
+            gpu_queue,
+            "GPUs taken outside Kueue. Kueue labels every unlabelled pod and job of a tenant namespace for the "
+            "tenant's LocalQueue (it is named default) and gates it, but skips an object whose controller owner is a "
+            "job Kueue already manages: a pod or Job the tenant makes itself, naming its own admitted job as owner, "
+            "would take GPUs up to the namespace quota (guaranteed plus borrowing limit) that Kueue counts as free "
+            "and cannot reclaim for the lender",
+            (("", "pods"), ("", "replicationcontrollers"), ("batch", "jobs"), ("apps", "deployments"),
+             ("apps", "statefulsets"), ("apps", "replicasets"), ("apps", "daemonsets")),
+            ("CREATE", "UPDATE"),
+            # Kueue v0.19.2: the jobs' and pods' webhooks default kueue.x-k8s.io/queue-name to the namespace's
+            # LocalQueue named "default" unless an owner is a job Kueue manages (jobframework/defaults.go,
+            # jobs/pod/pod_webhook.go); mutating admission runs before this. Controllers (the job, ReplicaSet,
+            # StatefulSet controllers, the job operators) make owned objects; the tenant (its groups, its
+            # namespace's service accounts) has no reason to name a controller owner on a GPU workload.
+            # an update that keeps the owners and the queue label passes (a label edit on a running job's pod)
+            "!variables.gpu || variables.kept || (variables.byTenant ? !variables.controlled && variables.queued"
+            " : variables.controlled || variables.queued)",
+            f"{gpu_queue}: a workload that requests GPUs (nvidia.com/*) goes through the tenant's LocalQueue: it "
+            f"carries kueue.x-k8s.io/queue-name (Kueue sets it where absent) and, made by the tenant, names no "
+            "controller owner (submit a Job, JobSet or another kind Kueue manages instead)",
+            (("podSpec", "object.kind == 'Pod' ? object.spec : has(object.spec.template) && "
+                         "has(object.spec.template.spec) ? object.spec.template.spec : {'containers': []}"),
+             ("gpu", "(variables.podSpec.containers + (has(variables.podSpec.initContainers) ? "
+                     "variables.podSpec.initContainers : [])).exists(c, has(c.resources) && "
+                     "((has(c.resources.limits) && c.resources.limits.exists(k, k.startsWith('nvidia.com/'))) || "
+                     "(has(c.resources.requests) && c.resources.requests.exists(k, k.startsWith('nvidia.com/')))))"),
+             ("queued", f"{_label('object', QUEUE_LABEL)} != ''"),
+             ("controlled", "has(object.metadata.ownerReferences) && "
+                            "object.metadata.ownerReferences.exists(o, has(o.controller) && o.controller)"),
+             ("kept", "oldObject != null && has(oldObject.metadata.ownerReferences) == "
+                      "has(object.metadata.ownerReferences) && (!has(object.metadata.ownerReferences) || "
+                      "oldObject.metadata.ownerReferences == object.metadata.ownerReferences) && "
+                      f"{_label('oldObject', QUEUE_LABEL)} == {_label('object', QUEUE_LABEL)}"),
+             ("groups", _namespace_annotation(L.ADMIN_GROUPS)),
+             ("byTenant", "request.userInfo.username.startsWith('system:serviceaccount:' + "
+                          "namespaceObject.metadata.name + ':') || (has(request.userInfo.groups) && "
+                          "request.userInfo.groups.exists(g, (' ' + variables.groups + ' ').contains(' ' + g + ' ')))"
+              ))),
     ]
 
 
@@ -117,7 +209,9 @@ def policy_spec(g: Guardrail) -> dict[str, Any]:
         "failurePolicy": "Fail",
         "matchConstraints": {
             "namespaceSelector": L.tenant_namespaces(),
-            "resourceRules": [{"apiGroups": [group], "apiVersions": ["*"], "operations": list(g.operations),
+            "matchPolicy": "Equivalent",
+            "resourceRules": [{"apiGroups": [group], "apiVersions": list(g.api_versions),
+                               "operations": list(g.operations),
                                "resources": sorted(r for gr, r in g.resources if gr == group), "scope": "Namespaced"}
                               for group in groups]},
         "variables": [{"name": n, "expression": e} for n, e in g.variables],
@@ -143,7 +237,7 @@ class Guardrails(pulumi.ComponentResource):
                 f"{r.name}-{g.name}", metadata=meta, spec=policy_spec(g), opts=child)
             k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
                 f"{r.name}-{g.name}-binding", metadata={"name": g.name, "labels": L.common(r)},
-                spec={"policyName": g.name, "validationActions": ["Deny"],
+                spec={"policyName": g.name, "validationActions": list(r.guardrails.validation_actions(g.name)),
                       "matchResources": {"namespaceSelector": L.tenant_namespaces()}},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
         self.register_outputs({})

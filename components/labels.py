@@ -19,6 +19,7 @@ from sovcloud.keys import (  # noqa: F401 (the keys components write, re-exporte
     MIG_CONFIG,
     OWNER,
     POOL,
+    PRIORITY_CLASSES,
     REGION,
     RETAIN,
     SECTOR,

@@ -15,7 +15,7 @@ from kubernetes.utils.quantity import parse_quantity
 
 from components import labels as L
 from components.custom_object import CustomObject
-from components.queueing import COMPUTE_DOMAIN_CHANNEL, KUEUE_API, priority_class_name
+from components.queueing import COMPUTE_DOMAIN_CHANNEL, KUEUE_API, PRIORITIES, priority_class_name
 from sovcloud.config import model
 from sovcloud.keys import ORGANISATION_COUNTRY, ORGANISATION_ID
 
@@ -91,9 +91,21 @@ def namespace_meta(args: TenantArgs) -> dict[str, Any]:
         "pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/audit": "restricted"},
         # what the eligibility and lifecycle policies read: they see resources, not tenant files
         "annotations": {L.ADMIN_GROUPS: " ".join(t.admin_groups),  # read by the RBAC admission guardrail
+                        L.PRIORITY_CLASSES: " ".join(priority_classes(args)),  # read by the priority guardrail
                         "sovcloud.kr/display-name": t.display_name, "sovcloud.kr/organisation": t.organisation.name,
                         ORGANISATION_ID: t.organisation.registration_id,
                         ORGANISATION_COUNTRY: t.organisation.country}}
+
+
+def granted_priority(args: TenantArgs) -> str:
+    """The highest priority the tenant's allocations in the region grant (normal where it has none)."""
+    return max((a.priority for a in args.allocations), key=list(PRIORITIES).index, default="normal")
+
+
+def priority_classes(args: TenantArgs) -> list[str]:
+    """The WorkloadPriorityClasses the tenant's workloads may name: the granted one and those below it."""
+    order = list(PRIORITIES)
+    return [priority_class_name(p) for p in order[:order.index(granted_priority(args)) + 1]]
 
 
 def status(args: TenantArgs) -> str:
@@ -307,9 +319,9 @@ class Tenant(pulumi.ComponentResource):
                                                    "metadata": cq_meta, "spec": cluster_queue_spec(args)},
                           pulumi.ResourceOptions(parent=self))
         lq_meta = _meta(args, LOCAL_QUEUE)
-        # the WorkloadPriorityClass the tenant's jobs are to select (label kueue.x-k8s.io/priority-class)
-        lq_meta["labels"]["sovcloud.kr/priority"] = priority_class_name(
-            max((a.priority for a in args.allocations), key=["low", "normal", "high"].index))
+        # the highest WorkloadPriorityClass the tenant's jobs may select (label kueue.x-k8s.io/priority-class); the
+        # priority guardrail holds them to it
+        lq_meta["labels"]["sovcloud.kr/priority"] = priority_class_name(granted_priority(args))
         CustomObject(f"{name}-localqueue", {"apiVersion": KUEUE_API, "kind": "LocalQueue",
                                             "metadata": lq_meta, "spec": {"clusterQueue": t.name}},
                      pulumi.ResourceOptions(parent=self, depends_on=[ns, cq]))

@@ -1,5 +1,5 @@
 """Every tenant namespace is held by every admission guardrail: the policy exists and fails closed, and a binding
-that denies selects the namespace."""
+that acts as the region's config says (Deny unless it says warn or audit) selects the namespace."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def tenant_guardrails(args, report_violation) -> None:
     resources = list(args.resources)
     policies = {name(p): (p.props.get("spec") or {}) for p in objects(resources, "ValidatingAdmissionPolicy")}
     bindings = [(b.props.get("spec") or {}) for b in objects(resources, "ValidatingAdmissionPolicyBinding")]
+    actions = args.get_config().get("actions") or {}
     for ns_name, ns in sorted(tenant_namespaces(resources).items()):
         ns_labels = labels(ns)
         for guardrail in GUARDRAILS:
@@ -40,8 +41,9 @@ def tenant_guardrails(args, report_violation) -> None:
                 report_violation(f"tenant namespace {ns_name}: ValidatingAdmissionPolicy {guardrail} does not hold "
                                  "it (failurePolicy Fail and a namespaceSelector that selects it)", ns.urn)
                 continue
-            if not any(b.get("policyName") == guardrail and "Deny" in (b.get("validationActions") or [])
+            want = sorted(actions.get(guardrail) or ["Deny"])
+            if not any(b.get("policyName") == guardrail and sorted(b.get("validationActions") or []) == want
                        and selects((b.get("matchResources") or {}).get("namespaceSelector"), ns_labels)
                        for b in bindings):
                 report_violation(f"tenant namespace {ns_name}: no ValidatingAdmissionPolicyBinding of {guardrail} "
-                                 "denies in it", ns.urn)
+                                 f"acts in it with validationActions {want}", ns.urn)

@@ -175,11 +175,16 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             remediation_steps="Create tenants through the Tenant component, which sets requests.nvidia.com/gpu."),
         StackValidationPolicy(
             name="tenant-guardrails", description="Every tenant namespace is held by every admission guardrail "
-            "(images, token Secrets, externalIPs, RoleBindings, nodeName): the policy fails closed and a binding "
-            "denies there.",
+            "(images, token Secrets, externalIPs, RoleBindings, nodeName, workload and pod priority): the policy "
+            "fails closed and a binding acts there as the region's config says (deny unless set otherwise).",
             validate=fail_closed(tenant_guardrails), enforcement_level=MANDATORY, severity=Severity.HIGH,
+            config_schema=_schema(actions={
+                "type": "object", "default": {}, "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                "description": "Per guardrail, the binding's validationActions where not [Deny] (the region's "
+                "guardrails.action and guardrails.actions)."}),
             remediation_steps="Deploy the region through the Region component (it creates the Guardrails); do not "
-            "relax a policy's failurePolicy or a binding's validationActions."),
+            "relax a policy's failurePolicy or a binding's validationActions (set guardrails.action in the region "
+            "config to warn or audit instead)."),
         StackValidationPolicy(
             name="allocation-periods", description="Allocations past their end date are reported.",
             validate=allocation_periods, enforcement_level=ADVISORY, severity=Severity.LOW,

@@ -30,5 +30,8 @@ DEVICE_PLUGIN_CONFIG = "nvidia.com/device-plugin.config"
 # The admission guardrails every tenant namespace is held by (ValidatingAdmissionPolicy and binding names): written
 # by components/guardrails.py, required by the pack's tenant-guardrails rule.
 GUARDRAILS = ("sovcloud-tenant-images", "sovcloud-tenant-no-token-secrets", "sovcloud-tenant-no-external-ips",
-              "sovcloud-tenant-role-bindings", "sovcloud-tenant-no-node-name")
+              "sovcloud-tenant-role-bindings", "sovcloud-tenant-no-node-name", "sovcloud-tenant-workload-priority",
+              "sovcloud-tenant-pod-priority", "sovcloud-tenant-gpu-queue")
 ADMIN_GROUPS = f"{DOMAIN}/admin-groups"  # tenant namespace: its admin groups, space-separated (the RBAC guardrail)
+# tenant namespace: the WorkloadPriorityClasses its workloads may name, space-separated (the priority guardrail)
+PRIORITY_CLASSES = f"{DOMAIN}/priority-classes"

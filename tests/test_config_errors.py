@@ -201,6 +201,11 @@ REGION_CASES: list[tuple[str, str, Callable[[dict[str, Any]], Any], str, str, st
     ("kubernetes-without-admission-policies", "rdc-gwangju", lambda r: r["kubernetes"].update(version="v1.29.9"),
      GWANGJU, "kubernetes.version", "kubernetes-version", "older than 1.30: the tenant guardrails are "
      "ValidatingAdmissionPolicies"),
+    ("guardrail-action-for-no-guardrail", "rdc-gwangju",
+     lambda r: r.update(guardrails={"actions": {"sovcloud-tenant-imgs": "audit"}}), GWANGJU,
+     "guardrails.actions.sovcloud-tenant-imgs", "guardrail", "no guardrail is named sovcloud-tenant-imgs"),
+    ("guardrail-action-unknown", "rdc-gwangju", lambda r: r.update(guardrails={"action": "log"}), GWANGJU,
+     "guardrails.action", "enum", '"log" is not allowed (one of: deny, warn, audit)'),
     ("static-count-mismatch", "rdc-gwangju", lambda r: r["pools"][1].update(nodes=3), GWANGJU, "pools[1].nodes",
      "node-count", "3 nodes declared but 2 nodeNames listed"),
     ("cluster-api-without-nodes", "ncc-haenam", lambda r: r["pools"][0].pop("nodes"), NATIONAL, "pools[0]",

@@ -2,11 +2,10 @@
 must be admitted and objects that must be denied, the evasions included.
 
 The evaluator is ``common-expression-language`` (the cel-rust interpreter): standard CEL only. Where it differs
-from the API server: no type checking against the OpenAPI schema at policy creation (the API server rejects a
-policy whose expressions do not type-check: kubernetes-validate only checks the shape), and objects are plain
-maps (the API server's ``has()`` on an absent optional field behaves the same). The expressions use no Kubernetes
-CEL library function, so nothing else differs.
-"""
+from the API server: no schema, so no type check against the matched kinds' OpenAPI schemas (the API server reports
+its findings as warnings in the policy's status.typeChecking), and objects are plain maps (the API server's ``has()``
+on an absent optional field behaves the same). The expressions use no Kubernetes CEL library function, so nothing
+else differs."""
 
 from __future__ import annotations
 
@@ -17,6 +16,7 @@ import pytest
 
 from components.guardrails import guardrails, policy_spec
 from components.labels import ADMIN_GROUPS as ADMIN_GROUPS_ANNOTATION
+from components.labels import PRIORITY_CLASSES
 from sovcloud import config
 from tests.conftest import REPO
 
@@ -24,13 +24,22 @@ ULSAN = config.load(REPO).regions["rdc-ulsan"]
 POLICIES = {g.name: policy_spec(g) for g in guardrails(ULSAN)}
 NS = {"apiVersion": "v1", "kind": "Namespace",
       "metadata": {"name": "pixelforge", "labels": {"sovcloud.kr/tenant": "pixelforge"},
-                   "annotations": {ADMIN_GROUPS_ANNOTATION: "pixelforge-admins pixelforge-ml"}}}
+                   "annotations": {ADMIN_GROUPS_ANNOTATION: "pixelforge-admins pixelforge-ml",
+                                   PRIORITY_CLASSES: "sovcloud-low sovcloud-normal"}}}
 
 
-def admitted(policy: str, obj: dict[str, Any], namespace: dict[str, Any] = NS) -> bool:
-    """True when every validation of ``policy`` holds for ``obj`` (an error denies, as failurePolicy Fail)."""
-    spec = POLICIES[policy]
-    context: dict[str, Any] = {"object": obj, "namespaceObject": namespace}
+TENANT_ADMIN = {"username": "oidc:jiwoo@pixelforge.kr", "groups": ["pixelforge-admins", "system:authenticated"]}
+
+
+def admitted(policy: str, obj: dict[str, Any], namespace: dict[str, Any] = NS,
+             old: dict[str, Any] | None = None, policies: dict[str, Any] = POLICIES,
+             user: dict[str, Any] = TENANT_ADMIN) -> bool:
+    """True when every validation of ``policy`` holds for ``obj`` (an error denies, as failurePolicy Fail);
+    ``old`` is the object an update replaces (the API server's ``oldObject``, null on create), ``user`` the
+    request's userInfo."""
+    spec = policies[policy]
+    context: dict[str, Any] = {"object": obj, "oldObject": old, "namespaceObject": namespace,
+                               "request": {"userInfo": user, "namespace": namespace["metadata"]["name"]}}
     variables: dict[str, Any] = {}
     for v in spec["variables"]:
         variables[v["name"]] = cel.evaluate(v["expression"], {**context, "variables": variables})
@@ -158,3 +167,191 @@ def test_no_pods_placed_by_hand(node_name: str | None, ok: bool) -> None:
     assert POLICIES["sovcloud-tenant-no-node-name"]["matchConstraints"]["resourceRules"] == [
         {"apiGroups": [""], "apiVersions": ["*"], "operations": ["CREATE"], "resources": ["pods"],
          "scope": "Namespaced"}]
+
+
+def workload(ref: tuple[str, str] | None, **extra: Any) -> dict[str, Any]:
+    """A Workload as Kueue v0.19.2 writes it (v1beta2): spec.priorityClassRef {group, kind, name}."""
+    spec: dict[str, Any] = {"queueName": "sovcloud-queue", "podSets": [], **extra}
+    if ref is not None:
+        group_, name = ref
+        spec["priorityClassRef"] = {"group": group_, "name": name, "kind": "WorkloadPriorityClass"
+                                    if group_ == "kueue.x-k8s.io" else "PriorityClass"}
+        spec["priority"] = 1000
+    return {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "Workload",
+            "metadata": {"name": "job-train-1a2b3", "namespace": "pixelforge"}, "spec": spec}
+
+
+@pytest.mark.parametrize(("ref", "ok"), [
+    (None, True),
+    (("kueue.x-k8s.io", "sovcloud-normal"), True),  # the grant (pixelforge in Ulsan: normal)
+    (("kueue.x-k8s.io", "sovcloud-low"), True),  # below it
+    (("kueue.x-k8s.io", "sovcloud-high"), False),  # above it: jumps the cohort's borrowing order
+    (("kueue.x-k8s.io", "sovcloud-norm"), False),  # a part of a granted name is not one
+    (("kueue.x-k8s.io", "sovcloud-low sovcloud-normal"), False),
+    (("scheduling.k8s.io", "system-node-critical"), False),  # a pod PriorityClass outranks every workload class
+    (("scheduling.k8s.io", "sovcloud-normal"), False),  # the same name in the other group is another class
+], ids=["none", "granted", "below", "above", "substring", "glued", "system-node-critical", "other-group"])
+def test_workloads_name_only_the_priority_their_tenant_is_granted(ref: tuple[str, str] | None, ok: bool) -> None:
+    assert admitted("sovcloud-tenant-workload-priority", workload(ref)) is ok
+
+
+def test_kueues_updates_of_a_workload_that_keeps_its_class_pass() -> None:
+    high = workload(("kueue.x-k8s.io", "sovcloud-high"))
+    finalised = {**high, "metadata": {**high["metadata"], "finalizers": []}}
+    # admitted before the grant was lowered: Kueue's later updates that keep the class go through
+    assert admitted("sovcloud-tenant-workload-priority", finalised, old=high) is True
+    # raising the class on an existing workload (the job's label edited) is held like a new one
+    normal = workload(("kueue.x-k8s.io", "sovcloud-normal"))
+    assert admitted("sovcloud-tenant-workload-priority", high, old=normal) is False
+    assert admitted("sovcloud-tenant-workload-priority", high, old=workload(None)) is False
+
+
+def test_a_namespace_without_the_classes_annotation_admits_no_workload_class() -> None:
+    bare = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "pixelforge"}}
+    assert admitted("sovcloud-tenant-workload-priority", workload(("kueue.x-k8s.io", "sovcloud-low")), bare) is False
+    assert admitted("sovcloud-tenant-workload-priority", workload(None), bare) is True
+
+
+def test_the_workload_rule_reads_kueues_storage_version_whatever_version_a_request_names() -> None:
+    rules = POLICIES["sovcloud-tenant-workload-priority"]["matchConstraints"]
+    assert rules["matchPolicy"] == "Equivalent"
+    assert rules["resourceRules"] == [{"apiGroups": ["kueue.x-k8s.io"], "apiVersions": ["v1beta2"],
+                                       "operations": ["CREATE", "UPDATE"], "resources": ["workloads"],
+                                       "scope": "Namespaced"}]
+
+
+@pytest.mark.parametrize(("pc", "ok"), [(None, True), ("system-node-critical", False),
+                                        ("system-cluster-critical", False), ("sovcloud-high", False)])
+def test_tenant_pods_name_no_kubernetes_priority_class(pc: str | None, ok: bool) -> None:
+    obj = pod("cr.ulsan.example.kr/a:1")
+    if pc is not None:
+        obj["spec"]["priorityClassName"] = pc
+    assert admitted("sovcloud-tenant-pod-priority", obj) is ok
+
+
+def test_a_regions_listed_pod_priority_classes_pass_both_rules() -> None:
+    import dataclasses
+
+    from sovcloud.config.model import GuardrailSettings
+
+    region = dataclasses.replace(ULSAN, guardrails=GuardrailSettings(pod_priority_classes=("cluster-default",)))
+    policies = {g.name: policy_spec(g) for g in guardrails(region)}
+    obj = pod("cr.ulsan.example.kr/a:1")
+    obj["spec"]["priorityClassName"] = "cluster-default"
+    assert admitted("sovcloud-tenant-pod-priority", obj, policies=policies) is True
+    assert admitted("sovcloud-tenant-workload-priority", workload(("scheduling.k8s.io", "cluster-default")),
+                    policies=policies) is True
+    assert admitted("sovcloud-tenant-workload-priority", workload(("scheduling.k8s.io", "system-node-critical")),
+                    policies=policies) is False
+
+
+def test_each_tenant_namespace_carries_the_classes_its_allocations_grant(shipped_synthesis) -> None:
+    s = shipped_synthesis("rdc-ulsan")
+    annotations = {r.inputs["metadata"]["name"]: r.inputs["metadata"]["annotations"][PRIORITY_CLASSES]
+                   for r in s.records if r.type == "kubernetes:core/v1:Namespace"
+                   and "sovcloud.kr/tenant" in r.inputs["metadata"]["labels"]}
+    assert annotations["pixelforge"] == "sovcloud-low sovcloud-normal"  # normal in Ulsan
+    assert annotations["baram-shipyard"] == "sovcloud-low sovcloud-normal"  # low and normal: the higher holds
+    assert annotations["hyeon-motors-ai"] == "sovcloud-low sovcloud-normal sovcloud-high"  # high in Ulsan
+
+
+def test_a_region_rolls_guardrails_out_in_warn_or_audit_and_the_pack_expects_what_it_says(tree) -> None:
+    from sovcloud.engine import synth
+    from sovcloud.engine.check import evaluate
+    from sovcloud.engine.policy_config import policy_config
+    from tests.conftest import AS_OF
+
+    tree.edit_region("rdc-gwangju", lambda r: r.update(guardrails={
+        "action": "warn", "actions": {"sovcloud-tenant-images": "deny", "sovcloud-tenant-pod-priority": "audit"}}))
+    cfg = config.load(tree.root)
+    s = synth.run(tree.root, "rdc-gwangju", cfg, as_of=AS_OF)
+    actions = {r.inputs["metadata"]["name"]: r.inputs["spec"]["validationActions"] for r in s.records
+               if r.type == "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"}
+    assert actions.pop("sovcloud-tenant-images") == ["Deny"]
+    assert actions.pop("sovcloud-tenant-pod-priority") == ["Audit"]
+    assert set(map(tuple, actions.values())) == {("Warn", "Audit")}
+    pc = policy_config(cfg, "rdc-gwangju", AS_OF)["tenant-guardrails"]["actions"]
+    assert pc["sovcloud-tenant-pod-priority"] == ["Audit"] and "sovcloud-tenant-images" not in pc
+    violations = evaluate(s, cfg, policy_config(cfg, "rdc-gwangju", AS_OF))
+    assert [v for v in violations if v.policy == "tenant-guardrails"] == []
+
+
+JOB_CONTROLLER = {"username": "system:serviceaccount:kube-system:job-controller",
+                  "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"]}
+TENANT_SA = {"username": "system:serviceaccount:pixelforge:runner",
+             "groups": ["system:serviceaccounts", "system:serviceaccounts:pixelforge", "system:authenticated"]}
+PLATFORM_ADMIN = {"username": "oidc:ops@ncc.example.kr", "groups": ["sovcloud-platform", "system:authenticated"]}
+OWNED_BY_JOB = [{"apiVersion": "batch/v1", "kind": "Job", "name": "train", "uid": "u-1", "controller": True}]
+
+
+def gpu_pod(resource: str | None = "nvidia.com/gpu", queue: str | None = "default", owners: Any = None,
+            where: str = "containers", in_requests: bool = False) -> dict[str, Any]:
+    obj = pod("cr.ulsan.example.kr/pixelforge/train:1.0")
+    if resource is not None:
+        container = {"name": "x", "image": "cr.ulsan.example.kr/a:1"} if where == "initContainers" else \
+            obj["spec"]["containers"][0]
+        container["resources"] = {"requests" if in_requests else "limits": {resource: "8", "cpu": "8"}}
+        if where == "initContainers":
+            obj["spec"]["initContainers"] = [container]
+    if queue is not None:
+        obj["metadata"]["labels"] = {"kueue.x-k8s.io/queue-name": queue}
+    if owners is not None:
+        obj["metadata"]["ownerReferences"] = owners
+    return obj
+
+
+def job(kind: str = "Job", queue: str | None = "default", owners: Any = None) -> dict[str, Any]:
+    template = {"spec": {"containers": [{"name": "c", "image": "cr.ulsan.example.kr/a:1",
+                                         "resources": {"limits": {"nvidia.com/gpu": "8"}}}]}}
+    obj: dict[str, Any] = {"apiVersion": "apps/v1" if kind != "Job" else "batch/v1", "kind": kind,
+                           "metadata": {"name": "j", "namespace": "pixelforge"}, "spec": {"template": template}}
+    if queue is not None:
+        obj["metadata"]["labels"] = {"kueue.x-k8s.io/queue-name": queue}
+    if owners is not None:
+        obj["metadata"]["ownerReferences"] = owners
+    return obj
+
+
+@pytest.mark.parametrize(("obj", "user", "ok"), [
+    (gpu_pod(), TENANT_ADMIN, True),  # labelled (by the tenant or by Kueue's defaulting): Kueue gates it
+    (gpu_pod(queue=None), TENANT_ADMIN, False),  # Kueue's webhook did not label it: nothing would admit it
+    (gpu_pod(queue=""), TENANT_ADMIN, False),
+    (gpu_pod(owners=OWNED_BY_JOB), TENANT_ADMIN, False),  # the tenant names its admitted Job as owner: Kueue skips
+    (gpu_pod(owners=OWNED_BY_JOB), TENANT_SA, False),  # the same from a controller of the tenant's own
+    (gpu_pod(queue=None, owners=OWNED_BY_JOB), JOB_CONTROLLER, True),  # a Job's pod: held as its Job was
+    (gpu_pod(queue=None), PLATFORM_ADMIN, False),
+    (gpu_pod(queue=None, owners=[{**OWNED_BY_JOB[0], "controller": False}]), JOB_CONTROLLER, False),
+    (gpu_pod("nvidia.com/mig-1g.23gb", queue=None), TENANT_ADMIN, False),  # a MIG instance is a GPU
+    (gpu_pod(queue=None, where="initContainers"), TENANT_ADMIN, False),
+    (gpu_pod(queue=None, in_requests=True), TENANT_ADMIN, False),
+    (gpu_pod(None, queue=None, owners=OWNED_BY_JOB), TENANT_ADMIN, True),  # no GPU: not this rule's business
+    (gpu_pod("cpu", queue=None), TENANT_ADMIN, True),
+    (job(), TENANT_ADMIN, True),
+    (job(queue=None), TENANT_ADMIN, False),
+    (job(owners=[{"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "name": "js", "uid": "u-2",
+                  "controller": True}]), TENANT_SA, False),  # a child Job of the tenant's admitted JobSet
+    (job(queue=None, owners=[{"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "name": "js",
+                              "uid": "u-2", "controller": True}]),
+     {"username": "system:serviceaccount:jobset-system:jobset-controller-manager", "groups": []}, True),
+    (job("Deployment"), TENANT_ADMIN, True),
+    (job("Deployment", queue=None), TENANT_ADMIN, False),
+    (job("ReplicaSet", queue=None, owners=[{"apiVersion": "apps/v1", "kind": "Deployment", "name": "d",
+                                            "uid": "u-3", "controller": True}]), TENANT_ADMIN, False),
+    (job("DaemonSet", queue=None), TENANT_ADMIN, False),
+], ids=["labelled", "unlabelled", "empty-label", "forged-owner", "forged-owner-tenant-sa", "job-controller",
+        "platform-admin-unlabelled", "owner-not-controller", "mig", "init-container", "requests-only",
+        "cpu-owned", "cpu-unlabelled", "job", "job-unlabelled", "forged-child-job", "jobset-child-job",
+        "deployment", "deployment-unlabelled", "forged-replicaset", "daemonset"])
+def test_gpus_are_taken_only_through_the_tenants_queue(obj: dict[str, Any], user: dict[str, Any], ok: bool) -> None:
+    assert admitted("sovcloud-tenant-gpu-queue", obj, user=user) is ok
+
+
+def test_updates_that_keep_owners_and_queue_pass_and_changes_are_held_like_creation() -> None:
+    running = gpu_pod(queue=None, owners=OWNED_BY_JOB)  # a Job's pod, made by the job controller
+    annotated = {**running, "metadata": {**running["metadata"], "annotations": {"note": "x"}}}
+    assert admitted("sovcloud-tenant-gpu-queue", annotated, old=running) is True  # the tenant annotates it
+    relabelled = {**running, "metadata": {**running["metadata"], "labels": {"kueue.x-k8s.io/queue-name": "other"}}}
+    assert admitted("sovcloud-tenant-gpu-queue", relabelled, old=running) is False
+    unowned = gpu_pod()
+    adopted = {**unowned, "metadata": {**unowned["metadata"], "ownerReferences": OWNED_BY_JOB}}
+    assert admitted("sovcloud-tenant-gpu-queue", adopted, old=unowned) is False  # owner added after creation

@@ -1029,8 +1029,14 @@ def test_tenant_guardrails_hold_every_tenant_namespace() -> None:
     assert validate_stack("tenant-guardrails", _guardrail_objects()) == []
     audit_only = _guardrail_objects(**{"sovcloud-tenant-images": lambda s, b: b.update(validationActions=["Audit"])})
     assert validate_stack("tenant-guardrails", audit_only) == [(
-        "tenant namespace mirae-lab: no ValidatingAdmissionPolicyBinding of sovcloud-tenant-images denies in it",
-        "mirae-lab")]
+        "tenant namespace mirae-lab: no ValidatingAdmissionPolicyBinding of sovcloud-tenant-images acts in it with "
+        "validationActions ['Deny']", "mirae-lab")]
+    # audit is what the region's config says (guardrails.actions), and then a denying binding is the odd one out
+    assert validate_stack("tenant-guardrails", audit_only, actions={"sovcloud-tenant-images": ["Audit"]}) == []
+    assert validate_stack("tenant-guardrails", _guardrail_objects(),
+                          actions={"sovcloud-tenant-images": ["Warn", "Audit"]}) == [(
+        "tenant namespace mirae-lab: no ValidatingAdmissionPolicyBinding of sovcloud-tenant-images acts in it with "
+        "validationActions ['Audit', 'Warn']", "mirae-lab")]
     ignoring = _guardrail_objects(**{"sovcloud-tenant-role-bindings": lambda s, b: s.update(failurePolicy="Ignore")})
     assert validate_stack("tenant-guardrails", ignoring) == [(
         "tenant namespace mirae-lab: ValidatingAdmissionPolicy sovcloud-tenant-role-bindings does not hold it "
@@ -1038,8 +1044,8 @@ def test_tenant_guardrails_hold_every_tenant_namespace() -> None:
     elsewhere = _guardrail_objects(**{"sovcloud-tenant-no-external-ips": lambda s, b: b["matchResources"].update(
         namespaceSelector={"matchLabels": {"sovcloud.kr/tenant": "someone-else"}})})
     assert validate_stack("tenant-guardrails", elsewhere) == [(
-        "tenant namespace mirae-lab: no ValidatingAdmissionPolicyBinding of sovcloud-tenant-no-external-ips denies "
-        "in it", "mirae-lab")]
+        "tenant namespace mirae-lab: no ValidatingAdmissionPolicyBinding of sovcloud-tenant-no-external-ips acts "
+        "in it with validationActions ['Deny']", "mirae-lab")]
     missing = [o for o in _guardrail_objects() if o["metadata"]["name"] != "sovcloud-tenant-no-token-secrets"
                or o["kind"] == "Namespace"]
     assert validate_stack("tenant-guardrails", missing) == [(

@@ -329,7 +329,8 @@ def test_guardrails_missing_from_the_cluster_are_reported(api: str, tmp_path: Pa
         "problems"]
     assert [p for p in problems if p.startswith("guardrail")] == [
         "guardrail sovcloud-tenant-images: no ValidatingAdmissionPolicy in the cluster",
-        "guardrail sovcloud-tenant-role-bindings: no ValidatingAdmissionPolicyBinding that denies"]
+        "guardrail sovcloud-tenant-role-bindings: its binding's validationActions are Audit, the region's config "
+        "says Deny"]
 
 
 def test_a_cluster_without_admission_policies_is_reported(api: str, tmp_path: Path) -> None:

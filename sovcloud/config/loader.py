@@ -22,6 +22,7 @@ from sovcloud.config.model import (
     Contact,
     DraDriverSettings,
     GpuOperatorSettings,
+    GuardrailSettings,
     KueueSettings,
     Location,
     Network,
@@ -38,7 +39,7 @@ from sovcloud.config.model import (
     freeze,
 )
 from sovcloud.config.yamlsafe import Document
-from sovcloud.keys import GPU_CLIQUE
+from sovcloud.keys import GPU_CLIQUE, GUARDRAILS
 
 REGION_KEY = "sovcloud:region"
 STACKS_DIR = "stacks"
@@ -202,6 +203,10 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
         errors.add(doc, ("kubernetes", "version"), f"{d['kubernetes']['version']} is older than 1.30: the tenant "
                    "guardrails are ValidatingAdmissionPolicies (admissionregistration.k8s.io/v1, served from 1.30); "
                    "upgrade the cluster first", "kubernetes-version")
+    guard = d.get("guardrails", {})
+    for name in sorted(set(guard.get("actions", {})) - set(GUARDRAILS)):
+        errors.add(doc, ("guardrails", "actions", name), f"no guardrail is named {name} (the guardrails: "
+                   f"{', '.join(GUARDRAILS)})", "guardrail")
     models = _gpu_models(doc, errors)
     op = d["gpuOperator"]
     mig_strategy = op.get("migStrategy", "mixed")
@@ -306,6 +311,8 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
                                     tuple(pre.get("secrets", ()))),
         system_nodes=SystemNodes(freeze(dict(d.get("systemNodes", {}).get("nodeSelector", {}))),
                                  tuple(freeze(dict(t)) for t in d.get("systemNodes", {}).get("tolerations", ()))),
+        guardrails=GuardrailSettings(guard.get("action", "deny"), freeze(dict(guard.get("actions", {}))),
+                                     tuple(guard.get("podPriorityClasses", ()))),
     )
 
 

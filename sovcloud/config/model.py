@@ -178,6 +178,22 @@ class SystemNodes:
     tolerations: tuple[Mapping[str, str], ...] = ()
 
 
+GUARDRAIL_ACTIONS = {"deny": ("Deny",), "warn": ("Warn", "Audit"), "audit": ("Audit",)}
+
+
+@dataclass(frozen=True)
+class GuardrailSettings:
+    """What the tenant admission guardrails' bindings do, and the pod PriorityClasses tenants may name."""
+
+    action: Literal["deny", "warn", "audit"] = "deny"
+    actions: Mapping[str, str] = field(default_factory=dict)  # per guardrail name, where not the region's action
+    pod_priority_classes: tuple[str, ...] = ()
+
+    def validation_actions(self, guardrail: str) -> tuple[str, ...]:
+        """The binding's validationActions (admissionregistration.k8s.io/v1)."""
+        return GUARDRAIL_ACTIONS[self.actions.get(guardrail, self.action)]
+
+
 @dataclass(frozen=True)
 class DraDriverSettings:
     chart_version: str
@@ -221,6 +237,7 @@ class Region:
     # the line of each setting findings point at (e.g. "allocation.reservedShares"), where the file has it
     field_lines: Mapping[str, int] = field(default_factory=dict)
     system_nodes: SystemNodes = field(default_factory=SystemNodes)
+    guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)
 
     def pool(self, name: str) -> Pool | None:
         return next((p for p in self.pools if p.name == name), None)

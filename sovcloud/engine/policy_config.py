@@ -10,6 +10,7 @@ from typing import Any
 
 from sovcloud.config.model import Config
 from sovcloud.engine.capacity import national_rules
+from sovcloud.keys import GUARDRAILS
 
 
 def policy_config(cfg: Config, region: str, today: dt.date | None = None,
@@ -33,6 +34,8 @@ def policy_config(cfg: Config, region: str, today: dt.date | None = None,
                                                  "certManager": pre.cert_manager, "configMaps": list(pre.config_maps),
                                                  "secrets": list(pre.secrets)}},
         "residency-labels": {"region": r.name},
+        "tenant-guardrails": {"actions": {name: list(r.guardrails.validation_actions(name)) for name in GUARDRAILS
+                                          if r.guardrails.validation_actions(name) != ("Deny",)}},
         "driver-supports-models": {"gpuModels": models},
         "mig-quota-in-layout": {"gpuModels": models},
         "approved-registries": {"allowedRegistries": list(r.registries.allowed), "chartFolders": folders},

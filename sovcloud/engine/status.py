@@ -113,13 +113,16 @@ def _missing_prerequisites(client: Any, api_client: Any, region: Region) -> list
     return out
 
 
-def _missing_guardrails(client: Any, api_client: Any) -> list[str]:
-    """The admission guardrails (policy and binding, by name) the cluster does not hold."""
+def _missing_guardrails(client: Any, api_client: Any, region: Region) -> list[str]:
+    """The admission guardrails (policy and binding, by name) the cluster does not hold as the region's config
+    says (a binding that audits where the config denies is a gap)."""
     adm = client.AdmissionregistrationV1Api(api_client)
     try:
         policies = {p.metadata.name for p in adm.list_validating_admission_policy(_request_timeout=15).items}
-        bindings = {b.spec.policy_name for b in adm.list_validating_admission_policy_binding(_request_timeout=15).items
-                    if b.spec is not None and "Deny" in (b.spec.validation_actions or [])}
+        bindings: dict[str, list[list[str]]] = {}
+        for b in adm.list_validating_admission_policy_binding(_request_timeout=15).items:
+            if b.spec is not None:
+                bindings.setdefault(b.spec.policy_name, []).append(sorted(b.spec.validation_actions or []))
     except client.ApiException as exc:
         if exc.status != 404:
             raise
@@ -127,10 +130,15 @@ def _missing_guardrails(client: Any, api_client: Any) -> list[str]:
                 "newer): the tenant guardrails cannot hold"]
     out = []
     for name in GUARDRAILS:
+        want = sorted(region.guardrails.validation_actions(name))
         if name not in policies:
             out.append(f"guardrail {name}: no ValidatingAdmissionPolicy in the cluster")
         elif name not in bindings:
-            out.append(f"guardrail {name}: no ValidatingAdmissionPolicyBinding that denies")
+            out.append(f"guardrail {name}: no ValidatingAdmissionPolicyBinding in the cluster")
+        elif want not in bindings[name]:
+            out.append(f"guardrail {name}: its binding's validationActions are "
+                       f"{', '.join('/'.join(a) or 'none' for a in bindings[name])}, the region's config says "
+                       f"{'/'.join(want)}")
     return out
 
 
@@ -155,7 +163,7 @@ def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str |
             if exc.status != 404:
                 raise
             queues = []  # Kueue not installed (yet)
-        missing = _missing_prerequisites(client, api_client, region) + _missing_guardrails(client, api_client)
+        missing = _missing_prerequisites(client, api_client, region) + _missing_guardrails(client, api_client, region)
     except client.ApiException as exc:
         reason = {401: "credentials rejected", 403: "access denied"}.get(exc.status, exc.reason)
         raise ClusterUnreachable(f"{server}: the API server refused the request: {exc.status} {reason}") from None
