@@ -76,7 +76,17 @@ def helm_values(region: model.Region) -> dict[str, Any]:
         "devicePlugin": {"enabled": True, "config": {"create": False, "name": DEVICE_PLUGIN_CONFIGMAP,
                                                      "default": DEVICE_PLUGIN_DEFAULT}},
         "gfd": {"enabled": True},
-        "dcgmExporter": {"enabled": op.dcgm_exporter, "serviceMonitor": {"enabled": op.service_monitor}},
+        "dcgmExporter": {"enabled": op.dcgm_exporter, "serviceMonitor": {
+            "enabled": op.service_monitor,
+            # showback (sovcloud/showback.py): the exporter labels each GPU's series with the pod it is attributed
+            # to (namespace, pod, container: DCGM_EXPORTER_KUBERNETES is on in the operator's DaemonSet). Those
+            # collide with the target labels the Prometheus Operator adds, which win unless honorLabels (the
+            # exporter's then become exported_namespace...); and the target's node becomes a label, to put each
+            # GPU on its pool through kube-state-metrics' kube_node_labels. ClusterPolicy
+            # dcgmExporter.serviceMonitor.honorLabels/relabelings (CRD v25.10-v26.7, RelabelConfig fields).
+            **({"honorLabels": True, "relabelings": [{"action": "replace", "targetLabel": "node",
+                                                      "sourceLabels": ["__meta_kubernetes_pod_node_name"]}]}
+               if op.service_monitor else {})}},
         "nfd": {"enabled": op.nfd},
         "cdi": {"enabled": op.cdi},
         "gds": {"enabled": op.gds},

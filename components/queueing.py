@@ -57,7 +57,10 @@ def manager_config(region: model.Region) -> dict[str, Any]:
     return {
         # the chart's default Configuration (charts/kueue/values.yaml, managerConfig.controllerManagerConfigYaml)
         "apiVersion": "config.kueue.x-k8s.io/v1beta2", "kind": "Configuration",
-        "health": {"healthProbeBindAddress": ":8081"}, "metrics": {"bindAddress": ":8443"},
+        "health": {"healthProbeBindAddress": ":8081"},
+        # ours: the ClusterQueue usage and quota gauges showback reads (off by default; Configuration
+        # metrics.enableClusterQueueResources, apis/config/v1beta2/configuration_types.go at v0.19.2)
+        "metrics": {"bindAddress": ":8443", "enableClusterQueueResources": True},
         "webhook": {"port": 9443},
         "leaderElection": {"leaderElect": True, "resourceName": "c1f6bfd2.kueue.x-k8s.io"},
         "controller": {"groupKindConcurrency": {

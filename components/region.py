@@ -14,6 +14,7 @@ from components.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.guardrails import Guardrails, GuardrailsArgs
 from components.node_pool import GpuNodePool, GpuNodePoolArgs
 from components.queueing import Queueing, QueueingArgs
+from components.showback import Showback, ShowbackArgs
 from components.tenant import Tenant, TenantArgs, tenant_admin_role_rules
 from sovcloud.config import model
 
@@ -94,6 +95,9 @@ class Region(pulumi.ComponentResource):
                                              metadata={"name": L.TENANT_ADMIN_ROLE, "labels": L.common(r)},
                                              rules=tenant_admin_role_rules(r.dra_driver is not None), opts=child)
         Guardrails(f"{r.name}-guardrails", GuardrailsArgs(r), child)
+        if r.prerequisites.prometheus_operator:
+            # in the operator's namespace
+            Showback(f"{r.name}-showback", ShowbackArgs(r), pulumi.ResourceOptions(parent=self, depends_on=[operator]))
         for tenant, allocs in args.tenants:
             Tenant(f"{r.name}-{tenant.name}", TenantArgs(tenant, allocs, r, args.as_of),
                    # the Kueue release (CRDs) and the admin role, not whole components: depending on a component

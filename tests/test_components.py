@@ -170,8 +170,12 @@ def test_gpu_operator_release_is_pinned_from_the_mirror(shipped_synthesis) -> No
                                          "default": "all-disabled"}
     assert v["devicePlugin"]["config"] == {"create": False, "name": "sovcloud-device-plugin-config",
                                            "default": "default"}
-    assert v["dcgmExporter"] == {"enabled": True, "serviceMonitor": {"enabled": True},
-                                 "repository": f"{MIRROR}/nvidia/k8s"}
+    # the exporter's pod labels (namespace, pod) kept over the target's, and the node each GPU is on: showback
+    assert v["dcgmExporter"] == {"enabled": True, "serviceMonitor": {
+        "enabled": True, "honorLabels": True,
+        "relabelings": [{"action": "replace", "targetLabel": "node",
+                         "sourceLabels": ["__meta_kubernetes_pod_node_name"]}]},
+        "repository": f"{MIRROR}/nvidia/k8s"}
 
 
 def test_every_operand_image_comes_from_the_region_mirror(shipped_synthesis) -> None:
@@ -413,7 +417,8 @@ def test_every_resource_is_parented_by_a_component(shipped_synthesis) -> None:
     s = shipped_synthesis("ncc-haenam")
     types = {r.urn: r.type for r in s.records}
     components = {"sovcloud:nodepools:GpuNodePool", "sovcloud:gpu:GpuOperator", "sovcloud:queueing:Queueing",
-                  "sovcloud:tenants:Tenant", "sovcloud:regions:Region", "sovcloud:guardrails:Guardrails"}
+                  "sovcloud:tenants:Tenant", "sovcloud:regions:Region", "sovcloud:guardrails:Guardrails",
+                  "sovcloud:showback:Showback"}
     for rec in s.records:
         if rec.custom and not rec.type.startswith("pulumi:providers:"):
             assert types.get(rec.parent) in components, rec.urn
@@ -620,9 +625,15 @@ def test_a_centre_kept_driver_repository_is_named_and_not_created(shipped_synthe
 
 def test_monitoring_objects_only_where_the_prometheus_operator_is_declared(shipped_synthesis) -> None:
     # ncc-haenam declares prerequisites.prometheusOperator; rdc-gwangju does not
-    assert release(shipped_synthesis("ncc-haenam"), "gpu-operator")["values"]["dcgmExporter"]["serviceMonitor"] == \
-        {"enabled": True}
+    assert release(shipped_synthesis("ncc-haenam"), "gpu-operator")["values"]["dcgmExporter"]["serviceMonitor"][
+        "enabled"] is True
     assert release(shipped_synthesis("ncc-haenam"), "kueue")["values"]["enablePrometheus"] is True
+    rules = [r.inputs for r in shipped_synthesis("ncc-haenam").kubernetes_objects()
+             if r.inputs["kind"] == "PrometheusRule"]
+    assert [(r["metadata"]["namespace"], r["metadata"]["name"]) for r in rules] == [
+        ("gpu-operator", "sovcloud-showback")]
+    assert not [r for r in shipped_synthesis("rdc-gwangju").kubernetes_objects()
+                if r.inputs["apiVersion"].startswith("monitoring.coreos.com/")]
     assert release(shipped_synthesis("rdc-gwangju"), "gpu-operator")["values"]["dcgmExporter"]["serviceMonitor"] == \
         {"enabled": False}
     assert release(shipped_synthesis("rdc-gwangju"), "kueue")["values"]["enablePrometheus"] is False

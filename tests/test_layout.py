@@ -79,7 +79,8 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def _layer(mod: str) -> int:
     for prefix, layer in (("sovcloud.cli", 5), ("sovcloud.commands", 4), ("stacks", 3), ("sovcloud.engine", 3),
                           ("components", 2), ("policies", 2), ("sovcloud.allocation", 1), ("sovcloud.render", 1),
-                          ("sovcloud.apiserver", 1), ("sovcloud.config", 0),
+                          ("sovcloud.apiserver", 1), ("sovcloud.showback", 1), ("sovcloud.prometheus", 1),
+                          ("sovcloud.config", 0),
                           ("sovcloud.keys", 0), ("sovcloud", 0)):
         if mod == prefix or mod.startswith(prefix + "."):
             return layer

@@ -138,6 +138,7 @@ def test_monitoring_objects_without_the_prometheus_operator_are_not_served(rende
     findings = apiserver.check([r.inputs for r in s.kubernetes_objects()], s.rendered,
                                _cluster("ncc-haenam", prometheusOperator=False))
     assert [(f.source, f.object, f.rule) for f in findings] == [
+        ("sovcloud", "monitoring.coreos.com/v1 PrometheusRule gpu-operator/sovcloud-showback", "served"),
         ("release kueue",
          "monitoring.coreos.com/v1 ServiceMonitor kueue-system/kueue-controller-manager-metrics-monitor", "served"),
         ("release gpu-operator (made by the operator from ClusterPolicy spec.dcgmExporter.serviceMonitor)",

@@ -37,6 +37,9 @@ from tests.conftest import CHART_SOURCES, REPO, SHARED, SHIPPED_REGIONS
 
 UPSTREAM = SHARED / "upstream"
 CRDS = UPSTREAM / "crds"
+# CRDs of prerequisites the centre installs, kept beside the tests at the version named in each file's
+# operator.prometheus.io/version annotation (prometheus-operator v0.93.0, example/prometheus-operator-crd/)
+VENDORED_CRDS = Path(__file__).parent / "data" / "crds"
 DOMAIN_FACTS = "shared/reference/domain-facts.md"
 NO_UPSTREAM = "upstream reference data (../shared/upstream) not present"
 
@@ -250,7 +253,7 @@ strict_schema = apiserver.strict_schema
 def _crd_index() -> dict[tuple[str, str], tuple[Path, dict[str, Any]]]:
     """(spec.group, spec.names.kind) -> (file, CRD) for every CRD file in the reference data."""
     index: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
-    for path in sorted(CRDS.glob("*.yaml")):
+    for path in [*sorted(CRDS.glob("*.yaml")), *sorted(VENDORED_CRDS.glob("*.yaml"))]:
         for doc in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_LOADER):
             if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
                 index[(doc["spec"]["group"], doc["spec"]["names"]["kind"])] = (path, doc)

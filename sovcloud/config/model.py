@@ -69,6 +69,7 @@ class Prerequisites:
     cert_manager: bool = False
     config_maps: tuple[str, ...] = ()  # namespace/name
     secrets: tuple[str, ...] = ()  # namespace/name
+    kube_state_metrics: bool = False  # with nodes=[sovcloud.kr/pool] in its label allowlist (showback's busy)
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,14 @@ class GuardrailSettings:
 
 
 @dataclass(frozen=True)
+class ShowbackSettings:
+    """The recording rules' PrometheusRule: labels the centre's Prometheus selects rules by, evaluation interval."""
+
+    rule_labels: Mapping[str, str] = field(default_factory=dict)
+    rule_interval: str = "1m"
+
+
+@dataclass(frozen=True)
 class DraDriverSettings:
     chart_version: str
     pools: tuple[str, ...]  # pools whose nodes run the kubelet plugin
@@ -238,6 +247,7 @@ class Region:
     field_lines: Mapping[str, int] = field(default_factory=dict)
     system_nodes: SystemNodes = field(default_factory=SystemNodes)
     guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)
+    showback: ShowbackSettings = field(default_factory=ShowbackSettings)
 
     def pool(self, name: str) -> Pool | None:
         return next((p for p in self.pools if p.name == name), None)
