@@ -19,6 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels as L
+from components.queueing import MANAGED_OWNERS
 from sovcloud.config import model
 
 # every image of a pod: containers, init containers and ephemeral containers (added through the
@@ -46,6 +47,7 @@ class Guardrail:
     # the API versions matched: a version named here (with matchPolicy Equivalent) gets requests made through any
     # version of the resource converted to it, so the expression reads one schema
     api_versions: tuple[str, ...] = ("*",)
+    extra: tuple[tuple[str, str], ...] = ()  # further (expression, message) validations
 
 
 def _namespace_annotation(key: str) -> str:
@@ -163,25 +165,26 @@ def guardrails(region: model.Region) -> list[Guardrail]:
             "jobs, label them kueue.x-k8s.io/priority-class with a class the tenant is granted)"),
         Guardrail(
             gpu_queue,
-            "GPUs taken outside Kueue. Kueue labels every unlabelled pod and job of a tenant namespace for the "
-            "tenant's LocalQueue (it is named default) and gates it, but skips an object whose controller owner is a "
-            "job Kueue already manages: a pod or Job the tenant makes itself, naming its own admitted job as owner, "
-            "would take GPUs up to the namespace quota (guaranteed plus borrowing limit) that Kueue counts as free "
-            "and cannot reclaim for the lender",
+            "work taken outside Kueue. Kueue labels every unlabelled pod and job of a tenant namespace for the "
+            "tenant's LocalQueue (it is named default) and gates it, but leaves an object whose controller owner is a "
+            "kind it manages to that owner's workload: a pod or Job the tenant makes itself, naming its own admitted "
+            "job as owner, would take GPUs up to the namespace quota (guaranteed plus borrowing limit) that Kueue "
+            "counts as free and cannot reclaim for the lender; and a tenant removing Kueue's scheduling gate from its "
+            "pod starts it before admission",
             (("", "pods"), ("", "replicationcontrollers"), ("batch", "jobs"), ("apps", "deployments"),
              ("apps", "statefulsets"), ("apps", "replicasets"), ("apps", "daemonsets")),
             ("CREATE", "UPDATE"),
             # Kueue v0.19.2: the jobs' and pods' webhooks default kueue.x-k8s.io/queue-name to the namespace's
-            # LocalQueue named "default" unless an owner is a job Kueue manages (jobframework/defaults.go,
-            # jobs/pod/pod_webhook.go); mutating admission runs before this. Controllers (the job, ReplicaSet,
-            # StatefulSet controllers, the job operators) make owned objects; the tenant (its groups, its
-            # namespace's service accounts) has no reason to name a controller owner on a GPU workload.
-            # an update that keeps the owners and the queue label passes (a label edit on a running job's pod)
-            "!variables.gpu || variables.kept || (variables.byTenant ? !variables.controlled && variables.queued"
-            " : variables.controlled || variables.queued)",
+            # LocalQueue named "default" unless the controller owner is a kind Kueue manages
+            # (jobframework/defaults.go, jobs/pod/pod_webhook.go); mutating admission runs before this. Owners the
+            # tenant's own controllers write (an Argo Workflow, say) are not Kueue's, and Kueue gates those pods.
+            # Requests of others (the job, ReplicaSet, StatefulSet controllers, the garbage collector, Kueue, the
+            # job operators) are believed: their creations need a controller owner or the label, their updates pass.
+            "!variables.gpu || (variables.byTenant ? variables.kept || (!variables.kueueOwner && variables.queued)"
+            " : oldObject != null || variables.controlled || variables.queued)",
             f"{gpu_queue}: a workload that requests GPUs (nvidia.com/*) goes through the tenant's LocalQueue: it "
             f"carries kueue.x-k8s.io/queue-name (Kueue sets it where absent) and, made by the tenant, names no "
-            "controller owner (submit a Job, JobSet or another kind Kueue manages instead)",
+            "controller owner of a kind Kueue manages (submit the Job, JobSet or other kind itself)",
             (("podSpec", "object.kind == 'Pod' ? object.spec : has(object.spec.template) && "
                          "has(object.spec.template.spec) ? object.spec.template.spec : {'containers': []}"),
              ("gpu", "(variables.podSpec.containers + (has(variables.podSpec.initContainers) ? "
@@ -191,6 +194,10 @@ def guardrails(region: model.Region) -> list[Guardrail]:
              ("queued", f"{_label('object', QUEUE_LABEL)} != ''"),
              ("controlled", "has(object.metadata.ownerReferences) && "
                             "object.metadata.ownerReferences.exists(o, has(o.controller) && o.controller)"),
+             ("kueueOwner", "has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(o, "
+                            f"has(o.controller) && o.controller && {json.dumps([list(o) for o in MANAGED_OWNERS])}"
+                            ".exists(m, o.apiVersion.startsWith(m[0]) && o.kind == m[1]))"),
+             # an update that keeps the owners and the queue label (a label edit on a running job's pod)
              ("kept", "oldObject != null && has(oldObject.metadata.ownerReferences) == "
                       "has(object.metadata.ownerReferences) && (!has(object.metadata.ownerReferences) || "
                       "oldObject.metadata.ownerReferences == object.metadata.ownerReferences) && "
@@ -199,7 +206,15 @@ def guardrails(region: model.Region) -> list[Guardrail]:
              ("byTenant", "request.userInfo.username.startsWith('system:serviceaccount:' + "
                           "namespaceObject.metadata.name + ':') || (has(request.userInfo.groups) && "
                           "request.userInfo.groups.exists(g, (' ' + variables.groups + ' ').contains(' ' + g + ' ')))"
-              ))),
+              )),
+            # the tenant may not lift Kueue's gates (kueue.x-k8s.io/admission, kueue.x-k8s.io/topology) itself:
+            # Kubernetes lets anyone who may update a pod remove its scheduling gates
+            extra=(("!(variables.byTenant && oldObject != null && object.kind == 'Pod') || "
+                    "!has(oldObject.spec.schedulingGates) || oldObject.spec.schedulingGates.all(g, "
+                    "!g.name.startsWith('kueue.x-k8s.io/') || (has(object.spec.schedulingGates) && "
+                    "object.spec.schedulingGates.exists(n, n.name == g.name)))",
+                    f"{gpu_queue}: Kueue's scheduling gates are lifted by Kueue when it admits the pod, not by the "
+                    "tenant"),)),
     ]
 
 
@@ -215,7 +230,8 @@ def policy_spec(g: Guardrail) -> dict[str, Any]:
                                "resources": sorted(r for gr, r in g.resources if gr == group), "scope": "Namespaced"}
                               for group in groups]},
         "variables": [{"name": n, "expression": e} for n, e in g.variables],
-        "validations": [{"expression": g.expression, "message": g.message, "reason": "Forbidden"}],
+        "validations": [{"expression": e, "message": m, "reason": "Forbidden"}
+                        for e, m in ((g.expression, g.message), *g.extra)],
     }
 
 

@@ -41,6 +41,20 @@ COMPUTE_DOMAIN_CHANNEL_CLASS = "compute-domain-default-channel.nvidia.com"
 COMPUTE_DOMAIN_CHANNEL = "nvidia.com/compute-domain-channel"
 
 
+# Kueue's integrations (the chart's default list), each with the owner (apiVersion prefix, kind) of the objects it
+# manages: Kueue leaves an object whose controller owner is one of these (or a ReplicaSet it walks through) to
+# that owner's workload (jobframework.FindAncestorJobManagedByKueue at v0.19.2)
+FRAMEWORKS: dict[str, tuple[str, str] | None] = {
+    "batch/job": ("batch/", "Job"), "kubeflow.org/mpijob": ("kubeflow.org/", "MPIJob"),
+    "ray.io/rayjob": ("ray.io/", "RayJob"), "ray.io/rayservice": ("ray.io/", "RayService"),
+    "ray.io/raycluster": ("ray.io/", "RayCluster"), "jobset.x-k8s.io/jobset": ("jobset.x-k8s.io/", "JobSet"),
+    "workload.codeflare.dev/appwrapper": ("workload.codeflare.dev/", "AppWrapper"),
+    "trainer.kubeflow.org/trainjob": ("trainer.kubeflow.org/", "TrainJob"), "pod": None,
+    "deployment": ("apps/", "Deployment"), "statefulset": ("apps/", "StatefulSet"),
+    "leaderworkerset.x-k8s.io/leaderworkerset": ("leaderworkerset.x-k8s.io/", "LeaderWorkerSet")}
+MANAGED_OWNERS = (*(o for o in FRAMEWORKS.values() if o is not None), ("apps/", "ReplicaSet"))
+
+
 def manager_config(region: model.Region) -> dict[str, Any]:
     """Kueue's Configuration (config.kueue.x-k8s.io/v1beta2, apis/config/v1beta2/configuration_types.go at v0.19.2):
     the chart's defaults, plus
@@ -67,10 +81,7 @@ def manager_config(region: model.Region) -> dict[str, Any]:
             "Job.batch": 5, "Pod": 5, "Workload.kueue.x-k8s.io": 10, "LocalQueue.kueue.x-k8s.io": 5,
             "ClusterQueue.kueue.x-k8s.io": 5, "ResourceFlavor.kueue.x-k8s.io": 1}},
         "clientConnection": {"qps": 300, "burst": 500},
-        "integrations": {"frameworks": [
-            "batch/job", "kubeflow.org/mpijob", "ray.io/rayjob", "ray.io/rayservice", "ray.io/raycluster",
-            "jobset.x-k8s.io/jobset", "workload.codeflare.dev/appwrapper", "trainer.kubeflow.org/trainjob", "pod",
-            "deployment", "statefulset", "leaderworkerset.x-k8s.io/leaderworkerset"]},
+        "integrations": {"frameworks": list(FRAMEWORKS)},
         # ours
         "managedJobsNamespaceSelector": L.tenant_namespaces(),
         "resources": resources,

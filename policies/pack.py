@@ -175,7 +175,8 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             remediation_steps="Create tenants through the Tenant component, which sets requests.nvidia.com/gpu."),
         StackValidationPolicy(
             name="tenant-guardrails", description="Every tenant namespace is held by every admission guardrail "
-            "(images, token Secrets, externalIPs, RoleBindings, nodeName, workload and pod priority): the policy "
+            "(images, token Secrets, externalIPs, RoleBindings, nodeName, workload and pod priority, GPUs through "
+            "the queue): the policy "
             "fails closed and a binding acts there as the region's config says (deny unless set otherwise).",
             validate=fail_closed(tenant_guardrails), enforcement_level=MANDATORY, severity=Severity.HIGH,
             config_schema=_schema(actions={

@@ -355,3 +355,37 @@ def test_updates_that_keep_owners_and_queue_pass_and_changes_are_held_like_creat
     unowned = gpu_pod()
     adopted = {**unowned, "metadata": {**unowned["metadata"], "ownerReferences": OWNED_BY_JOB}}
     assert admitted("sovcloud-tenant-gpu-queue", adopted, old=unowned) is False  # owner added after creation
+
+
+def test_the_tenants_own_controllers_and_the_platforms_updates_are_not_in_the_way() -> None:
+    argo = [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "name": "wf", "uid": "u-4", "controller": True}]
+    # an Argo Workflow's pod, made by the tenant's workflow controller: Kueue does not know the owner, labels and
+    # gates the pod itself
+    assert admitted("sovcloud-tenant-gpu-queue", gpu_pod(owners=argo), user=TENANT_SA) is True
+    # the garbage collector orphaning a Job's pods (propagationPolicy Orphan) patches their owners away
+    running = gpu_pod(queue=None, owners=OWNED_BY_JOB)
+    orphaned = {**running, "metadata": {k: v for k, v in running["metadata"].items() if k != "ownerReferences"}}
+    gc = {"username": "system:serviceaccount:kube-system:generic-garbage-collector", "groups": []}
+    assert admitted("sovcloud-tenant-gpu-queue", orphaned, old=running, user=gc) is True
+    assert admitted("sovcloud-tenant-gpu-queue", orphaned, old=running) is False  # the tenant may not
+
+
+def gated(*gates: str) -> dict[str, Any]:
+    obj = gpu_pod()
+    obj["spec"]["schedulingGates"] = [{"name": g} for g in gates]
+    return obj
+
+
+@pytest.mark.parametrize(("old", "new", "user", "ok"), [
+    (gated("kueue.x-k8s.io/admission"), gated(), TENANT_ADMIN, False),  # lifting Kueue's gate itself
+    (gated("kueue.x-k8s.io/admission", "kueue.x-k8s.io/topology"), gated("kueue.x-k8s.io/admission"),
+     TENANT_ADMIN, False),
+    (gated("kueue.x-k8s.io/admission", "example.com/mine"), gated("kueue.x-k8s.io/admission"), TENANT_ADMIN, True),
+    (gated("kueue.x-k8s.io/admission"), gated(), {"username": "system:serviceaccount:kueue-system:kueue-controller"
+                                                              "-manager", "groups": []}, True),  # Kueue admits it
+], ids=["tenant-lifts-admission", "tenant-lifts-topology", "tenant-lifts-its-own", "kueue-lifts"])
+def test_only_kueue_lifts_its_scheduling_gates(old: dict[str, Any], new: dict[str, Any], user: dict[str, Any],
+                                               ok: bool) -> None:
+    assert admitted("sovcloud-tenant-gpu-queue", new, old=old, user=user) is ok
+    cpu_old, cpu_new = (dict(o, spec={**o["spec"], "containers": [{"name": "c", "image": "x"}]}) for o in (old, new))
+    assert admitted("sovcloud-tenant-gpu-queue", cpu_new, old=cpu_old, user=user) is ok  # CPU pods are queued too

@@ -76,6 +76,10 @@ def cluster_state() -> dict[str, Any]:
                 "metadata": {"resourceVersion": "10"},
                 "items": [{"metadata": {"name": g}, "spec": {"policyName": g, "validationActions": ["Deny"]}}
                           for g in GUARDRAILS]},
+            "/apis/scheduling.k8s.io/v1/priorityclasses": {
+                "kind": "PriorityClassList", "apiVersion": "scheduling.k8s.io/v1",
+                "metadata": {"resourceVersion": "10"},
+                "items": [{"metadata": {"name": "system-node-critical"}, "value": 2000001000}]},
             # rdc-gwangju's declared prerequisite: the driver's package sources, kept by the centre
             "/api/v1/namespaces/gpu-operator/configmaps/os-package-mirror": {
                 "kind": "ConfigMap", "apiVersion": "v1",
@@ -168,6 +172,7 @@ def test_status_compares_live_nodes_with_declared_pools(api: str, tmp_path: Path
                                      "/apis/kueue.x-k8s.io/v1beta2/clusterqueues",
                                      "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies",
                                      "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings",
+                                     "/apis/scheduling.k8s.io/v1/priorityclasses",
                                      "/api/v1/namespaces/gpu-operator/configmaps/os-package-mirror"}
 
 
@@ -350,3 +355,13 @@ def test_names_from_the_server_are_never_markup_or_terminal_escapes(api: str, tm
     assert "\x1b" not in result.output
     assert ("gj-h100-033 report nvidia.com/gpu.product=[red]H200\\x1b[2K, the pool declares "
             "NVIDIA-H100-80GB-HBM3") in result.output.replace("\n", "")
+
+
+def test_a_global_default_priority_class_the_guardrails_would_refuse_is_reported(api: str, tmp_path: Path) -> None:
+    FakeApi.state["/apis/scheduling.k8s.io/v1/priorityclasses"]["items"].append(
+        {"metadata": {"name": "batch-default"}, "value": 1000, "globalDefault": True})
+    problems = json.loads(status("--kubeconfig", str(kubeconfig(tmp_path, api)), "--format", "json").stdout)[
+        "problems"]
+    assert [p for p in problems if p.startswith("PriorityClass")] == [
+        "PriorityClass batch-default is the cluster's globalDefault: it is written into every tenant pod and workload "
+        "that names none, and the priority guardrails refuse them (list it in guardrails.podPriorityClasses)"]

@@ -129,6 +129,20 @@ def _missing_guardrails(client: Any, api_client: Any, region: Region) -> list[st
         return ["admissionregistration.k8s.io/v1 ValidatingAdmissionPolicies are not served (Kubernetes 1.30 or "
                 "newer): the tenant guardrails cannot hold"]
     out = []
+    # a globalDefault PriorityClass is written into every pod that names none (the Priority admission plugin) and
+    # Kueue gives it to every workload that names none: unlisted, the priority guardrails refuse them all
+    try:
+        classes = client.SchedulingV1Api(api_client).list_priority_class(_request_timeout=15).items
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+        classes = []
+    for pc in classes:
+        name = pc.metadata.name if pc.metadata is not None else None
+        if pc.global_default and name and name not in region.guardrails.pod_priority_classes:
+            out.append(f"PriorityClass {name} is the cluster's globalDefault: it is written into every tenant pod "
+                       "and workload that names none, and the priority guardrails refuse them (list it in "
+                       "guardrails.podPriorityClasses)")
     for name in GUARDRAILS:
         want = sorted(region.guardrails.validation_actions(name))
         if name not in policies:
