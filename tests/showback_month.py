@@ -184,3 +184,8 @@ def edit_tree(tenant: dict[str, Any]) -> None:
     for a in tenant["allocations"]:
         if a["region"] == REGION:
             a["period"]["end"] = PIXELFORGE_END.isoformat()
+
+
+def edit_region(region: dict[str, Any]) -> None:
+    """The test tree's rdc-ulsan: it runs the monitoring showback reads."""
+    region.setdefault("prerequisites", {}).update(prometheusOperator=True, kubeStateMetrics=True)

@@ -46,6 +46,7 @@ def month_tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
         shutil.copytree(REPO / d, root / d)
     tree = Tree(root)
     tree.edit_tenant("pixelforge", month.edit_tree)
+    tree.edit_region(month.REGION, month.edit_region)
     return tree
 
 
@@ -236,3 +237,21 @@ def test_the_recording_rules_attribute_gpus_to_tenants_and_pools(tmp_path: Path)
     result = subprocess.run(["promtool", "test", "rules", str(test_file)], capture_output=True, text=True,
                             timeout=60, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_prometheus
+def test_without_kube_state_metrics_busy_is_left_out_with_a_note(prometheus, month_tree: Tree, tmp_path: Path) -> None:
+    url, expected = prometheus
+    bare = Tree(tmp_path)
+    for d in ("stacks", "tenants"):
+        shutil.copytree(month_tree.root / d, tmp_path / d)
+    bare.edit_region(month.REGION, lambda r: r["prerequisites"].update(kubeStateMetrics=False))
+    result = usage(bare, "--prometheus", url, "--from", "2026-11-01", "--step", "1h", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["notes"] == [
+        "busy GPU-hours not computed: the region does not declare prerequisites.kubeStateMetrics (kube-state-metrics "
+        "with nodes=[sovcloud.kr/pool] in --metric-labels-allowlist puts GPUs on pools)"]
+    assert {r["busyGpuHours"] for r in data["rows"]} == {None} and data["total"]["busyGpuHours"] is None
+    orbit = next(r for r in data["rows"] if r["tenant"] == "orbit-lm")
+    assert orbit["allocatedGpuHours"] == pytest.approx(expected[("orbit-lm", "gb200-nvl72")]["allocatedGpuHours"])

@@ -82,7 +82,12 @@ def usage_data(cfg: Config, region_name: str, prom: Prometheus, win: Window,
     notes = []
     busy_metrics = [m for m in (showback.DCGM_UTIL, showback.NODE_LABELS)
                     if not prom.series_exist(m, win.start, win.end)]
-    if busy_metrics:
+    if not region.prerequisites.kube_state_metrics:
+        busy_metrics = busy_metrics or [showback.NODE_LABELS]
+        notes.append("busy GPU-hours not computed: the region does not declare prerequisites.kubeStateMetrics "
+                     "(kube-state-metrics with nodes=[sovcloud.kr/pool] in --metric-labels-allowlist puts GPUs on "
+                     "pools)")
+    elif busy_metrics:
         notes.append(f"busy GPU-hours not available: no {' or '.join(busy_metrics)} series in the window (the DCGM "
                      "exporter's ServiceMonitor; kube-state-metrics with nodes=[sovcloud.kr/pool] in "
                      "--metric-labels-allowlist)")
