@@ -68,7 +68,7 @@ def resource_share(pool: Pool, resource: str) -> float:
 
 
 def _guaranteed_gpus(pool: Pool, gpus: int, mig: dict[str, int]) -> float:
-    return gpus + sum(n * mig_share(p, pool.gpu.compute_slices) for p, n in mig.items())
+    return float(gpus) + sum(n * mig_share(p, pool.gpu.compute_slices) for p, n in mig.items())
 
 
 def usage_data(cfg: Config, region_name: str, prom: Prometheus, win: Window,
