@@ -255,3 +255,65 @@ def test_without_kube_state_metrics_busy_is_left_out_with_a_note(prometheus, mon
     assert {r["busyGpuHours"] for r in data["rows"]} == {None} and data["total"]["busyGpuHours"] is None
     orbit = next(r for r in data["rows"] if r["tenant"] == "orbit-lm")
     assert orbit["allocatedGpuHours"] == pytest.approx(expected[("orbit-lm", "gb200-nvl72")]["allocatedGpuHours"])
+
+
+class _Guarded:
+    """A server that wants a bearer token, or answers like a sign-in proxy."""
+
+    def __init__(self, mode: str):
+        import http.server
+        import threading
+
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.seen.append(self.headers.get("Authorization"))
+                if mode == "proxy":
+                    body, status, kind = b"<html>sign in</html>", 200, "text/html"
+                elif self.headers.get("Authorization") != "Bearer s3cret":
+                    body, status, kind = b"unauthorised", 401, "text/plain"
+                else:
+                    body, status, kind = b'{"status":"success","data":[]}', 200, "application/json"
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.seen: list[str | None] = []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_bearer_token_is_sent_and_a_refusal_or_a_proxy_page_is_one_line(month_tree: Tree, tmp_path: Path) -> None:
+    server = _Guarded("token")
+    try:
+        args = ("--prometheus", server.url, "--from", "2026-11-01")
+        refused = usage(month_tree, *args)
+        assert refused.exit_code == 1
+        assert refused.output.strip().splitlines() == [
+            f"error: {server.url}: 401 Unauthorized: the server wants credentials (--bearer-token-file)"]
+        token = tmp_path / "token"
+        token.write_text("s3cret\n")
+        accepted = usage(month_tree, *args, "--bearer-token-file", str(token))
+        assert server.seen[-1] == "Bearer s3cret"
+        assert accepted.exit_code == 1 and "no kueue_cluster_queue_resource_usage series" in accepted.output
+    finally:
+        server.close()
+    proxy = _Guarded("proxy")
+    try:
+        result = usage(month_tree, "--prometheus", proxy.url, "--from", "2026-11-01")
+        assert result.output.strip().splitlines() == [
+            f"error: {proxy.url}: the answer (200, text/html) is not the Prometheus API; is the URL the server's (not "
+            "a proxy's sign-in page)?"]
+    finally:
+        proxy.close()
