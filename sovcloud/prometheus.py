@@ -42,21 +42,29 @@ class Prometheus:
                                   "use a larger --step or a shorter window")
         data = self._get("/api/v1/query_range", {"query": expr, "start": start.timestamp(), "end": end.timestamp(),
                                                  "step": step})
-        if data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
-            raise PrometheusError(f"{self.url}: a range query answered with {data.get('resultType')!r}, not a matrix")
+        if not isinstance(data, dict) or data.get("resultType") != "matrix" or \
+                not isinstance(data.get("result"), list):
+            kind = data.get("resultType") if isinstance(data, dict) else type(data).__name__
+            raise PrometheusError(f"{self.url}: a range query answered with {kind!r}, not a matrix")
         out = []
         for item in data["result"]:
             try:
                 labels = {str(k): str(v) for k, v in (item.get("metric") or {}).items()}
                 values = {int(float(t)): float(v) for t, v in item.get("values") or []}
-            except (TypeError, ValueError, AttributeError):
+            except (TypeError, ValueError, AttributeError, OverflowError):
                 raise PrometheusError(f"{self.url}: a series in the answer is not [time, value] pairs") from None
+            if not all(math.isfinite(v) for v in values.values()):
+                raise PrometheusError(f"{self.url}: a series of the answer holds NaN or an infinite value "
+                                      f"({', '.join(f'{k}={v}' for k, v in sorted(labels.items()))})")
             out.append(Series(labels, values))
         return out
 
-    def series_exist(self, metric: str, start: dt.datetime, end: dt.datetime) -> bool:
-        """Whether Prometheus holds any series of ``metric`` in the window (``/api/v1/series``)."""
-        data = self._get("/api/v1/series", {"match[]": metric, "start": start.timestamp(), "end": end.timestamp()})
+    def series_exist(self, selectors: list[str], start: dt.datetime, end: dt.datetime) -> bool:
+        """Whether Prometheus holds any series matching one of ``selectors`` in the window (``/api/v1/series``)."""
+        data = self._get("/api/v1/series", {"match[]": selectors, "start": start.timestamp(),
+                                            "end": end.timestamp()})
+        if not isinstance(data, list):
+            raise PrometheusError(f"{self.url}: the series API answered with {type(data).__name__}, not a list")
         return bool(data)
 
     def _get(self, path: str, params: dict[str, Any]) -> Any:

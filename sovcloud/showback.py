@@ -31,6 +31,11 @@ NODE_LABELS = "kube_node_labels"
 # label_<key with every character outside [a-zA-Z0-9_] as _>
 POOL_LABEL = "label_" + "".join(c if c.isalnum() else "_" for c in POOL)
 GPU_RESOURCES = f"{GPU_RESOURCE}|nvidia.com/mig-.+"  # what Kueue counts that is a GPU or a share of one
+# a GPU the exporter attributes to no pod keeps its target's labels under honorLabels: the exporter's own namespace
+EXPORTER_NAMESPACE = "gpu-operator"
+ATTRIBUTED = f'namespace!="",namespace!="{EXPORTER_NAMESPACE}"'
+# what busy needs in the window: attributed GPU series and node pools
+BUSY_SOURCES = (f"{DCGM_UTIL}{{{ATTRIBUTED}}}", f"{DCGM_ENGINE_ACTIVE}{{{ATTRIBUTED}}}")
 
 RULE_PREFIX = "sovcloud:"
 ALLOCATED = f"{RULE_PREFIX}tenant_pool_resource_allocated:sum"
@@ -63,10 +68,12 @@ def borrowed() -> str:
 
 
 def node_pool(pool: str | None = None) -> str:
-    """node -> pool, from kube-state-metrics (only ``pool``'s nodes when given)."""
+    """node -> pool, from kube-state-metrics (only ``pool``'s nodes when given); one pool per node even while two
+    kube-state-metrics replicas or a relabelled node briefly report two (a many-to-many join would fail the
+    whole query)."""
     match = f'="{pool}"' if pool else '!=""'
-    return (f'max by (node, pool) (label_replace({NODE_LABELS}{{{POOL_LABEL}{match}}}, "pool", "$1", '
-            f'"{POOL_LABEL}", "(.+)"))')
+    return (f'topk by (node) (1, max by (node, pool) (label_replace({NODE_LABELS}{{{POOL_LABEL}{match}}}, "pool", '
+            f'"$1", "{POOL_LABEL}", "(.+)")))')
 
 
 def busy(mig_shares: Mapping[tuple[str, str], float]) -> str:
@@ -74,11 +81,11 @@ def busy(mig_shares: Mapping[tuple[str, str], float]) -> str:
     instance its graphics engine activity times the share of a GPU it is (``mig_shares`` by pool and profile: the
     same profile name is a different share on another model). The parts keep GPU_I_PROFILE apart so that ``or``
     drops none of them; the outer sum adds them."""
-    parts = [f'sum by (namespace, pool, GPU_I_PROFILE) ({DCGM_UTIL}{{namespace!="",GPU_I_PROFILE=""}} / 100 '
+    parts = [f"sum by (namespace, pool, GPU_I_PROFILE) ({DCGM_UTIL}{{{ATTRIBUTED},GPU_I_PROFILE=\"\"}} / 100 "
              f"* on (node) group_left (pool) {node_pool()})"]
     for (pool, profile), share in sorted(mig_shares.items()):
         parts.append(f"sum by (namespace, pool, GPU_I_PROFILE) ({DCGM_ENGINE_ACTIVE}"
-                     f'{{namespace!="",GPU_I_PROFILE="{profile}"}} * {share:g} '
+                     f'{{{ATTRIBUTED},GPU_I_PROFILE="{profile}"}} * {share:g} '
                      f"* on (node) group_left (pool) {node_pool(pool)})")
     return "sum by (namespace, pool) (" + " or ".join(parts) + ")"
 

@@ -271,6 +271,12 @@ class _Guarded:
                 outer.seen.append(self.headers.get("Authorization"))
                 if mode == "proxy":
                     body, status, kind = b"<html>sign in</html>", 200, "text/html"
+                elif mode in ("null", "nan"):
+                    series = b'{"status":"success","data":[{"__name__":"kueue_cluster_queue_resource_usage"}]}'
+                    odd = b'{"status":"success","data":null}' if mode == "null" else (
+                        b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"tenant":"t"},'
+                        b'"values":[[1793577600,"NaN"]]}]}}')
+                    body, status, kind = series if "/series" in self.path else odd, 200, "application/json"
                 elif self.headers.get("Authorization") != "Bearer s3cret":
                     body, status, kind = b"unauthorised", 401, "text/plain"
                 else:
@@ -317,3 +323,50 @@ def test_a_bearer_token_is_sent_and_a_refusal_or_a_proxy_page_is_one_line(month_
             "a proxy's sign-in page)?"]
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize(("mode", "line"), [
+    ("null", "a range query answered with 'NoneType', not a matrix"),
+    ("nan", "a series of the answer holds NaN or an infinite value (tenant=t)")])
+def test_odd_answers_are_one_line(month_tree: Tree, mode: str, line: str) -> None:
+    server = _Guarded(mode)
+    try:
+        result = usage(month_tree, "--prometheus", server.url, "--from", "2026-11-01")
+    finally:
+        server.close()
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [f"error: {server.url}: {line}"]
+
+
+def test_a_window_not_over_yet_ends_now_and_dates_are_checked(month_tree: Tree) -> None:
+    import datetime as dt
+
+    now = dt.datetime(2026, 11, 20, 13, 7, tzinfo=dt.UTC)
+    win = window(dt.date(2026, 11, 1), dt.date(2026, 11, 30), 3600, now)
+    assert (win.start, win.end) == (dt.datetime(2026, 11, 1, tzinfo=dt.UTC), dt.datetime(2026, 11, 20, 13,
+                                                                                          tzinfo=dt.UTC))
+    reversed_ = usage(month_tree, "--prometheus", "http://127.0.0.1:1", "--from", "2026-11-10", "--to", "2026-11-01")
+    assert (reversed_.exit_code, reversed_.output.strip()) == (1, "error: --to 2026-11-01 is before --from 2026-11-10")
+    future = usage(month_tree, "--prometheus", "http://127.0.0.1:1", "--from", "2999-01-01")
+    assert future.exit_code == 1 and future.output.startswith("error: --from 2999-01-01 is in the future")
+
+
+def test_busy_is_left_out_on_time_sliced_pools() -> None:
+    from sovcloud.engine import usage as engine
+    from sovcloud.prometheus import Series
+
+    cfg = config.load(REPO)
+    region = next(r for r in cfg.regions.values() if any(p.sharing.mode == "time-slicing" for p in r.pools))
+    sliced = next(p for p in region.pools if p.sharing.mode == "time-slicing")
+    tenant = next(t for t in cfg.tenants.values() for a in t.allocations
+                  if a.region == region.name and a.pool == sliced.name)
+    import datetime as dt
+    win = window(dt.date(2026, 11, 2), dt.date(2026, 11, 2), 3600)
+    labels = {"tenant": tenant.name, "pool": sliced.name, "resource": "nvidia.com/gpu"}
+    results = {"allocated": [Series(labels, {t: 4.0 for t in win.points})],
+               "guaranteed": [Series(labels, {t: 100.0 for t in win.points})],
+               "busy": [Series({"namespace": tenant.name, "pool": sliced.name}, {t: 3.0 for t in win.points})]}
+    data = engine._figures(cfg, region, win, results, [])
+    row = next(r for r in data["rows"] if (r["tenant"], r["pool"]) == (tenant.name, sliced.name))
+    assert row["busyGpuHours"] is None  # the exporter gives a shared GPU to one of its pods
+    assert row["allocatedGpuHours"] == pytest.approx(4.0 / sliced.sharing.replicas * 24)  # replicas are shares

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -50,9 +51,9 @@ def _step(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
               help="The region's Prometheus (its HTTP API; env SOVCLOUD_PROMETHEUS), e.g. "
                    "https://prometheus.ulsan.example.kr.")
 @click.option("--from", "first_day", type=DATE, default=None, help="First day of the window, UTC (default: the "
-              "first day of last month).")
+              "first day of last month, or of --to's month).")
 @click.option("--to", "last_day", type=DATE, default=None, help="Last day of the window, included (default: the "
-              "last day of last month, or of --from's month).")
+              "last day of last month, or of --from's month); a window not over yet ends now.")
 @click.option("--step", callback=_step, default=None, metavar="STEP",
               help="Sampling step (300, 5m, 1h). Default: the smallest of 1m, 5m, 10m, 15m, 30m, 1h ... that keeps "
                    "the window under 10,000 points. Usage that changes within a step is counted for whole steps.")
@@ -81,21 +82,26 @@ def usage(region: str, root: Path | None, url: str, first_day: dt.date | None, l
         refuse_output_in_config(out_file, tree, "--out")
     cfg = load_or_exit(tree, "json" if fmt == "json" else "text")
     region_or_fail(cfg, region)
-    if first_day is None:
-        first_day, default_last = _last_month(dt.date.today())
-        last_day = last_day or default_last
+    now = dt.datetime.now(dt.UTC)
+    if first_day is None and last_day is None:
+        first_day, last_day = _last_month(now.date())
+    elif first_day is None:
+        first_day = last_day.replace(day=1)  # type: ignore[union-attr]
     elif last_day is None:
         next_month = (first_day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
         last_day = next_month - dt.timedelta(days=1)
+    assert first_day is not None and last_day is not None
     if last_day < first_day:
-        raise click.BadParameter(f"{last_day} is before --from {first_day}", param_hint="--to")
+        fail(f"--to {last_day} is before --from {first_day}")
+    if first_day > now.date():
+        fail(f"--from {first_day} is in the future (today is {now.date()} UTC)")
     token = None
     if bearer_token_file is not None:
         try:
             token = bearer_token_file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             fail(f"cannot read {bearer_token_file}: {getattr(exc, 'strerror', None) or exc}")
-    win = window(first_day, last_day, step)
+    win = window(first_day, last_day, step, now)
     prom = Prometheus(url, token, ca_file, timeout)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
@@ -120,22 +126,26 @@ def usage(region: str, root: Path | None, url: str, first_day: dt.date | None, l
         text = render_html(data)
     else:
         text = ""
+    for note in data["notes"]:
+        err.print(f"note: {note}", markup=False)
     if out_file is not None:
+        if not text:  # the table, as the terminal shows it, in plain text
+            console = Console(file=io.StringIO(), width=160, no_color=True, highlight=False)
+            _table(data, console)
+            text = console.file.getvalue()  # type: ignore[attr-defined]
         try:
-            atomic_write(out_file, text or json.dumps(data, indent=2) + "\n")
+            atomic_write(out_file, text)
         except OSError as exc:
             fail(f"cannot write {out_file}: {exc.strerror or exc}")
         out.print(f"usage written to {out_file}")
         return
-    for note in data["notes"]:
-        err.print(f"note: {note}", markup=False)
     if text:
         click.echo(text, nl=False)
         return
-    _table(data)
+    _table(data, out)
 
 
-def _table(data: dict[str, Any]) -> None:
+def _table(data: dict[str, Any], console: Console) -> None:
     def f(value: float | None) -> str:
         return "-" if value is None else f"{value:,.1f}"
 
@@ -152,4 +162,4 @@ def _table(data: dict[str, Any]) -> None:
         table.add_row("", sector, "", *(f(t[k]) for k in figures))
     table.add_section()
     table.add_row("total", "", "", *(f(data["total"][k]) for k in figures))
-    out.print(table)
+    console.print(table)

@@ -108,6 +108,21 @@ def quantity(value: Any) -> float:
 
 
 @dataclass(frozen=True)
+class PoolFabric:
+    """A pool's compute fabric: InfiniBand or RoCE HCAs, and how pods get RDMA devices."""
+
+    kind: Literal["infiniband", "roce"]
+    hcas_per_node: int
+    rdma: Literal["shared", "sriov"]
+    interfaces: tuple[str, ...]  # the HCAs' host interface names; the first is the master of shared networks
+
+    @property
+    def resource(self) -> str:
+        """The extended resource a pod requests for RDMA on this pool (device plugin resourcePrefix rdma)."""
+        return "rdma/" + ("ib" if self.kind == "infiniband" else "roce") + ("_vf" if self.rdma == "sriov" else "")
+
+
+@dataclass(frozen=True)
 class Pool:
     name: str
     gpu: GpuModel
@@ -117,6 +132,7 @@ class Pool:
     sharing: Sharing
     origin: Origin
     topology: str | None = None  # a name in kueue.topologies: the flavor is topology-aware
+    fabric: PoolFabric | None = None
     node_shape: Mapping[str, Any] = field(default_factory=dict)  # allocatable cpu and memory of a node, as written
 
     @property
@@ -196,6 +212,35 @@ class GuardrailSettings:
 
 
 @dataclass(frozen=True)
+class FabricSettings:
+    """The region's NVIDIA Network Operator and tenant fabric networks."""
+
+    chart_version: str
+    component_version: str  # tag of the NicClusterPolicy's operand images
+    driver_version: str | None  # the DOCA driver container's version (driver container)
+    driver: Literal["container", "host"]
+    ipam_subnet: str
+    tenant_prefix: int = 23
+    per_node_block_size: int = 16
+    ufm_secret: str | None = None
+    guid_pool: tuple[str, str] = ("02:00:00:00:00:00:00:00", "02:FF:FF:FF:FF:FF:FF:FF")
+    chart: str = "network-operator"
+
+    def tenant_subnet(self, segment: int) -> str:
+        """The block of the fabric subnet a tenant's segment numbers."""
+        import ipaddress
+
+        net = ipaddress.ip_network(self.ipam_subnet)
+        return str(list(net.subnets(new_prefix=self.tenant_prefix))[segment]) if segment < self.blocks else ""
+
+    @property
+    def blocks(self) -> int:
+        import ipaddress
+
+        return 2 ** (self.tenant_prefix - ipaddress.ip_network(self.ipam_subnet).prefixlen)
+
+
+@dataclass(frozen=True)
 class ShowbackSettings:
     """The recording rules' PrometheusRule: labels the centre's Prometheus selects rules by, evaluation interval."""
 
@@ -248,6 +293,7 @@ class Region:
     system_nodes: SystemNodes = field(default_factory=SystemNodes)
     guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)
     showback: ShowbackSettings = field(default_factory=ShowbackSettings)
+    fabric: FabricSettings | None = None
 
     def pool(self, name: str) -> Pool | None:
         return next((p for p in self.pools if p.name == name), None)
@@ -323,6 +369,7 @@ class Tenant:
     allocations: tuple[Allocation, ...]
     origin: Origin
     grant_gpus: int | None = None  # most guaranteed GPUs across all regions
+    fabric_segment: int | None = None  # its InfiniBand partition key and RoCE VLAN in every region
     offboarding_since: dt.date | None = None
     field_lines: Mapping[str, int] = field(default_factory=dict)  # line of each field findings point at
 

@@ -43,24 +43,26 @@ class Window:
         return list(range(first, last, self.step))
 
 
-def window(first_day: dt.date, last_day: dt.date, step: int | None = None) -> Window:
-    """From the start of ``first_day`` to the end of ``last_day`` (UTC); the step given, or the smallest of STEPS
-    that keeps the window under DEFAULT_MAX_POINTS points."""
+def window(first_day: dt.date, last_day: dt.date, step: int | None = None, now: dt.datetime | None = None
+           ) -> Window:
+    """From the start of ``first_day`` to the end of ``last_day`` (UTC), cut at ``now`` (a window that has not
+    ended yet counts no future hours); the step given, or the smallest of STEPS that keeps the window under
+    DEFAULT_MAX_POINTS points."""
     start = dt.datetime.combine(first_day, dt.time(), tzinfo=dt.UTC)
     end = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    if now is not None and now < end:
+        end = max(start, now)
     seconds = (end - start).total_seconds()
     if step is None:
         step = next((s for s in STEPS if seconds / s <= DEFAULT_MAX_POINTS), STEPS[-1])
+    if now is not None and end == now:  # whole steps only, up to now
+        end = start + dt.timedelta(seconds=(end - start).total_seconds() // step * step)
     return Window(start, end, step)
 
 
 def resource_share(pool: Pool, resource: str) -> float:
     """The share of a physical GPU one unit of a Kueue resource is on ``pool``."""
-    if resource == GPU_RESOURCE:
-        if pool.sharing.mode == "mig" and len(pool.sharing.mig_layout) == 1:
-            # the single MIG strategy advertises a pool's one profile as nvidia.com/gpu
-            (profile,) = pool.sharing.mig_layout
-            return mig_share(profile, pool.gpu.compute_slices)
+    if resource == GPU_RESOURCE:  # whole GPUs, or time-slice replicas (MIG pools run the mixed strategy only)
         return 1 / pool.sharing.replicas
     if resource.startswith("nvidia.com/mig-"):
         return mig_share(resource.removeprefix("nvidia.com/mig-"), pool.gpu.compute_slices)
@@ -75,22 +77,32 @@ def usage_data(cfg: Config, region_name: str, prom: Prometheus, win: Window,
                progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """The showback figures; raises UsageError (or PrometheusError) with one line."""
     region = cfg.regions[region_name]
-    if not prom.series_exist(showback.KUEUE_USAGE, win.start, win.end):
+    if not prom.series_exist([showback.KUEUE_USAGE], win.start, win.end):
         raise UsageError(f"{prom.url}: no {showback.KUEUE_USAGE} series between {win.start:%Y-%m-%d} and "
                          f"{win.end:%Y-%m-%d}: is Kueue scraped there (enablePrometheus, the Prometheus Operator "
                          "declared) with metrics.enableClusterQueueResources (sovcloud sets both)?")
     notes = []
-    busy_metrics = [m for m in (showback.DCGM_UTIL, showback.NODE_LABELS)
-                    if not prom.series_exist(m, win.start, win.end)]
+    busy_metrics = []
     if not region.prerequisites.kube_state_metrics:
-        busy_metrics = busy_metrics or [showback.NODE_LABELS]
+        busy_metrics = [showback.NODE_LABELS]
         notes.append("busy GPU-hours not computed: the region does not declare prerequisites.kubeStateMetrics "
                      "(kube-state-metrics with nodes=[sovcloud.kr/pool] in --metric-labels-allowlist puts GPUs on "
                      "pools)")
-    elif busy_metrics:
-        notes.append(f"busy GPU-hours not available: no {' or '.join(busy_metrics)} series in the window (the DCGM "
-                     "exporter's ServiceMonitor; kube-state-metrics with nodes=[sovcloud.kr/pool] in "
-                     "--metric-labels-allowlist)")
+    else:
+        pools_selector = f'{showback.NODE_LABELS}{{{showback.POOL_LABEL}!=""}}'
+        busy_metrics = [what for what, selectors in (
+            ("GPU series attributed to pods (DCGM_FI_DEV_GPU_UTIL, DCGM_FI_PROF_GR_ENGINE_ACTIVE)",
+             list(showback.BUSY_SOURCES)),
+            (f"node pools ({pools_selector})", [pools_selector]))
+            if not prom.series_exist(selectors, win.start, win.end)]
+        if busy_metrics:
+            notes.append(f"busy GPU-hours not available: no {' and no '.join(busy_metrics)} in the window (the "
+                         "DCGM exporter's ServiceMonitor; kube-state-metrics with nodes=[sovcloud.kr/pool] in "
+                         "--metric-labels-allowlist)")
+    sliced = sorted(p.name for p in region.pools if p.sharing.mode == "time-slicing")
+    if sliced and not busy_metrics:
+        notes.append(f"busy GPU-hours not computed on time-sliced pools ({', '.join(sliced)}): the DCGM exporter "
+                     "attributes a shared GPU to one of the pods sharing it")
     queries = [("allocated", showback.allocated()), ("guaranteed", showback.nominal())]
     if not busy_metrics:
         queries.append(("busy", showback.busy(showback.mig_shares(region.pools))))
@@ -132,10 +144,11 @@ def _figures(cfg: Config, region: Region, win: Window, results: dict[str, list[S
         if pool is None or tenant not in cfg.tenants:
             continue
         share = resource_share(pool, resource)
+        # Kueue reports the nominal quota of every resource a queue covers; a step without it is not borrowing
         quota = nominal.get((tenant, pool_name, resource), {})
         for t, v in s.points.items():
             allocated[(tenant, pool_name)][t] += v * share
-            borrowed[(tenant, pool_name)][t] += max(v - quota.get(t, 0.0), 0.0) * share
+            borrowed[(tenant, pool_name)][t] += max(v - quota.get(t, v), 0.0) * share
     busy: dict[tuple[str, str], float] | None = None
     if "busy" in results:
         busy = defaultdict(float)
@@ -159,14 +172,14 @@ def _figures(cfg: Config, region: Region, win: Window, results: dict[str, list[S
                 "guaranteedGpuHours": sum(guaranteed_at.values()) * hours,
                 "allocatedGpuHours": sum(used.get(t, 0.0) for t in points) * hours,
                 "borrowedGpuHours": sum(lent.get(t, 0.0) for t in points) * hours,
-                "busyGpuHours": None if busy is None else busy.get(key, 0.0),
+                "busyGpuHours": None if busy is None or pool.sharing.mode == "time-slicing" else busy.get(key, 0.0),
                 "idleGuaranteedGpuHours": sum(max(guaranteed_at[t] - own[t], 0.0) for t in points) * hours,
             })
     figures = ("guaranteedGpuHours", "allocatedGpuHours", "borrowedGpuHours", "busyGpuHours",
                "idleGuaranteedGpuHours")
 
     def total(selected: list[dict[str, Any]]) -> dict[str, Any]:
-        return {f: (None if busy is None and f == "busyGpuHours" else sum(r[f] or 0.0 for r in selected))
+        return {f: (None if busy is None and f == "busyGpuHours" else sum((r[f] or 0.0 for r in selected), 0.0))
                 for f in figures}
 
     return {"region": region.name, "from": win.start.isoformat(), "to": win.end.isoformat(), "stepSeconds": win.step,
