@@ -68,7 +68,11 @@ def helm_values(region: model.Region) -> dict[str, Any]:
     values: dict[str, Any] = {
         "daemonsets": {"priorityClassName": "system-node-critical", "tolerations": [dict(L.GPU_TOLERATION)]},
         "driver": {"enabled": True, "version": op.driver_version, "kernelModuleType": kernel_module_type(region),
-                   "usePrecompiled": op.use_precompiled, "rdma": {"enabled": op.rdma}},
+                   "usePrecompiled": op.use_precompiled,
+                   # GPUDirect RDMA (the nvidia-peermem sidecar) on a region with a fabric; built against the
+                   # hosts' DOCA/MOFED where the fabric's driver is the hosts' (driver.rdma.useHostMofed)
+                   "rdma": {"enabled": op.rdma, **({"useHostMofed": region.fabric.driver == "host"}
+                                                   if op.rdma and region.fabric else {})}},
         "toolkit": {"enabled": True},
         "mig": {"strategy": op.mig_strategy},
         "migManager": {"enabled": True, "config": {"create": False, "name": MIG_CONFIGMAP,

@@ -12,6 +12,7 @@ from components import labels as L
 from components.dra_driver import DraDriver, DraDriverArgs
 from components.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.guardrails import Guardrails, GuardrailsArgs
+from components.network_operator import NetworkOperator, NetworkOperatorArgs
 from components.node_pool import GpuNodePool, GpuNodePoolArgs
 from components.queueing import Queueing, QueueingArgs
 from components.showback import Showback, ShowbackArgs
@@ -91,6 +92,7 @@ class Region(pulumi.ComponentResource):
         if r.dra_driver is not None:
             DraDriver(f"{r.name}-dra-driver", DraDriverArgs(r, operator.release), child)
         queueing = Queueing(f"{r.name}-queueing", QueueingArgs(r, lendable(args)), child)
+        fabric = [NetworkOperator(f"{r.name}-network-operator", NetworkOperatorArgs(r), child)] if r.fabric else []
         admin_role = k8s.rbac.v1.ClusterRole(f"{r.name}-tenant-admin-role",
                                              metadata={"name": L.TENANT_ADMIN_ROLE, "labels": L.common(r)},
                                              rules=tenant_admin_role_rules(r.dra_driver is not None), opts=child)
@@ -102,6 +104,7 @@ class Region(pulumi.ComponentResource):
             Tenant(f"{r.name}-{tenant.name}", TenantArgs(tenant, allocs, r, args.as_of),
                    # the Kueue release (CRDs) and the admin role, not whole components: depending on a component
                    # means depending on every child of it, for every tenant
-                   pulumi.ResourceOptions(parent=self, depends_on=[queueing.kueue, admin_role]))
+                   pulumi.ResourceOptions(parent=self, depends_on=[queueing.kueue, admin_role,
+                                                                   *(f.release for f in fabric)]))
         self.capacity = pulumi.Output.from_input(summary(args))
         self.register_outputs({"capacity": self.capacity})

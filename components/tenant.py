@@ -15,6 +15,7 @@ from kubernetes.utils.quantity import parse_quantity
 
 from components import labels as L
 from components.custom_object import CustomObject
+from components.network_operator import rdma_quota, tenant_ip_pool, tenant_networks
 from components.queueing import COMPUTE_DOMAIN_CHANNEL, KUEUE_API, PRIORITIES, priority_class_name
 from sovcloud.config import model
 from sovcloud.keys import ORGANISATION_COUNTRY, ORGANISATION_ID
@@ -142,7 +143,23 @@ def quota_hard(args: TenantArgs) -> dict[str, str]:
         "requests.ephemeral-storage": f"{max(1, gpus) * EPHEMERAL_PER_GPU_GI}Gi",
         "services.loadbalancers": "0", "services.nodeports": "0",
     })
+    # RDMA devices of fabric pools (Kueue leaves rdma/ to the quota): zero where the allocation holds none
+    rdma: dict[str, int] = {}
+    for a in args.allocations:
+        pool = _pool(args, a)
+        if pool.fabric is not None and args.region.fabric is not None:
+            units = rdma_quota(pool, a.gpus + a.borrowing_limit) if args.holds_quota(a) else 0
+            rdma[pool.fabric.resource] = rdma.get(pool.fabric.resource, 0) + units
+    hard.update({f"requests.{resource}": str(n) for resource, n in sorted(rdma.items())})
     return hard
+
+
+def fabric_pools(args: TenantArgs) -> list[model.Pool]:
+    """The tenant's pools here that have a fabric (its networks and IP pool are made for those)."""
+    if args.region.fabric is None:
+        return []
+    return sorted({p.name: p for a in args.allocations if (p := _pool(args, a)).fabric is not None}.values(),
+                  key=lambda p: p.name)
 
 
 def limit_range_spec() -> dict[str, Any]:
@@ -313,6 +330,11 @@ class Tenant(pulumi.ComponentResource):
                                 role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                           "name": L.TENANT_ADMIN_ROLE},
                                 subjects=role_binding_subjects(args), opts=in_ns)
+        fabric = fabric_pools(args)
+        if fabric:  # its networks (the chart's CRD) and their addresses (nv-ipam's, once the policy runs)
+            for body in tenant_networks(args.region, t, fabric):
+                CustomObject(f"{name}-{body['metadata']['name']}", body, in_ns)
+            CustomObject(f"{name}-ip-pool", tenant_ip_pool(args.region, t, fabric), pulumi.ResourceOptions(parent=self))
         cq_meta = {"name": t.name, "labels": {**L.common(args.region, owner=t.name), L.TENANT: t.name},
                    "annotations": {L.ALLOCATIONS: allocations_annotation(args)}}
         cq = CustomObject(f"{name}-clusterqueue", {"apiVersion": KUEUE_API, "kind": "ClusterQueue",

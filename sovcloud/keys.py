@@ -35,3 +35,5 @@ GUARDRAILS = ("sovcloud-tenant-images", "sovcloud-tenant-no-token-secrets", "sov
 ADMIN_GROUPS = f"{DOMAIN}/admin-groups"  # tenant namespace: its admin groups, space-separated (the RBAC guardrail)
 # tenant namespace: the WorkloadPriorityClasses its workloads may name, space-separated (the priority guardrail)
 PRIORITY_CLASSES = f"{DOMAIN}/priority-classes"
+
+NETWORK_OPERATOR_NAMESPACE = "nvidia-network-operator"  # the Network Operator, its operands and nv-ipam's pools

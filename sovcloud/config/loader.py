@@ -21,6 +21,7 @@ from sovcloud.config.model import (
     Config,
     Contact,
     DraDriverSettings,
+    FabricSettings,
     GpuOperatorSettings,
     GuardrailSettings,
     KueueSettings,
@@ -29,6 +30,7 @@ from sovcloud.config.model import (
     Organisation,
     Origin,
     Pool,
+    PoolFabric,
     Prerequisites,
     Provisioner,
     Region,
@@ -40,7 +42,7 @@ from sovcloud.config.model import (
     freeze,
 )
 from sovcloud.config.yamlsafe import Document
-from sovcloud.keys import GPU_CLIQUE, GUARDRAILS
+from sovcloud.keys import GPU_CLIQUE, GUARDRAILS, NETWORK_OPERATOR_NAMESPACE
 
 REGION_KEY = "sovcloud:region"
 STACKS_DIR = "stacks"
@@ -186,9 +188,11 @@ def _pool(doc: Document, i: int, raw: dict[str, Any], models: dict[str, catalog.
                           fail_requests_greater_than_one=sh.get("failRequestsGreaterThanOne", True))
     else:
         sharing = Sharing("none")
+    fab = raw.get("fabric")
+    fabric = PoolFabric(fab["kind"], fab["hcasPerNode"], fab["rdma"], tuple(fab["interfaces"])) if fab else None
     return Pool(raw["name"], gpu, nodes, raw.get("gpusPerNode", gpu.gpus_per_node), provisioner, sharing,
                 Origin(doc.file, doc.line_of(at)), topology=raw.get("topology"),
-                node_shape=freeze(dict(raw.get("nodeShape", {}))))
+                node_shape=freeze(dict(raw.get("nodeShape", {}))), fabric=fabric)
 
 
 def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
@@ -248,6 +252,7 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
                        "different layout (one name per layout)", "mig-config-name")
         layouts.setdefault(cfg_name, (i, pool))
     _check_host_selectors(doc, d["pools"], errors)
+    fabric = _fabric(doc, pools, errors)
     topologies = d["kueue"].get("topologies", {})
     for name, levels in topologies.items():
         if HOSTNAME_LABEL in levels[:-1]:
@@ -292,7 +297,7 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
             driver_repository=freeze(dict((op.get("driverRepository") or {}).get("files", {}))),
             mig_strategy=mig_strategy, dcgm_exporter=op.get("dcgmExporter", True),
             service_monitor=op.get("serviceMonitor", monitoring), nfd=op.get("nfd", True), cdi=op.get("cdi", True),
-            gds=op.get("gds", False), rdma=op.get("rdma", False)),
+            gds=op.get("gds", False), rdma=op.get("rdma", any(p.fabric for p in pools))),
         kueue=KueueSettings(d["kueue"]["chartVersion"],
                             freeze({name: tuple(levels) for name, levels in topologies.items()}),
                             d["kueue"].get("replicas", 2)),
@@ -314,9 +319,67 @@ def _region(doc: Document, stack: str, errors: _Errors) -> Region | None:
                                   d.get("showback", {}).get("ruleInterval", "1m")),
         system_nodes=SystemNodes(freeze(dict(d.get("systemNodes", {}).get("nodeSelector", {}))),
                                  tuple(freeze(dict(t)) for t in d.get("systemNodes", {}).get("tolerations", ()))),
+        fabric=fabric,
         guardrails=GuardrailSettings(guard.get("action", "deny"), freeze(dict(guard.get("actions", {}))),
                                      tuple(guard.get("podPriorityClasses", ()))),
     )
+
+
+# The DOCA driver container each Network Operator release pins (hack/release.yaml at the release tag)
+DOCA_DRIVER = {"26.4.1": "doca3.4.1-26.04-1.1.0.0-1"}
+
+
+def _fabric(doc: Document, pools: list[Pool], errors: _Errors) -> FabricSettings | None:
+    """The region's fabric settings, and what pools and GPUDirect RDMA need of them."""
+    d = doc.data
+    raw = d.get("fabric")
+    fabric_pools = [(i, p) for i, p in enumerate(pools) if p.fabric is not None]
+    rdma = d["gpuOperator"].get("rdma")
+    if rdma and not fabric_pools:
+        errors.add(doc, ("gpuOperator", "rdma"), "GPUDirect RDMA without a fabric: no pool declares one (give the "
+                   "pools with HCAs a fabric section, or drop rdma)", "fabric")
+    if raw is None:
+        for i, _pool in fabric_pools:
+            errors.add(doc, ("pools", i, "fabric"), "a pool fabric needs the region's fabric section (the Network "
+                       "Operator, the tenant networks' subnet)", "fabric")
+        return None
+    if not fabric_pools:
+        errors.add(doc, ("fabric",), "no pool declares a fabric: the Network Operator would run for nothing (give "
+                   "the pools with HCAs a fabric section, or drop this one)", "fabric")
+    if rdma is False and fabric_pools:
+        errors.add(doc, ("gpuOperator", "rdma"), "false on a region with a fabric: multi-node jobs would copy GPU "
+                   "memory through the host instead of GPUDirect RDMA (drop it: it follows the fabric)", "fabric")
+    netop = raw["networkOperator"]
+    version = netop["chartVersion"].lstrip("v")
+    driver = raw.get("driver", "container")
+    driver_version = netop.get("driverVersion") or DOCA_DRIVER.get(version)
+    if driver == "container" and driver_version is None:
+        errors.add(doc, ("fabric", "networkOperator"), f"no DOCA driver version known for chart {version} (known: "
+                   f"{', '.join(DOCA_DRIVER)}): give driverVersion from the release's hack/release.yaml", "fabric")
+    ipam = raw["ipam"]
+    try:
+        subnet = ipaddress.ip_network(ipam["subnet"])
+    except ValueError as exc:
+        errors.add(doc, ("fabric", "ipam", "subnet"), f"{ipam['subnet']!r} is not a network address ({exc})",
+                   "cidr")
+        return None
+    prefix = ipam.get("tenantPrefix", 23)
+    if prefix <= subnet.prefixlen:
+        errors.add(doc, ("fabric", "ipam", "tenantPrefix"), f"/{prefix} is not inside {subnet}: a tenant's block "
+                   f"must be longer than /{subnet.prefixlen}", "fabric")
+        return None
+    if any(p.fabric.kind == "infiniband" and p.fabric.rdma == "sriov" for _, p in fabric_pools):
+        secret = raw.get("ufmSecret")
+        if secret is None:
+            errors.add(doc, ("fabric",), "an InfiniBand pool with sriov needs ufmSecret: ib-kubernetes puts each "
+                       "pod's virtual functions in its tenant's partition through UFM", "fabric")
+        elif f"{NETWORK_OPERATOR_NAMESPACE}/{secret}" not in d.get("prerequisites", {}).get("secrets", ()):
+            errors.add(doc, ("fabric", "ufmSecret"), f"{secret} is not a declared prerequisite: list "
+                       f"{NETWORK_OPERATOR_NAMESPACE}/{secret} under prerequisites.secrets (the centre keeps UFM's "
+                       "credentials)", "prerequisite")
+    return FabricSettings(version, netop.get("componentVersion") or f"network-operator-v{version}", driver_version,
+                          driver, str(subnet), prefix, ipam.get("perNodeBlockSize", 16), raw.get("ufmSecret"),
+                          tuple(raw.get("guidPool", ("02:00:00:00:00:00:00:00", "02:FF:FF:FF:FF:FF:FF:FF"))))
 
 
 def _check_host_selectors(doc: Document, raw_pools: list[dict[str, Any]], errors: _Errors) -> None:
@@ -509,9 +572,26 @@ def _tenant(doc: Document, regions: dict[str, Region], broken: set[str], errors:
         # would be silently dropped
         errors.add(doc, ("network", "internetEgress"), "true on a high-classification tenant: high data gets no "
                    "internet egress (remove it, or ask for egressCidrs to in-country private ranges)", "egress")
+    segment = d.get("fabric", {}).get("segment")
+    for i, a in enumerate(allocations):
+        region = regions[a.region]
+        pool = region.pool(a.pool)
+        if pool is None or pool.fabric is None or region.fabric is None:
+            continue
+        if segment is None:
+            errors.add(doc, ("allocations", i), f"{a.region}/{a.pool} has a {pool.fabric.kind} fabric: the tenant "
+                       "needs its own segment there (fabric.segment: a number from 2 to 4094 no other tenant of the "
+                       "region has)", "fabric")
+            break
+        if segment >= region.fabric.blocks:
+            errors.add(doc, ("fabric", "segment"), f"{segment} is beyond {a.region}'s {region.fabric.blocks} tenant "
+                       f"blocks of /{region.fabric.tenant_prefix} in {region.fabric.ipam_subnet} (use a smaller "
+                       "segment, or the region a larger subnet)", "fabric")
+            break
     if len(errors) > before:
         return None
     return Tenant(
+        fabric_segment=segment,
         name=d["name"], display_name=d["displayName"], status=d.get("status", "active"),
         organisation=Organisation(org["name"], org["type"], org["registrationId"], org["country"]),
         sector=d["sector"], classification=d["classification"], admin_groups=tuple(d["adminGroups"]),

@@ -1,0 +1,211 @@
+"""The compute fabric: the NVIDIA Network Operator (chart from the region's mirror) and its NicClusterPolicy, built
+from the pools' fabric sections; and, per tenant, the fabric networks and their addresses.
+
+Upstream at v26.4.1 (Mellanox/network-operator): the policy must be named ``nic-cluster-policy``
+(pkg/consts); operand images and tags as hack/release.yaml pins them (``nvcr.io/nvidia/mellanox``, tag
+``network-operator-v26.4.1``; the DOCA driver its own version); device plugin configs as the webhook schemas
+describe them (rdma_shared_device_plugin.json, net_device.json). Tenant networks are NetworkAttachmentDefinitions
+(the chart's CRD) in the tenant's namespace, addressed by an nv-ipam IPPool (nv-ipam.nvidia.com/v1alpha1, in the
+operator's namespace, where nv-ipam reads pools) cut from the region's fabric subnet by the tenant's segment:
+- InfiniBand, shared: ``ipoib`` on the host's child interface of the tenant's partition (``<hca>.<pkey | 0x8000>``,
+  created on the nodes by the centre: ipoib-cni takes its partition from its master);
+- InfiniBand, sriov: ``ib-sriov`` with ``pkey``, which ib-kubernetes puts the pod's VF GUIDs in through UFM;
+- RoCE, shared: ``macvlan`` on the host's VLAN interface (``<nic>.<vlan>``);
+- RoCE, sriov: ``sriov`` with ``vlan``.
+One network per HCA (rail): a job's pods attach all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import labels as L
+from components.custom_object import CustomObject
+from components.helm import chart_source, mirror, mirror_repositories
+from sovcloud.config import charts, model
+from sovcloud.keys import NETWORK_OPERATOR_NAMESPACE as NAMESPACE
+
+RELEASE = "network-operator"
+POLICY = "nic-cluster-policy"  # the one name the operator reconciles
+OPERANDS = "nvcr.io/nvidia/mellanox"
+RDMA_HCA_MAX = 63  # pods per HCA the shared device plugin admits (the upstream example's value)
+NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"  # what a pod names its fabric networks by (Multus)
+
+
+@dataclass(frozen=True)
+class NetworkOperatorArgs:
+    region: model.Region
+
+
+def fabric_pools(region: model.Region) -> list[model.Pool]:
+    return [p for p in region.pools if p.fabric is not None]
+
+
+def helm_values(region: model.Region) -> dict[str, Any]:
+    """The chart: the operator only (the GPU operator runs NFD; its NodeFeatureRules label the NICs there), from
+    the mirror."""
+    fabric = region.fabric
+    assert fabric is not None
+    nfd = region.gpu_operator.nfd
+    values: dict[str, Any] = {
+        "nfd": {"enabled": False, "deployNodeFeatureRules": nfd},
+        "sriovNetworkOperator": {"enabled": False},  # VFs are configured on the nodes by the centre
+        "maintenanceOperator": {"enabled": False},
+        "operator": {"nodeSelector": dict(region.system_nodes.node_selector),
+                     "tolerations": [dict(t) for t in region.system_nodes.tolerations]},
+    }
+    mirror_repositories(region, values, charts.repositories("network-operator", fabric.chart_version))
+    return values
+
+
+def _operand(region: model.Region, image: str, version: str, **extra: Any) -> dict[str, Any]:
+    return {"image": image, "repository": mirror(region, OPERANDS), "version": version, **extra}
+
+
+def _resource_name(resource: str) -> str:
+    return resource.split("/", 1)[1]
+
+
+def nic_cluster_policy(region: model.Region) -> dict[str, Any]:
+    """The NicClusterPolicy: the driver (or the hosts'), device plugins per fabric kind and RDMA mode, Multus and
+    the CNI plugins, nv-ipam, and ib-kubernetes where InfiniBand pools hand out VFs; on the fabric pools' nodes."""
+    fabric = region.fabric
+    assert fabric is not None
+    pools = fabric_pools(region)
+    version = fabric.component_version
+    spec: dict[str, Any] = {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{
+            "matchExpressions": [{"key": L.POOL, "operator": "In", "values": sorted(p.name for p in pools)}]}]}},
+        "tolerations": [dict(L.GPU_TOLERATION)],
+    }
+    if fabric.driver == "container":
+        spec["ofedDriver"] = _operand(region, "doca-driver", fabric.driver_version or "", upgradePolicy={
+            "autoUpgrade": True, "maxParallelUpgrades": 1,
+            "drain": {"enable": True, "force": False, "deleteEmptyDir": True, "timeoutSeconds": 600}})
+    shared: dict[str, set[str]] = {}
+    sriov: dict[str, tuple[str, set[str]]] = {}
+    for p in pools:
+        f = p.fabric
+        assert f is not None
+        if f.rdma == "shared":
+            shared.setdefault(_resource_name(f.resource), set()).update(f.interfaces)
+        else:
+            link = "infiniband" if f.kind == "infiniband" else "ether"
+            sriov.setdefault(_resource_name(f.resource), (link, set()))[1].update(f.interfaces)
+    if shared:
+        spec["rdmaSharedDevicePlugin"] = _operand(region, "k8s-rdma-shared-dev-plugin", version, config=json.dumps(
+            {"configList": [{"resourceName": name, "rdmaHcaMax": RDMA_HCA_MAX,
+                             "selectors": {"vendors": ["15b3"], "ifNames": sorted(ifs)}}
+                            for name, ifs in sorted(shared.items())]}, sort_keys=True))
+    if sriov:
+        spec["sriovDevicePlugin"] = _operand(region, "sriov-network-device-plugin", version, config=json.dumps(
+            {"resourceList": [{"resourcePrefix": "rdma", "resourceName": name,
+                               "selectors": {"vendors": ["15b3"], "isRdma": True, "linkTypes": [link],
+                                             "pfNames": sorted(ifs)}}
+                              for name, (link, ifs) in sorted(sriov.items())]}, sort_keys=True))
+    if any(p.fabric and p.fabric.kind == "infiniband" and p.fabric.rdma == "sriov" for p in pools):
+        spec["ibKubernetes"] = _operand(region, "ib-kubernetes", version, ufmSecret=fabric.ufm_secret,
+                                        pKeyGUIDPoolRangeStart=fabric.guid_pool[0],
+                                        pKeyGUIDPoolRangeEnd=fabric.guid_pool[1], periodicUpdateSeconds=5)
+    secondary: dict[str, Any] = {"cniPlugins": _operand(region, "plugins", version),
+                                 "multus": _operand(region, "multus-cni", version)}
+    if any(p.fabric and p.fabric.kind == "infiniband" and p.fabric.rdma == "shared" for p in pools):
+        secondary["ipoib"] = _operand(region, "ipoib-cni", version)
+    spec["secondaryNetwork"] = secondary
+    spec["nvIpam"] = _operand(region, "nvidia-k8s-ipam", version, enableWebhook=False)
+    return {"apiVersion": "mellanox.com/v1alpha1", "kind": "NicClusterPolicy",
+            "metadata": {"name": POLICY, "labels": L.common(region)}, "spec": spec}
+
+
+def pkey(segment: int) -> str:
+    return f"0x{segment:04x}"
+
+
+def network_name(kind: str, rail: int) -> str:
+    return f"fabric-{'ib' if kind == 'infiniband' else 'roce'}-{rail}"
+
+
+def tenant_networks(region: model.Region, tenant: model.Tenant, pools: list[model.Pool]) -> list[dict[str, Any]]:
+    """The tenant's NetworkAttachmentDefinitions, one per rail of each fabric kind its pools have."""
+    segment = tenant.fabric_segment
+    assert segment is not None
+    out: dict[str, dict[str, Any]] = {}
+    for p in pools:
+        f = p.fabric
+        assert f is not None
+        for rail, interface in enumerate(f.interfaces):
+            name = network_name(f.kind, rail)
+            if name in out:
+                continue
+            ipam = {"type": "nv-ipam", "poolName": ip_pool_name(tenant)}
+            if f.kind == "infiniband" and f.rdma == "shared":
+                config: dict[str, Any] = {"type": "ipoib", "master": f"{interface}.{segment | 0x8000:04x}"}
+            elif f.kind == "infiniband":
+                config = {"type": "ib-sriov", "pkey": pkey(segment), "link_state": "enable",
+                          "ibKubernetesEnabled": True}
+            elif f.rdma == "shared":
+                config = {"type": "macvlan", "master": f"{interface}.{segment}", "mode": "bridge"}
+            else:
+                config = {"type": "sriov", "vlan": segment}
+            annotations = {"sovcloud.kr/fabric": f"{f.kind} {f.rdma}"}
+            if f.rdma == "sriov":
+                annotations["k8s.v1.cni.cncf.io/resourceName"] = f.resource
+            out[name] = {
+                "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+                "metadata": {"name": name, "namespace": tenant.name, "annotations": annotations,
+                             "labels": {**L.common(region, owner=tenant.name), L.TENANT: tenant.name}},
+                "spec": {"config": json.dumps({"cniVersion": "0.3.1", "name": name, **config, "ipam": ipam},
+                                              sort_keys=True)}}
+    return [out[k] for k in sorted(out)]
+
+
+def ip_pool_name(tenant: model.Tenant) -> str:
+    return f"tenant-{tenant.name}"
+
+
+def tenant_ip_pool(region: model.Region, tenant: model.Tenant, pools: list[model.Pool]) -> dict[str, Any]:
+    fabric = region.fabric
+    assert fabric is not None and tenant.fabric_segment is not None
+    return {"apiVersion": "nv-ipam.nvidia.com/v1alpha1", "kind": "IPPool",
+            "metadata": {"name": ip_pool_name(tenant), "namespace": NAMESPACE,
+                         "labels": {**L.common(region, owner=tenant.name), L.TENANT: tenant.name}},
+            "spec": {"subnet": fabric.tenant_subnet(tenant.fabric_segment),
+                     "perNodeBlockSize": fabric.per_node_block_size,
+                     "nodeSelector": {"nodeSelectorTerms": [{"matchExpressions": [
+                         {"key": L.POOL, "operator": "In", "values": sorted(p.name for p in pools)}]}]}}}
+
+
+def rdma_quota(pool: model.Pool, gpus: int) -> int:
+    """RDMA units for ``gpus`` GPUs of ``pool``: one shared-device unit per GPU (a pod per GPU at most), or a VF per
+    HCA of each node's worth of GPUs."""
+    f = pool.fabric
+    assert f is not None
+    if f.rdma == "shared":
+        return gpus
+    return math.ceil(gpus / pool.gpus_per_node) * f.hcas_per_node
+
+
+class NetworkOperator(pulumi.ComponentResource):
+    """The region's Network Operator: namespace, release, NicClusterPolicy."""
+
+    def __init__(self, name: str, args: NetworkOperatorArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sovcloud:fabric:NetworkOperator", name, None, opts)
+        region = args.region
+        fabric = region.fabric
+        assert fabric is not None
+        child = pulumi.ResourceOptions(parent=self)
+        ns = k8s.core.v1.Namespace(f"{name}-namespace", metadata={"name": NAMESPACE, "labels": {
+            **L.common(region), "pod-security.kubernetes.io/enforce": "privileged"}}, opts=child)
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release", name=RELEASE, namespace=NAMESPACE, create_namespace=False,
+            **chart_source(region, fabric.chart, fabric.chart_version), values=helm_values(region), atomic=True,
+            timeout=900, max_history=10, opts=pulumi.ResourceOptions(parent=self, depends_on=[ns]))
+        CustomObject(f"{name}-policy", nic_cluster_policy(region),
+                     pulumi.ResourceOptions(parent=self, depends_on=[self.release]))
+        self.register_outputs({})
