@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 # Kinds of the management cluster (Cluster API and its providers): served there, by the providers the region's
@@ -28,6 +29,32 @@ MANAGEMENT_GROUPS = ("cluster.x-k8s.io", "bootstrap.cluster.x-k8s.io", "infrastr
 # API groups a declared prerequisite serves (its CRDs, installed by the centre).
 PREREQUISITE_GROUPS = {"prometheusOperator": ("monitoring.coreos.com",), "certManager": ("cert-manager.io",
                                                                                          "acme.cert-manager.io")}
+
+# CRDs an operator installs itself when an operand is set in its policy (not in its chart): (kind of the policy,
+# its spec field, the CRD files kept in sovcloud/crds, copied unmodified from the operator's manifests at the
+# pinned tag). The Network Operator v26.4.1 installs nv-ipam's IPPool with nvIpam
+# (manifests/state-nv-ipam-cni/005-nv-ipam.nvidia.com_ippools.yaml).
+OPERATOR_CRDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("NicClusterPolicy", "nvIpam", ("nv-ipam.nvidia.com_ippools.yaml",)),
+)
+
+
+@cache
+def _operator_crd(file: str) -> tuple[dict[str, Any], ...]:
+    import yaml
+
+    path = Path(__file__).parent / "crds" / file
+    return tuple(d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if isinstance(d, dict))
+
+
+def operator_crds(own: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The CRDs operators will install for the operands the toolkit's policies set."""
+    out: list[dict[str, Any]] = []
+    for kind, field_name, files in OPERATOR_CRDS:
+        if any(o.get("kind") == kind and (o.get("spec") or {}).get(field_name) for o in own):
+            out += [dict(c) for f in files for c in _operator_crd(f)]
+    return out
+
 
 # ClusterPolicy fields that name a ConfigMap or Secret in the operator's namespace: (operand, path, kind).
 # From the ClusterPolicy CRD (nvidia.com_clusterpolicies.yaml, v25.10-v26.7) and the operator's object controls.
@@ -246,7 +273,7 @@ def check(own: Sequence[Mapping[str, Any]], rendered: Sequence[Any], cluster: Cl
     """Findings over the toolkit's objects (``own``) and the releases' rendered objects (``sovcloud.render.Rendered``
     without an error). ``validate_own=False`` checks only that the toolkit's own kinds are served (its objects are
     validated in the tests; at a thousand tenants a schema pass over each costs seconds)."""
-    crds = Crds([crd for r in rendered for crd in r.crds])
+    crds = Crds([*(crd for r in rendered for crd in r.crds), *operator_crds(own)])
     pre = cluster.prerequisites
     prerequisite_groups = {g for name, groups in PREREQUISITE_GROUPS.items() if pre.get(name) for g in groups}
     out: list[Finding] = []

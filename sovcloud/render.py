@@ -134,6 +134,8 @@ def render(spec: Mapping[str, Any], chart_dir: Path) -> Rendered:
     for crd in sorted(crd_files or [], key=lambda c: c["filename"]):
         out.crds += list(_documents(crd["data"]))
     for source in sorted(manifests):
+        if source.endswith("NOTES.txt"):  # the release notes, not a manifest (Helm's notesFileSuffix; action.go)
+            continue
         try:
             docs = list(_documents(manifests[source]))
         except yaml.YAMLError as exc:

@@ -271,7 +271,9 @@ def test_quota_is_guaranteed_plus_borrowing_and_bans_external_services(shipped_s
                     "requests.memory": "96Ti", "requests.storage": "2Pi",
                     "persistentvolumeclaims": "50", "services.loadbalancers": "0", "services.nodeports": "0",
                     # local scratch capped: 200 GiB per GPU it may hold (1,024 + 256)
-                    "requests.ephemeral-storage": f"{1280 * 200}Gi"}
+                    "requests.ephemeral-storage": f"{1280 * 200}Gi",
+                    # hall A's InfiniBand VFs: one per HCA of each node's worth of GPUs (1,280 / 8 nodes x 8 HCAs)
+                    "requests.rdma/ib_vf": "1280"}
 
 
 def test_limit_range_sets_default_requests_only(shipped_synthesis) -> None:
@@ -337,8 +339,10 @@ def test_tenant_with_two_pools_in_a_region_gets_one_queue_with_two_flavors(shipp
     hard = one(s, "ResourceQuota", "sovcloud-quota", "baram-shipyard").inputs["spec"]["hard"]
     assert (hard["requests.nvidia.com/gpu"], hard["requests.nvidia.com/mig-2g.48gb"], hard["requests.cpu"]) == (
         "216", "64", "4224")  # (2304 + 512) cores x 1.5
-    # gpu-operator, nvidia-dra-driver-gpu, kueue-system and four tenants, one namespace each
-    assert len(kinds(s, "Namespace")) == 3 + 4
+    # the racks' InfiniBand through the shared RDMA device: one unit per GPU it may hold
+    assert hard["requests.rdma/ib"] == "216"
+    # gpu-operator, nvidia-dra-driver-gpu, kueue-system, nvidia-network-operator and four tenants
+    assert len(kinds(s, "Namespace")) == 4 + 4
 
 
 def test_local_queue_feeds_the_tenant_cluster_queue(shipped_synthesis) -> None:
@@ -390,8 +394,8 @@ def test_high_classification_tenant_gets_no_internet_egress(tree: Tree) -> None:
 
 def test_only_allocations_of_the_region_become_tenants_there(shipped_synthesis) -> None:
     names = {r.inputs["metadata"]["name"] for r in kinds(shipped_synthesis("rdc-ulsan"), "Namespace")}
-    assert names == {"gpu-operator", "nvidia-dra-driver-gpu", "kueue-system", "orbit-lm", "pixelforge",
-                     "hyeon-motors-ai", "baram-shipyard"}
+    assert names == {"gpu-operator", "nvidia-dra-driver-gpu", "kueue-system", "nvidia-network-operator", "orbit-lm",
+                     "pixelforge", "hyeon-motors-ai", "baram-shipyard"}
 
 
 def test_tenant_objects_land_in_its_namespace(shipped_synthesis) -> None:
@@ -401,6 +405,9 @@ def test_tenant_objects_land_in_its_namespace(shipped_synthesis) -> None:
         if tenant_parent in rec.parent:
             tenant = rec.parent.rsplit("::ncc-haenam-", 1)[1]
             meta = rec.inputs["metadata"]
+            if rec.inputs["kind"] == "IPPool":  # nv-ipam reads pools in the Network Operator's namespace only
+                assert meta["namespace"] == "nvidia-network-operator" and meta["name"] == f"tenant-{tenant}"
+                continue
             assert meta.get("namespace", meta["name"]) == tenant, rec.urn
             assert meta["labels"]["sovcloud.kr/owner"] == tenant
 
@@ -418,7 +425,7 @@ def test_every_resource_is_parented_by_a_component(shipped_synthesis) -> None:
     types = {r.urn: r.type for r in s.records}
     components = {"sovcloud:nodepools:GpuNodePool", "sovcloud:gpu:GpuOperator", "sovcloud:queueing:Queueing",
                   "sovcloud:tenants:Tenant", "sovcloud:regions:Region", "sovcloud:guardrails:Guardrails",
-                  "sovcloud:showback:Showback"}
+                  "sovcloud:showback:Showback", "sovcloud:fabric:NetworkOperator"}
     for rec in s.records:
         if rec.custom and not rec.type.startswith("pulumi:providers:"):
             assert types.get(rec.parent) in components, rec.urn
@@ -444,7 +451,8 @@ def test_shipped_regions_synthesise(shipped_synthesis) -> None:
     counts = {r: shipped_synthesis(r).counts() for r in SHIPPED_REGIONS}
     assert counts["ncc-haenam"]["kubernetes:cluster.x-k8s.io/v1beta2:MachineDeployment"] == 5
     assert counts["rdc-gwangju"]["kubernetes:core/v1:NodePatch"] == 50
-    assert counts["rdc-ulsan"]["kubernetes:helm.sh/v3:Release"] == 3  # gpu-operator, DRA driver, kueue
+    # gpu-operator, DRA driver, kueue, network-operator
+    assert counts["rdc-ulsan"]["kubernetes:helm.sh/v3:Release"] == 4
     assert REPO.joinpath("stacks", "__main__.py").is_file()
 
 
@@ -575,7 +583,8 @@ def test_dra_driver_serves_compute_domains_on_the_nvlink_pool_only(shipped_synth
     operator = next(r for r in s.helm_releases() if r.inputs["name"] == "gpu-operator")
     assert operator.urn in release.dependencies and ns.urn in release.dependencies  # after the driver root exists
     # regions without draDriver install none
-    assert [r.inputs["name"] for r in shipped_synthesis("ncc-haenam").helm_releases()] == ["gpu-operator", "kueue"]
+    assert sorted(r.inputs["name"] for r in shipped_synthesis("ncc-haenam").helm_releases()) == [
+        "gpu-operator", "kueue", "network-operator"]
 
 
 def test_tenant_admins_may_create_compute_domains_only_where_the_dra_driver_runs(shipped_synthesis) -> None:

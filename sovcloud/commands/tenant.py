@@ -258,9 +258,31 @@ def tenant_add(root: Path | None, from_file: Path | None, force: bool, dry_run: 
                              "storage": f["storage"], "priority": f["priority"],
                              "period": {"start": f["start"].isoformat(), "end": f["end"].isoformat()}}],
         }
+        segment = _free_segment(tree, f["region"], f["pool"])
+        if segment is not None:  # the pool has a fabric: the tenant's own partition key and VLAN
+            data = {k: v for k, v in data.items() if k != "allocations"} | {
+                "fabric": {"segment": segment}, "allocations": data["allocations"]}
         text = HEADER + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     write_checked(tree, name, text, replace=force, dry_run=dry_run)
     out.print(f"tenants/{name}.yaml written; review it in a pull request (sovcloud diff shows what it changes)")
+
+
+def _free_segment(tree: Path, region: str, pool: str | None) -> int | None:
+    """The lowest fabric segment no tenant has, where ``region``'s ``pool`` has a fabric; None elsewhere (and where
+    the config does not load: the write refuses it with the reason)."""
+    from sovcloud.config import load
+    from sovcloud.config.errors import ConfigInvalid
+
+    try:
+        cfg = load(tree)
+    except ConfigInvalid:
+        return None
+    r = cfg.regions.get(region)
+    p = r.pool(pool) if r is not None and pool else None
+    if r is None or r.fabric is None or p is None or p.fabric is None:
+        return None
+    used = {t.fabric_segment for t in cfg.tenants.values()}
+    return next(n for n in range(2, 4095) if n not in used)
 
 
 @tenant.command("list")

@@ -335,7 +335,7 @@ def _fabric(doc: Document, pools: list[Pool], errors: _Errors) -> FabricSettings
     raw = d.get("fabric")
     fabric_pools = [(i, p) for i, p in enumerate(pools) if p.fabric is not None]
     rdma = d["gpuOperator"].get("rdma")
-    if rdma and not fabric_pools:
+    if rdma and not any("fabric" in p for p in d["pools"]):
         errors.add(doc, ("gpuOperator", "rdma"), "GPUDirect RDMA without a fabric: no pool declares one (give the "
                    "pools with HCAs a fabric section, or drop rdma)", "fabric")
     if raw is None:
@@ -343,7 +343,7 @@ def _fabric(doc: Document, pools: list[Pool], errors: _Errors) -> FabricSettings
             errors.add(doc, ("pools", i, "fabric"), "a pool fabric needs the region's fabric section (the Network "
                        "Operator, the tenant networks' subnet)", "fabric")
         return None
-    if not fabric_pools:
+    if not any("fabric" in p for p in d["pools"]):  # the raw pools: a broken pool is reported once, as itself
         errors.add(doc, ("fabric",), "no pool declares a fabric: the Network Operator would run for nothing (give "
                    "the pools with HCAs a fabric section, or drop this one)", "fabric")
     if rdma is False and fabric_pools:
@@ -405,6 +405,7 @@ REGION_FIELDS = (("allocation", "reservedShares"), ("allocation", "perTenantGpuC
                  ("gpuOperator", "driverVersion"), ("gpuOperator", "chartVersion"),
                  ("gpuOperator", "kernelModuleType"), ("certification",), ("registries", "allowed"))
 TENANT_FIELDS = (("classification",), ("organisation", "country"), ("sector",), ("grantGpus",), ("network",),
+                 ("fabric",),
                  ("status",))
 
 
@@ -435,6 +436,17 @@ def _check_tenant_isolation(tenants: dict[str, Tenant], regions: dict[str, Regio
                                           f"administers tenant {owners[group]} (one tenant per group: its admins "
                                           "would reach both tenants' secrets)", "admin-group"))
             owners.setdefault(group, t.name)
+    # a fabric segment is a tenant's partition key and VLAN: one tenant each (the pack's fabric-isolation holds
+    # the networks the same way)
+    segments: dict[int, str] = {}
+    for t in sorted(tenants.values(), key=lambda t: t.name):
+        if t.fabric_segment is None:
+            continue
+        if t.fabric_segment in segments:
+            errors.append(ConfigError(t.origin.file, t.field_lines.get("fabric", t.origin.line), "fabric.segment",
+                                      f"{t.fabric_segment} is tenant {segments[t.fabric_segment]}'s segment (its "
+                                      "partition key and VLAN): take one no tenant has", "fabric-segment"))
+        segments.setdefault(t.fabric_segment, t.name)
 
 
 DRA_MIN_KUBERNETES = (1, 34)  # resource.k8s.io/v1, DynamicResourceAllocation on by default
