@@ -18,6 +18,7 @@ from policies.capacity import gpu_quota_present, guaranteed_within_capacity
 from policies.classification import classification_within_certification
 from policies.data_safety import tenant_namespaces_retained
 from policies.eligibility import domestic_organisations
+from policies.fabric import fabric_isolation
 from policies.guardrails import tenant_guardrails
 from policies.isolation import pod_security_restricted, tenant_isolation
 from policies.mig import mig_quota_in_layout
@@ -173,6 +174,13 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             name="gpu-quota-present", description="Every tenant namespace has a ResourceQuota with a GPU key.",
             validate=fail_closed(gpu_quota_present), enforcement_level=MANDATORY, severity=Severity.HIGH,
             remediation_steps="Create tenants through the Tenant component, which sets requests.nvidia.com/gpu."),
+        StackValidationPolicy(
+            name="fabric-isolation", description="On the compute fabric, outside NetworkPolicy's reach, each tenant "
+            "has its own InfiniBand partition or RoCE VLAN, and no high-classification tenant is on a shared RDMA "
+            "device.",
+            validate=fail_closed(fabric_isolation), enforcement_level=MANDATORY, severity=Severity.CRITICAL,
+            remediation_steps="Give each tenant its own fabric.segment; put high-classification tenants' allocations "
+            "on pools with rdma: sriov."),
         StackValidationPolicy(
             name="tenant-guardrails", description="Every tenant namespace is held by every admission guardrail "
             "(images, token Secrets, externalIPs, RoleBindings, nodeName, workload and pod priority, GPUs through "

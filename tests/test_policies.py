@@ -48,7 +48,7 @@ POLICY_NAMES = (
     "pod-security-restricted", "tenant-isolation", "pinned-versions", "chart-renders", "api-server-accepts",
     "driver-supports-models",
     "tenant-namespaces-retained", "guaranteed-within-capacity", "shares-and-caps", "mig-quota-in-layout",
-    "gpu-quota-present", "tenant-guardrails", "allocation-periods", "national-budget",
+    "gpu-quota-present", "fabric-isolation", "tenant-guardrails", "allocation-periods", "national-budget",
 )
 SOVEREIGNTY_AND_CAPACITY = {
     "residency-labels", "approved-registries", "classification-within-certification", "domestic-organisations",
@@ -800,8 +800,8 @@ def test_check_fails_a_mandatory_violation_with_text_junit_and_sarif(broken, tmp
         "ncc-haenam": {"domestic-organisations", "driver-supports-models", "guaranteed-within-capacity",
                        "shares-and-caps", "national-budget"},
         "rdc-gwangju": {"classification-within-certification", "shares-and-caps", "national-budget"}}
-    assert {s.get("name"): s.get("tests") for s in suites.iter("testsuite")} == {"ncc-haenam": "18",
-                                                                                 "rdc-gwangju": "18"}
+    assert {s.get("name"): s.get("tests") for s in suites.iter("testsuite")} == {"ncc-haenam": "19",
+                                                                                 "rdc-gwangju": "19"}
     (ncc,) = [s for s in suites.iter("testsuite") if s.get("name") == "ncc-haenam"]
     (periods,) = [c for c in ncc.iter("testcase") if c.get("name") == "allocation-periods"]
     assert periods.find("failure") is None and "nuri-teaching" in periods.findtext("system-out")

@@ -349,6 +349,16 @@ def _fabric(doc: Document, pools: list[Pool], errors: _Errors) -> FabricSettings
     if rdma is False and fabric_pools:
         errors.add(doc, ("gpuOperator", "rdma"), "false on a region with a fabric: multi-node jobs would copy GPU "
                    "memory through the host instead of GPUDirect RDMA (drop it: it follows the fabric)", "fabric")
+    for i, pool in fabric_pools:
+        f = pool.fabric
+        assert f is not None
+        if f.rdma == "shared":
+            # a tenant network's master is the host's child interface of its partition or VLAN: <if>.8101, <if>.257
+            for n, interface in enumerate(f.interfaces):
+                if len(interface) + 5 > 15:
+                    errors.add(doc, ("pools", i, "fabric", "interfaces", n), f"{interface}: the tenant networks' "
+                               f"child interfaces ({interface}.8101, {interface}.4094) would pass Linux's 15 "
+                               "characters (rename the interface, or use rdma: sriov)", "fabric")
     netop = raw["networkOperator"]
     version = netop["chartVersion"].lstrip("v")
     driver = raw.get("driver", "container")

@@ -1,0 +1,209 @@
+"""The compute fabric: the Network Operator's release and NicClusterPolicy from config, GPUDirect RDMA, each
+tenant's networks and addresses on its own partition or VLAN, the RDMA quota, the config refusals and the pack's
+fabric-isolation rule."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from components.network_operator import nic_cluster_policy
+from sovcloud import config
+from sovcloud.cli import main
+from sovcloud.config.errors import ConfigInvalid
+from tests.conftest import REPO, Tree
+from tests.test_components import kinds, one, release
+from tests.test_policies import _labels, _namespace, validate_stack
+
+CFG = config.load(REPO)
+
+
+def test_the_national_halls_get_sr_iov_on_infiniband_with_ib_kubernetes() -> None:
+    policy = nic_cluster_policy(CFG.regions["ncc-haenam"])
+    assert (policy["apiVersion"], policy["kind"], policy["metadata"]["name"]) == (
+        "mellanox.com/v1alpha1", "NicClusterPolicy", "nic-cluster-policy")  # the one name the operator reconciles
+    spec = policy["spec"]
+    mirror = "registry.ncc.example.kr/mirror/nvidia/mellanox"
+    assert spec["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] == [
+        {"matchExpressions": [{"key": "sovcloud.kr/pool", "operator": "In",
+                               "values": ["b200-hall-a", "b200-hall-b", "b200-hall-c"]}]}]
+    assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    driver = spec["ofedDriver"]
+    assert (driver["image"], driver["repository"], driver["version"]) == (
+        "doca-driver", mirror, "doca3.4.1-26.04-1.1.0.0-1")  # hack/release.yaml at v26.4.1
+    assert json.loads(spec["sriovDevicePlugin"]["config"]) == {"resourceList": [{
+        "resourcePrefix": "rdma", "resourceName": "ib_vf",
+        "selectors": {"vendors": ["15b3"], "isRdma": True, "linkTypes": ["infiniband"],
+                      "pfNames": ["ibp154s0", "ibp192s0", "ibp206s0", "ibp220s0", "ibp24s0", "ibp64s0", "ibp79s0",
+                                  "ibp94s0"]}}]}
+    ib = spec["ibKubernetes"]
+    assert (ib["ufmSecret"], ib["pKeyGUIDPoolRangeStart"], ib["pKeyGUIDPoolRangeEnd"]) == (
+        "ufm-credentials", "02:00:00:00:00:00:00:00", "02:FF:FF:FF:FF:FF:FF:FF")
+    assert set(spec["secondaryNetwork"]) == {"cniPlugins", "multus"}  # no IPoIB: every pod has its own VFs
+    assert "rdmaSharedDevicePlugin" not in spec
+    for section in ("sriovDevicePlugin", "ibKubernetes", "nvIpam"):
+        assert (spec[section]["repository"], spec[section]["version"]) == (mirror, "network-operator-v26.4.1")
+    assert {(s["image"], s["repository"]) for s in spec["secondaryNetwork"].values()} == {
+        ("plugins", mirror), ("multus-cni", mirror)}
+
+
+def test_ulsan_racks_share_their_hcas_and_keep_the_hosts_driver() -> None:
+    spec = nic_cluster_policy(CFG.regions["rdc-ulsan"])["spec"]
+    assert "ofedDriver" not in spec and "ibKubernetes" not in spec and "sriovDevicePlugin" not in spec
+    assert json.loads(spec["rdmaSharedDevicePlugin"]["config"]) == {"configList": [{
+        "resourceName": "ib", "rdmaHcaMax": 63,
+        "selectors": {"vendors": ["15b3"], "ifNames": ["ibp3s0", "ibp4s0", "ibp5s0", "ibp6s0"]}}]}
+    assert spec["secondaryNetwork"]["ipoib"] == {"image": "ipoib-cni", "repository": "cr.ulsan.example.kr/mirror/"
+                                                 "nvidia/mellanox", "version": "network-operator-v26.4.1"}
+
+
+def test_gpudirect_rdma_follows_the_fabric_and_its_driver(shipped_synthesis) -> None:
+    def rdma(region: str) -> dict[str, Any]:
+        return release(shipped_synthesis(region), "gpu-operator")["values"]["driver"]["rdma"]
+
+    assert rdma("ncc-haenam") == {"enabled": True, "useHostMofed": False}  # the DOCA driver container
+    assert rdma("rdc-ulsan") == {"enabled": True, "useHostMofed": True}  # the trays' own DOCA
+    assert rdma("rdc-gwangju") == {"enabled": False}
+
+
+def test_the_network_operator_release_is_the_operator_alone_from_the_mirror(shipped_synthesis) -> None:
+    s = shipped_synthesis("ncc-haenam")
+    r = release(s, "network-operator")
+    assert (r["chart"], r["version"], r["namespace"]) == ("network-operator", "26.4.1", "nvidia-network-operator")
+    assert r["repositoryOpts"] == {"repo": "https://charts.ncc.example.kr/stable"}
+    values = r["values"]
+    # the GPU operator runs NFD; the SR-IOV and maintenance operators are not run
+    assert (values["nfd"], values["sriovNetworkOperator"], values["maintenanceOperator"]) == (
+        {"enabled": False, "deployNodeFeatureRules": True}, {"enabled": False}, {"enabled": False})
+    assert values["operator"]["repository"] == "registry.ncc.example.kr/mirror/nvidia/cloud-native"
+    ns = one(s, "Namespace", "nvidia-network-operator")
+    assert ns.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+
+
+def test_a_tenant_gets_a_network_per_rail_on_its_own_partition(shipped_synthesis) -> None:
+    s = shipped_synthesis("ncc-haenam")
+    nads = sorted((r.inputs for r in kinds(s, "NetworkAttachmentDefinition")
+                   if r.inputs["metadata"]["namespace"] == "dasom-bio-ai"), key=lambda n: n["metadata"]["name"])
+    assert [n["metadata"]["name"] for n in nads] == [f"fabric-ib-{i}" for i in range(8)]
+    for n in nads:
+        assert n["metadata"]["annotations"]["k8s.v1.cni.cncf.io/resourceName"] == "rdma/ib_vf"
+        assert json.loads(n["spec"]["config"]) == {
+            "cniVersion": "0.3.1", "name": n["metadata"]["name"], "type": "ib-sriov", "pkey": "0x0102",  # 258
+            "link_state": "enable", "ibKubernetesEnabled": True,
+            "ipam": {"type": "nv-ipam", "poolName": "tenant-dasom-bio-ai"}}
+    pool = one(s, "IPPool", "tenant-dasom-bio-ai", "nvidia-network-operator").inputs["spec"]
+    # block 258 of the /23s of 10.128.0.0/11: 10.128.0.0 + 258 x 512
+    start = ipaddress.ip_address("10.128.0.0") + 258 * 512
+    assert pool["subnet"] == f"{start}/23" == "10.130.4.0/23"
+    assert pool["nodeSelector"] == {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": "sovcloud.kr/pool", "operator": "In", "values": ["b200-hall-b"]}]}]}
+
+
+def test_a_shared_hca_tenant_network_is_ipoib_on_its_partitions_child_interface(shipped_synthesis) -> None:
+    s = shipped_synthesis("rdc-ulsan")
+    nad = one(s, "NetworkAttachmentDefinition", "fabric-ib-0", "orbit-lm").inputs
+    config_ = json.loads(nad["spec"]["config"])
+    assert (config_["type"], config_["master"]) == ("ipoib", "ibp3s0.8105")  # segment 261 = 0x105, full member
+    assert "k8s.v1.cni.cncf.io/resourceName" not in nad["metadata"]["annotations"]
+    hard = one(s, "ResourceQuota", "sovcloud-quota", "orbit-lm").inputs["spec"]["hard"]
+    assert hard["requests.rdma/ib"] == "216"  # 144 guaranteed + 72 borrowable GPUs
+    # pixelforge has no allocation on a fabric pool: no networks, no IP pool, no RDMA quota
+    assert not [r for r in kinds(s, "NetworkAttachmentDefinition") if r.inputs["metadata"]["namespace"] == "pixelforge"]
+    assert "requests.rdma/ib" not in one(s, "ResourceQuota", "sovcloud-quota", "pixelforge").inputs["spec"]["hard"]
+
+
+# ---------------------------------------------------------------------------------------------- config
+
+@pytest.mark.parametrize(("region", "edit", "path", "text"), [
+    ("rdc-gwangju", lambda r: r["pools"][0].update(fabric={"kind": "roce", "hcasPerNode": 2, "rdma": "shared",
+                                                          "interfaces": ["ens1f0np0"]}),
+     "pools[0].fabric", "needs the region's fabric section"),
+    ("rdc-gwangju", lambda r: r["gpuOperator"].update(rdma=True), "gpuOperator.rdma", "GPUDirect RDMA without a "
+     "fabric"),
+    ("rdc-ulsan", lambda r: r["pools"][0].pop("fabric"), "fabric", "no pool declares a fabric"),
+    ("rdc-ulsan", lambda r: r["gpuOperator"].update(rdma=False), "gpuOperator.rdma", "false on a region with a "
+     "fabric"),
+    ("ncc-haenam", lambda r: r["fabric"].pop("ufmSecret"), "fabric", "needs ufmSecret"),
+    ("ncc-haenam", lambda r: r["prerequisites"].pop("secrets"), "fabric.ufmSecret", "is not a declared prerequisite"),
+    ("rdc-ulsan", lambda r: r["fabric"]["ipam"].update(subnet="10.160.0.0/25"), "fabric.ipam.tenantPrefix",
+     "/24 is not inside 10.160.0.0/25"),
+    ("rdc-ulsan", lambda r: r["pools"][0]["fabric"].update(interfaces=["ibp0s0f0np0xy"]),
+     "pools[0].fabric.interfaces[0]", "would pass Linux's 15 characters"),
+])
+def test_inconsistent_fabric_config_is_refused(tree: Tree, region: str, edit, path: str, text: str) -> None:
+    tree.edit_region(region, edit)
+    with pytest.raises(ConfigInvalid) as exc:
+        config.load(tree.root)
+    found = [e for e in exc.value.errors if e.path == path]
+    assert found and text in found[0].message, [str(e) for e in exc.value.errors]
+
+
+def test_a_tenant_on_a_fabric_pool_needs_its_own_segment_within_the_subnet(tree: Tree) -> None:
+    tree.edit_tenant("orbit-lm", lambda t: t.pop("fabric"))
+    with pytest.raises(ConfigInvalid) as exc:
+        config.load(tree.root)
+    (e,) = exc.value.errors
+    assert (e.file, e.rule) == ("tenants/orbit-lm.yaml", "fabric")
+    assert "needs its own segment there" in e.message
+    tree.edit_tenant("orbit-lm", lambda t: t.update(fabric={"segment": 2048}))  # Ulsan: 2,048 /24s in a /13
+    with pytest.raises(ConfigInvalid) as exc:
+        config.load(tree.root)
+    assert [e.message for e in exc.value.errors] == [
+        "2048 is beyond rdc-ulsan's 2048 tenant blocks of /24 in 10.160.0.0/13 (use a smaller segment, or the "
+        "region a larger subnet)"]
+    tree.edit_tenant("orbit-lm", lambda t: t.update(fabric={"segment": 258}))  # dasom-bio-ai's
+    with pytest.raises(ConfigInvalid) as exc:
+        config.load(tree.root)
+    assert [(e.path, e.message) for e in exc.value.errors] == [
+        ("fabric.segment", "258 is tenant dasom-bio-ai's segment (its partition key and VLAN): take one no tenant "
+                           "has")]
+
+
+def test_onboarding_onto_a_fabric_pool_assigns_the_lowest_free_segment(tree: Tree) -> None:
+    result = CliRunner().invoke(main, [
+        "tenant", "add", "--root", str(tree.root), "--name", "mirae-lab", "--display-name", "Mirae Lab",
+        "--org-name", "Mirae", "--org-type", "startup", "--registration-id", "000-00-00099", "--sector", "startup",
+        "--classification", "low", "--region", "rdc-ulsan", "--pool", "gb200-nvl72", "--gpus", "8", "--cpu", "64",
+        "--memory", "512Gi", "--storage", "10Ti", "--start", "2026-12-01", "--end", "2027-05-31",
+        "--admin-group", "mirae-admins", "--contact", "Kim Minji <minji@mirae.example.kr>:technical"])
+    assert result.exit_code == 0, result.output
+    assert config.load(tree.root).tenants["mirae-lab"].fabric_segment == 2
+
+
+# ------------------------------------------------------------------------------------------ the pack's rule
+
+def _nad(ns: str, config_: dict[str, Any], name: str = "fabric-ib-0") -> dict[str, Any]:
+    return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+            "metadata": {"name": name, "namespace": ns, "labels": _labels(ns, **{"sovcloud.kr/tenant": ns})},
+            "spec": {"config": json.dumps(config_)}}
+
+
+def test_fabric_isolation_holds_partitions_and_vlans_per_tenant() -> None:
+    ok = [_namespace("t1"), _namespace("t2"), _namespace("t3", classification="high"),
+          _nad("t1", {"type": "ipoib", "master": "ibp3s0.8101"}),
+          _nad("t2", {"type": "ipoib", "master": "ibp3s0.8102"}),
+          _nad("t3", {"type": "ib-sriov", "pkey": "0x0103"}),
+          _nad("t1", {"type": "sriov", "vlan": 101}, "fabric-roce-0")]  # VLAN 101 and partition 0x101: two fabrics
+    assert validate_stack("fabric-isolation", ok) == []
+    shared_pkey = [_namespace("t1"), _namespace("t2"), _nad("t1", {"type": "ipoib", "master": "ibp3s0.8101"}),
+                   _nad("t2", {"type": "ib-sriov", "pkey": "0x8101"})]  # the full-member bit is the same partition
+    assert validate_stack("fabric-isolation", shared_pkey) == [(
+        "tenants t1 and t2 share partition 0x0101 on the infiniband fabric (network t2/fabric-ib-0): either reaches "
+        "the other's pods (one segment per tenant)", "fabric-ib-0")]
+    shared_vlan = [_namespace("t1"), _namespace("t2"), _nad("t1", {"type": "macvlan", "master": "ens1f0.300"}),
+                   _nad("t2", {"type": "sriov", "vlan": 300})]
+    assert [m for m, _ in validate_stack("fabric-isolation", shared_vlan)] == [
+        "tenants t1 and t2 share VLAN 300 on the roce fabric (network t2/fabric-ib-0): either reaches the other's "
+        "pods (one segment per tenant)"]
+    high_shared = [_namespace("t3", classification="high"), _nad("t3", {"type": "ipoib", "master": "ibp3s0.8103"})]
+    assert [m for m, _ in validate_stack("fabric-isolation", high_shared)] == [
+        "high-classification tenant t3: network fabric-ib-0 is on a shared RDMA device (every pod on the node gets "
+        "the node's HCAs and every partition or VLAN of their ports): put its allocations on a pool with rdma: sriov"]
+    default = [_namespace("t1"), _nad("t1", {"type": "ipoib", "master": "ibp3s0"})]
+    assert [m for m, _ in validate_stack("fabric-isolation", default)] == [
+        "tenant t1: network fabric-ib-0 puts its pods on no partition of their own (the fabric's default): give it "
+        "the tenant's partition"]
