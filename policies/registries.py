@@ -79,3 +79,16 @@ def approved_registries(args, report_violation) -> None:
         for image in workload_images(args.props):
             if not approved(image, allowed):
                 report_violation(f"image {image} is not from an approved registry ({', '.join(allowed) or 'none'})")
+    elif kind(args) == "NicClusterPolicy":
+        # every operand the Network Operator starts: <repository>/<image>:<version> of each section that has an
+        # image (spec.global.repository fills in an empty one)
+        spec = args.props.get("spec") or {}
+        default = (spec.get("global") or {}).get("repository") or ""
+        for path, value in walk_values(spec):
+            if path.rsplit(".", 1)[-1] != "image" or not isinstance(value, str):
+                continue
+            section = path.rsplit(".", 1)[0]
+            repo = charts.mapping_get(spec, f"{section}.repository") or default
+            if not approved(f"{repo}/{value}" if repo else value, allowed):
+                report_violation(f"spec.{section}.repository = {repo or '(empty)'} is not from an approved registry "
+                                 f"({', '.join(allowed) or 'none'})")

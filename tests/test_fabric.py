@@ -207,3 +207,37 @@ def test_fabric_isolation_holds_partitions_and_vlans_per_tenant() -> None:
     assert [m for m, _ in validate_stack("fabric-isolation", default)] == [
         "tenant t1: network fabric-ib-0 puts its pods on no partition of their own (the fabric's default): give it "
         "the tenant's partition"]
+
+
+def test_every_network_operand_comes_from_the_mirror() -> None:
+    from tests.test_policies import validate_resource
+
+    policy = nic_cluster_policy(CFG.regions["ncc-haenam"])
+    allowed = list(CFG.regions["ncc-haenam"].registries.allowed)
+    assert validate_resource("approved-registries", policy, allowedRegistries=allowed) == []
+    policy["spec"]["ibKubernetes"]["repository"] = "nvcr.io/nvidia/mellanox"
+    assert validate_resource("approved-registries", policy, allowedRegistries=allowed) == [
+        "spec.ibKubernetes.repository = nvcr.io/nvidia/mellanox is not from an approved registry "
+        "(registry.ncc.example.kr, charts.ncc.example.kr)"]
+
+
+def test_status_names_fabric_nodes_that_cannot_give_pods_rdma() -> None:
+    from kubernetes.client import V1Node, V1NodeStatus, V1ObjectMeta
+
+    from sovcloud.engine.status import _fabric_problems
+
+    pool = CFG.regions["ncc-haenam"].pool("b200-hall-a")
+
+    def node(name: str, vfs: str | None, waiting: bool = False) -> V1Node:
+        labels = {"sovcloud.kr/pool": "b200-hall-a", "network.nvidia.com/operator.mofed.wait": str(waiting).lower()}
+        return V1Node(metadata=V1ObjectMeta(name=name, labels=labels),
+                      status=V1NodeStatus(allocatable={"nvidia.com/gpu": "8", **({"rdma/ib_vf": vfs} if vfs else {})}))
+
+    nodes = [node("a-001", "64"), node("a-002", None), node("a-003", "0"), node("a-004", "64", waiting=True)]
+    assert _fabric_problems(pool, nodes, "container") == [
+        "pool b200-hall-a: node a-002 has no rdma/ib_vf allocatable (infiniband HCAs down, VFs not configured or the "
+        "device plugin not running)",
+        "pool b200-hall-a: node a-003 has no rdma/ib_vf allocatable (infiniband HCAs down, VFs not configured or the "
+        "device plugin not running)",
+        "pool b200-hall-a: node a-004 waits for the DOCA driver container (network.nvidia.com/operator.mofed.wait)"]
+    assert _fabric_problems(pool, nodes[3:], "host") == []  # the hosts' driver: the label is not the operator's

@@ -156,6 +156,26 @@ def _missing_guardrails(client: Any, api_client: Any, region: Region) -> list[st
     return out
 
 
+# The Network Operator's node label: "true" until the DOCA driver container is ready on the node (its device
+# plugins wait for "false"; docs/heterogeneous-cluster-support.md at v26.4.1)
+DRIVER_WAIT = "network.nvidia.com/operator.mofed.wait"
+
+
+def _fabric_problems(pool: Any, nodes: list[Any], driver: str) -> list[str]:
+    """A fabric pool's nodes that cannot give pods RDMA: the device plugin advertises none of the pool's resource
+    (HCAs down, VFs not configured, the plugin not running), or the DOCA driver container is not ready."""
+    f = pool.fabric
+    out = []
+    for n in sorted(nodes, key=lambda n: n.metadata.name):
+        have = _quantity((n.status.allocatable or {}).get(f.resource, 0))
+        if have <= 0:
+            out.append(f"pool {pool.name}: node {n.metadata.name} has no {f.resource} allocatable ({f.kind} HCAs "
+                       f"down, {'VFs not configured or ' if f.rdma == 'sriov' else ''}the device plugin not running)")
+        if driver == "container" and (n.metadata.labels or {}).get(DRIVER_WAIT) == "true":
+            out.append(f"pool {pool.name}: node {n.metadata.name} waits for the DOCA driver container ({DRIVER_WAIT})")
+    return out
+
+
 def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
@@ -228,6 +248,8 @@ def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str |
             problems.append(f"pool {pool.name}: {len(untainted)} node(s) without the taint {L.GPU_TAINT_TEXT}, so pods "
                             f"that ask for no GPU can land there: {_some(untainted)} (register them with it: kubelet "
                             "registerWithTaints)")
+        if pool.fabric is not None and region.fabric is not None:
+            problems += _fabric_problems(pool, mine, region.fabric.driver)
     for n in nodes:
         node_labels = n.metadata.labels or {}
         if any(node_labels.get(k) == "true" for k in GPU_PRESENT) and not node_labels.get(L.POOL):
