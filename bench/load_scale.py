@@ -103,12 +103,13 @@ def _tenant(i: int, rng: random.Random, pools: list[PoolRef], certs: dict[str, s
         "adminGroups": [f"sovcloud:{name}:admins", *([f"sovcloud:{name}:ops"] if rng.random() < 0.5 else [])],
         "contacts": [{"name": f"Contact {j} ({name})", "email": f"c{j}@{name}.example.kr", "role": role}
                      for j, role in enumerate(rng.sample(ROLES, k=rng.randint(1, 3)))],
+        "fabric": {"segment": 2 + i},  # unique: its own partition key / VLAN where a pool has a fabric
         "allocations": allocations,
     }
     if rng.random() < 0.5:
         data["status"] = rng.choice(("active", "active", "offboarding"))
     if rng.random() < 0.5:
-        data["network"] = {"internetEgress": rng.random() < 0.5,
+        data["network"] = {"internetEgress": rng.random() < 0.5 and data["classification"] != "high",
                            "egressCidrs": [f"10.{rng.randrange(256)}.{k}.0/24" for k in range(rng.randint(0, 3))]}
     return data
 
