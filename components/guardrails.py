@@ -31,6 +31,9 @@ _IMAGES = ("object.spec.containers.map(c, c.image)"
 
 
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"  # Kueue's LocalQueue label (controller constants.QueueLabel)
+# Multus' pod annotations: the secondary networks, and the replacement of the cluster network
+MULTUS_NETWORKS = "k8s.v1.cni.cncf.io/networks"
+MULTUS_DEFAULT_NETWORK = "v1.multus-cni.io/default-network"
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ def approved_hosts(region: model.Region) -> list[str]:
 def guardrails(region: model.Region) -> list[Guardrail]:
     hosts = approved_hosts(region)
     (images, tokens, external_ips, role_bindings, node_name, workload_priority, pod_priority,
-     gpu_queue) = L.GUARDRAILS
+     gpu_queue, own_networks) = L.GUARDRAILS
     pod_classes = list(region.guardrails.pod_priority_classes)
     pod_classes_text = ", ".join(pod_classes) or "none"
     return [
@@ -215,6 +218,20 @@ def guardrails(region: model.Region) -> list[Guardrail]:
                     "object.spec.schedulingGates.exists(n, n.name == g.name)))",
                     f"{gpu_queue}: Kueue's scheduling gates are lifted by Kueue when it admits the pod, not by the "
                     "tenant"),)),
+        Guardrail(
+            own_networks,
+            "pods joining another tenant's fabric network: Multus (as the Network Operator deploys it, without "
+            "namespaceIsolation) attaches a pod to any namespace's NetworkAttachmentDefinition it names as "
+            "namespace/name, and ib-kubernetes then puts the pod's VFs in that tenant's partition",
+            (("", "pods"),), ("CREATE", "UPDATE"),
+            # the annotation is a comma-separated list (name, name@interface, namespace/name) or a JSON list of
+            # objects (with an optional "namespace"): no '/' and no namespace key means the pod's own namespace
+            f"!has(object.metadata.annotations) || ((!('{MULTUS_NETWORKS}' in object.metadata.annotations) || "
+            f"(!object.metadata.annotations['{MULTUS_NETWORKS}'].contains('/') && "
+            f"!object.metadata.annotations['{MULTUS_NETWORKS}'].contains('namespace'))) && "
+            f"!('{MULTUS_DEFAULT_NETWORK}' in object.metadata.annotations))",
+            f"{own_networks}: a tenant pod names only its own namespace's networks in {MULTUS_NETWORKS} (by name, "
+            f"without namespace/) and does not replace its cluster network ({MULTUS_DEFAULT_NETWORK})"),
     ]
 
 

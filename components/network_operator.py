@@ -36,6 +36,7 @@ POLICY = "nic-cluster-policy"  # the one name the operator reconciles
 OPERANDS = "nvcr.io/nvidia/mellanox"
 RDMA_HCA_MAX = 63  # pods per HCA the shared device plugin admits (the upstream example's value)
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"  # what a pod names its fabric networks by (Multus)
+MELLANOX_NIC = "feature.node.kubernetes.io/pci-15b3.present"  # NFD's label of a node with a Mellanox NIC
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,13 @@ def fabric_pools(region: model.Region) -> list[model.Pool]:
 
 
 def helm_values(region: model.Region) -> dict[str, Any]:
-    """The chart: the operator only (the GPU operator runs NFD; its NodeFeatureRules label the NICs there), from
-    the mirror."""
+    """The chart: the operator only (the GPU operator runs NFD), from the mirror."""
     fabric = region.fabric
     assert fabric is not None
-    nfd = region.gpu_operator.nfd
     values: dict[str, Any] = {
-        "nfd": {"enabled": False, "deployNodeFeatureRules": nfd},
+        # the GPU operator's NFD already labels the NICs (feature.node.kubernetes.io/pci-15b3.present); the
+        # chart's NodeFeatureRules would need NFD's CRD before that release has installed it
+        "nfd": {"enabled": False, "deployNodeFeatureRules": False},
         "sriovNetworkOperator": {"enabled": False},  # VFs are configured on the nodes by the centre
         "maintenanceOperator": {"enabled": False},
         "operator": {"nodeSelector": dict(region.system_nodes.node_selector),
@@ -79,15 +80,31 @@ def nic_cluster_policy(region: model.Region) -> dict[str, Any]:
     assert fabric is not None
     pools = fabric_pools(region)
     version = fabric.component_version
+    # the DaemonSets (driver, device plugins, CNI, nv-ipam's node agent): where the driver container runs, on every
+    # GPU node with a Mellanox NIC, since GPUDirect RDMA is a region-wide ClusterPolicy setting and the GPU
+    # operator's validator waits on such a node for the DOCA driver (/run/mellanox/drivers/.driver-ready); the
+    # device plugins find no HCA of their selectors on the other pools. With the hosts' driver, the fabric pools.
+    placed = region.pools if fabric.driver == "container" else pools
+    match = [{"key": L.POOL, "operator": "In", "values": sorted(p.name for p in placed)}]
+    if fabric.driver == "container":
+        match.append({"key": MELLANOX_NIC, "operator": "In", "values": ["true"]})
+    system = region.system_nodes
     spec: dict[str, Any] = {
-        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{
-            "matchExpressions": [{"key": L.POOL, "operator": "In", "values": sorted(p.name for p in pools)}]}]}},
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": match}]}},
         "tolerations": [dict(L.GPU_TOLERATION)],
+        # the Deployments (ib-kubernetes, nv-ipam's controller) take these instead: the system nodes
+        "deploymentTolerations": [dict(t) for t in system.tolerations],
     }
+    if system.node_selector:
+        spec["deploymentNodeAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": k, "operator": "In", "values": [v]}
+                                  for k, v in sorted(system.node_selector.items())]}]}}
     if fabric.driver == "container":
         spec["ofedDriver"] = _operand(region, "doca-driver", fabric.driver_version or "", upgradePolicy={
             "autoUpgrade": True, "maxParallelUpgrades": 1,
-            "drain": {"enable": True, "force": False, "deleteEmptyDir": True, "timeoutSeconds": 600}})
+            # force: Kueue's plain pods have no controller, and a drain that cannot evict them fails the upgrade
+            "drain": {"enable": True, "force": True, "deleteEmptyDir": True, "timeoutSeconds": 600}})
     shared: dict[str, set[str]] = {}
     sriov: dict[str, tuple[str, set[str]]] = {}
     for p in pools:
@@ -206,6 +223,7 @@ class NetworkOperator(pulumi.ComponentResource):
             f"{name}-release", name=RELEASE, namespace=NAMESPACE, create_namespace=False,
             **chart_source(region, fabric.chart, fabric.chart_version), values=helm_values(region), atomic=True,
             timeout=900, max_history=10, opts=pulumi.ResourceOptions(parent=self, depends_on=[ns]))
-        CustomObject(f"{name}-policy", nic_cluster_policy(region),
-                     pulumi.ResourceOptions(parent=self, depends_on=[self.release]))
+        # tenants' networks and IP pools wait for this: nv-ipam's IPPool CRD comes with the policy's nvIpam
+        self.policy = CustomObject(f"{name}-policy", nic_cluster_policy(region),
+                                   pulumi.ResourceOptions(parent=self, depends_on=[self.release]))
         self.register_outputs({})

@@ -105,6 +105,6 @@ class Region(pulumi.ComponentResource):
                    # the Kueue release (CRDs) and the admin role, not whole components: depending on a component
                    # means depending on every child of it, for every tenant
                    pulumi.ResourceOptions(parent=self, depends_on=[queueing.kueue, admin_role,
-                                                                   *(f.release for f in fabric)]))
+                                                                   *(f.policy for f in fabric)]))
         self.capacity = pulumi.Output.from_input(summary(args))
         self.register_outputs({"capacity": self.capacity})

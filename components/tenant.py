@@ -95,7 +95,8 @@ def namespace_meta(args: TenantArgs) -> dict[str, Any]:
                         L.PRIORITY_CLASSES: " ".join(priority_classes(args)),  # read by the priority guardrail
                         "sovcloud.kr/display-name": t.display_name, "sovcloud.kr/organisation": t.organisation.name,
                         ORGANISATION_ID: t.organisation.registration_id,
-                        ORGANISATION_COUNTRY: t.organisation.country}}
+                        ORGANISATION_COUNTRY: t.organisation.country,
+                        **({L.FABRIC_SEGMENT: str(t.fabric_segment)} if fabric_pools(args) else {})}}
 
 
 def granted_priority(args: TenantArgs) -> str:
@@ -144,7 +145,9 @@ def quota_hard(args: TenantArgs) -> dict[str, str]:
         "services.loadbalancers": "0", "services.nodeports": "0",
     })
     # RDMA devices of fabric pools (Kueue leaves rdma/ to the quota): zero where the allocation holds none
-    rdma: dict[str, int] = {}
+    # every RDMA resource of the region, zero unless an allocation holds some (an absent key is no limit)
+    rdma: dict[str, int] = {p.fabric.resource: 0 for p in args.region.pools
+                            if p.fabric is not None and args.region.fabric is not None}
     for a in args.allocations:
         pool = _pool(args, a)
         if pool.fabric is not None and args.region.fabric is not None:

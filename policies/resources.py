@@ -18,6 +18,7 @@ from sovcloud.config.model import CLASSIFICATIONS  # noqa: F401
 from sovcloud.keys import (  # noqa: F401 (the keys rules read, re-exported for them)
     ALLOCATIONS,
     CLASSIFICATION,
+    FABRIC_SEGMENT,
     GPU_PRODUCT_ANNOTATION,
     GPUS,
     GUARDRAILS,

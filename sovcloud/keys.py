@@ -31,9 +31,10 @@ DEVICE_PLUGIN_CONFIG = "nvidia.com/device-plugin.config"
 # by components/guardrails.py, required by the pack's tenant-guardrails rule.
 GUARDRAILS = ("sovcloud-tenant-images", "sovcloud-tenant-no-token-secrets", "sovcloud-tenant-no-external-ips",
               "sovcloud-tenant-role-bindings", "sovcloud-tenant-no-node-name", "sovcloud-tenant-workload-priority",
-              "sovcloud-tenant-pod-priority", "sovcloud-tenant-gpu-queue")
+              "sovcloud-tenant-pod-priority", "sovcloud-tenant-gpu-queue", "sovcloud-tenant-own-networks")
 ADMIN_GROUPS = f"{DOMAIN}/admin-groups"  # tenant namespace: its admin groups, space-separated (the RBAC guardrail)
 # tenant namespace: the WorkloadPriorityClasses its workloads may name, space-separated (the priority guardrail)
 PRIORITY_CLASSES = f"{DOMAIN}/priority-classes"
 
 NETWORK_OPERATOR_NAMESPACE = "nvidia-network-operator"  # the Network Operator, its operands and nv-ipam's pools
+FABRIC_SEGMENT = f"{DOMAIN}/fabric-segment"  # tenant namespace: its partition key and VLAN (fabric-isolation)

@@ -28,9 +28,13 @@ def test_the_national_halls_get_sr_iov_on_infiniband_with_ib_kubernetes() -> Non
         "mellanox.com/v1alpha1", "NicClusterPolicy", "nic-cluster-policy")  # the one name the operator reconciles
     spec = policy["spec"]
     mirror = "registry.ncc.example.kr/mirror/nvidia/mellanox"
+    # the DOCA driver on every GPU node with a Mellanox NIC: GPUDirect RDMA is region-wide, and the GPU operator's
+    # validator waits there for the driver
     assert spec["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] == [
         {"matchExpressions": [{"key": "sovcloud.kr/pool", "operator": "In",
-                               "values": ["b200-hall-a", "b200-hall-b", "b200-hall-c"]}]}]
+                               "values": ["b200-hall-a", "b200-hall-b", "b200-hall-c", "b200-mig", "h200-hall-d"]},
+                              {"key": "feature.node.kubernetes.io/pci-15b3.present", "operator": "In",
+                               "values": ["true"]}]}]
     assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     driver = spec["ofedDriver"]
     assert (driver["image"], driver["repository"], driver["version"]) == (
@@ -78,7 +82,7 @@ def test_the_network_operator_release_is_the_operator_alone_from_the_mirror(ship
     values = r["values"]
     # the GPU operator runs NFD; the SR-IOV and maintenance operators are not run
     assert (values["nfd"], values["sriovNetworkOperator"], values["maintenanceOperator"]) == (
-        {"enabled": False, "deployNodeFeatureRules": True}, {"enabled": False}, {"enabled": False})
+        {"enabled": False, "deployNodeFeatureRules": False}, {"enabled": False}, {"enabled": False})
     assert values["operator"]["repository"] == "registry.ncc.example.kr/mirror/nvidia/cloud-native"
     ns = one(s, "Namespace", "nvidia-network-operator")
     assert ns.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
@@ -96,9 +100,10 @@ def test_a_tenant_gets_a_network_per_rail_on_its_own_partition(shipped_synthesis
             "link_state": "enable", "ibKubernetesEnabled": True,
             "ipam": {"type": "nv-ipam", "poolName": "tenant-dasom-bio-ai"}}
     pool = one(s, "IPPool", "tenant-dasom-bio-ai", "nvidia-network-operator").inputs["spec"]
-    # block 258 of the /23s of 10.128.0.0/11: 10.128.0.0 + 258 x 512
-    start = ipaddress.ip_address("10.128.0.0") + 258 * 512
-    assert pool["subnet"] == f"{start}/23" == "10.130.4.0/23"
+    # block 258 of the /19s of 10.128.0.0/9: 10.128.0.0 + 258 x 8192; 16 addresses for each of hall B's 420 nodes
+    start = ipaddress.ip_address("10.128.0.0") + 258 * 8192
+    assert pool["subnet"] == f"{start}/19" == "10.160.64.0/19"
+    assert pool["perNodeBlockSize"] == 16 and 420 * 16 <= 2 ** 13 - 2
     assert pool["nodeSelector"] == {"nodeSelectorTerms": [{"matchExpressions": [
         {"key": "sovcloud.kr/pool", "operator": "In", "values": ["b200-hall-b"]}]}]}
 
@@ -111,9 +116,10 @@ def test_a_shared_hca_tenant_network_is_ipoib_on_its_partitions_child_interface(
     assert "k8s.v1.cni.cncf.io/resourceName" not in nad["metadata"]["annotations"]
     hard = one(s, "ResourceQuota", "sovcloud-quota", "orbit-lm").inputs["spec"]["hard"]
     assert hard["requests.rdma/ib"] == "216"  # 144 guaranteed + 72 borrowable GPUs
-    # pixelforge has no allocation on a fabric pool: no networks, no IP pool, no RDMA quota
+    # pixelforge has no allocation on a fabric pool: no networks, no IP pool, and an RDMA quota of zero (an absent
+    # key would be no limit)
     assert not [r for r in kinds(s, "NetworkAttachmentDefinition") if r.inputs["metadata"]["namespace"] == "pixelforge"]
-    assert "requests.rdma/ib" not in one(s, "ResourceQuota", "sovcloud-quota", "pixelforge").inputs["spec"]["hard"]
+    assert one(s, "ResourceQuota", "sovcloud-quota", "pixelforge").inputs["spec"]["hard"]["requests.rdma/ib"] == "0"
 
 
 # ---------------------------------------------------------------------------------------------- config
@@ -130,14 +136,23 @@ def test_a_shared_hca_tenant_network_is_ipoib_on_its_partitions_child_interface(
     ("ncc-haenam", lambda r: r["fabric"].pop("ufmSecret"), "fabric", "needs ufmSecret"),
     ("ncc-haenam", lambda r: r["prerequisites"].pop("secrets"), "fabric.ufmSecret", "is not a declared prerequisite"),
     ("rdc-ulsan", lambda r: r["fabric"]["ipam"].update(subnet="10.160.0.0/25"), "fabric.ipam.tenantPrefix",
-     "/24 is not inside 10.160.0.0/25"),
+     "/20 is not inside 10.160.0.0/25"),
+    ("rdc-ulsan", lambda r: r["fabric"]["ipam"].update(perNodeBlockSize=32), "fabric.ipam", None),
+    ("rdc-ulsan", lambda r: r["pools"][0]["fabric"].update(hcasPerNode=8), "pools[0].fabric.interfaces",
+     "4 interfaces for 8 HCAs per node"),
     ("rdc-ulsan", lambda r: r["pools"][0]["fabric"].update(interfaces=["ibp0s0f0np0xy"]),
      "pools[0].fabric.interfaces[0]", "would pass Linux's 15 characters"),
 ])
-def test_inconsistent_fabric_config_is_refused(tree: Tree, region: str, edit, path: str, text: str) -> None:
+def test_inconsistent_fabric_config_is_refused(tree: Tree, region: str, edit, path: str, text: str | None) -> None:
     tree.edit_region(region, edit)
     with pytest.raises(ConfigInvalid) as exc:
         config.load(tree.root)
+    if text is None:  # the tenants' blocks no longer hold their nodes: each tenant on the pool says so
+        assert sorted(e.file for e in exc.value.errors) == [
+            "tenants/baram-shipyard.yaml", "tenants/hyeon-motors-ai.yaml", "tenants/orbit-lm.yaml"]
+        assert all("nv-ipam gives each of the tenant's 144 fabric nodes a block of 32 addresses (4608), more than "
+                   "its /20 holds" in e.message for e in exc.value.errors)
+        return
     found = [e for e in exc.value.errors if e.path == path]
     assert found and text in found[0].message, [str(e) for e in exc.value.errors]
 
@@ -149,11 +164,11 @@ def test_a_tenant_on_a_fabric_pool_needs_its_own_segment_within_the_subnet(tree:
     (e,) = exc.value.errors
     assert (e.file, e.rule) == ("tenants/orbit-lm.yaml", "fabric")
     assert "needs its own segment there" in e.message
-    tree.edit_tenant("orbit-lm", lambda t: t.update(fabric={"segment": 2048}))  # Ulsan: 2,048 /24s in a /13
+    tree.edit_tenant("orbit-lm", lambda t: t.update(fabric={"segment": 1024}))  # the halls: 1,024 /19s in a /9
     with pytest.raises(ConfigInvalid) as exc:
         config.load(tree.root)
     assert [e.message for e in exc.value.errors] == [
-        "2048 is beyond rdc-ulsan's 2048 tenant blocks of /24 in 10.160.0.0/13 (use a smaller segment, or the "
+        "1024 is beyond ncc-haenam's 1024 tenant blocks of /19 in 10.128.0.0/9 (use a smaller segment, or the "
         "region a larger subnet)"]
     tree.edit_tenant("orbit-lm", lambda t: t.update(fabric={"segment": 258}))  # dasom-bio-ai's
     with pytest.raises(ConfigInvalid) as exc:
@@ -182,31 +197,51 @@ def _nad(ns: str, config_: dict[str, Any], name: str = "fabric-ib-0") -> dict[st
             "spec": {"config": json.dumps(config_)}}
 
 
+def _ns(name: str, segment: int, classification: str = "low") -> dict[str, Any]:
+    ns = _namespace(name, classification=classification)
+    ns["metadata"]["annotations"] = {"sovcloud.kr/fabric-segment": str(segment)}
+    return ns
+
+
 def test_fabric_isolation_holds_partitions_and_vlans_per_tenant() -> None:
-    ok = [_namespace("t1"), _namespace("t2"), _namespace("t3", classification="high"),
+    ok = [_ns("t1", 257), _ns("t2", 258), _ns("t3", 259, "high"),
           _nad("t1", {"type": "ipoib", "master": "ibp3s0.8101"}),
           _nad("t2", {"type": "ipoib", "master": "ibp3s0.8102"}),
           _nad("t3", {"type": "ib-sriov", "pkey": "0x0103"}),
-          _nad("t1", {"type": "sriov", "vlan": 101}, "fabric-roce-0")]  # VLAN 101 and partition 0x101: two fabrics
+          _nad("t1", {"type": "sriov", "vlan": 257}, "fabric-roce-0"),  # its VLAN: the same number, another fabric
+          _nad("t2", {"cniVersion": "0.3.1", "plugins": [{"type": "ib-sriov", "pkey": "0x0102"}, {"type": "tuning"}]},
+               "fabric-ib-1")]  # a conflist: the first plugin attaches
     assert validate_stack("fabric-isolation", ok) == []
-    shared_pkey = [_namespace("t1"), _namespace("t2"), _nad("t1", {"type": "ipoib", "master": "ibp3s0.8101"}),
+    shared_pkey = [_ns("t1", 257), _ns("t2", 257), _nad("t1", {"type": "ipoib", "master": "ibp3s0.8101"}),
                    _nad("t2", {"type": "ib-sriov", "pkey": "0x8101"})]  # the full-member bit is the same partition
     assert validate_stack("fabric-isolation", shared_pkey) == [(
         "tenants t1 and t2 share partition 0x0101 on the infiniband fabric (network t2/fabric-ib-0): either reaches "
         "the other's pods (one segment per tenant)", "fabric-ib-0")]
-    shared_vlan = [_namespace("t1"), _namespace("t2"), _nad("t1", {"type": "macvlan", "master": "ens1f0.300"}),
+    shared_vlan = [_ns("t1", 300), _ns("t2", 300), _nad("t1", {"type": "macvlan", "master": "ens1f0.300"}),
                    _nad("t2", {"type": "sriov", "vlan": 300})]
     assert [m for m, _ in validate_stack("fabric-isolation", shared_vlan)] == [
         "tenants t1 and t2 share VLAN 300 on the roce fabric (network t2/fabric-ib-0): either reaches the other's "
         "pods (one segment per tenant)"]
-    high_shared = [_namespace("t3", classification="high"), _nad("t3", {"type": "ipoib", "master": "ibp3s0.8103"})]
+    high_shared = [_ns("t3", 259, "high"), _nad("t3", {"type": "ipoib", "master": "ibp3s0.8103"})]
     assert [m for m, _ in validate_stack("fabric-isolation", high_shared)] == [
         "high-classification tenant t3: network fabric-ib-0 is on a shared RDMA device (every pod on the node gets "
         "the node's HCAs and every partition or VLAN of their ports): put its allocations on a pool with rdma: sriov"]
-    default = [_namespace("t1"), _nad("t1", {"type": "ipoib", "master": "ibp3s0"})]
-    assert [m for m, _ in validate_stack("fabric-isolation", default)] == [
-        "tenant t1: network fabric-ib-0 puts its pods on no partition of their own (the fabric's default): give it "
-        "the tenant's partition"]
+    odd = [_ns("t1", 257), _nad("t1", {"type": "ipoib", "master": "ibp3s0"}),  # the default partition
+           _nad("t1", {"type": "ib-sriov", "pkey": "0x7fff"}, "fabric-ib-1"),  # the default partition, named
+           _nad("t1", {"type": "sriov", "vlan": 4095}, "fabric-roce-0"),
+           _nad("t1", {"type": "ib-sriov", "pkey": "0x0102"}, "fabric-ib-2"),  # another tenant's number
+           _nad("t1", {"type": "host-device", "device": "ibp3s0"}, "raw")]
+    assert [m for m, _ in validate_stack("fabric-isolation", odd)] == [
+        "tenant t1: network fabric-ib-0 puts its pods on no partition of their own (the fabric's default, or outside "
+        "2..4094): give it the tenant's partition",
+        "tenant t1: network fabric-ib-1 puts its pods on no partition of their own (the fabric's default, or outside "
+        "2..4094): give it the tenant's partition",
+        "tenant t1: network fabric-ib-2 is on partition 0x0102, not the tenant's segment (257: namespace annotation "
+        "sovcloud.kr/fabric-segment)",
+        "tenant t1: network fabric-roce-0 puts its pods on no VLAN of their own (the fabric's default, or outside "
+        "2..4094): give it the tenant's VLAN",
+        "tenant t1: network raw is of type host-device, which the fabric does not isolate (one of ib-sriov, sriov, "
+        "ipoib, macvlan, on the tenant's segment)"]
 
 
 def test_every_network_operand_comes_from_the_mirror() -> None:
@@ -233,11 +268,14 @@ def test_status_names_fabric_nodes_that_cannot_give_pods_rdma() -> None:
         return V1Node(metadata=V1ObjectMeta(name=name, labels=labels),
                       status=V1NodeStatus(allocatable={"nvidia.com/gpu": "8", **({"rdma/ib_vf": vfs} if vfs else {})}))
 
-    nodes = [node("a-001", "64"), node("a-002", None), node("a-003", "0"), node("a-004", "64", waiting=True)]
+    nodes = [node("a-001", "64"), node("a-002", None), node("a-003", "0"), node("a-004", "64", waiting=True),
+             node("a-005", "4")]
     assert _fabric_problems(pool, nodes, "container") == [
         "pool b200-hall-a: node a-002 has no rdma/ib_vf allocatable (infiniband HCAs down, VFs not configured or the "
         "device plugin not running)",
         "pool b200-hall-a: node a-003 has no rdma/ib_vf allocatable (infiniband HCAs down, VFs not configured or the "
         "device plugin not running)",
-        "pool b200-hall-a: node a-004 waits for the DOCA driver container (network.nvidia.com/operator.mofed.wait)"]
-    assert _fabric_problems(pool, nodes[3:], "host") == []  # the hosts' driver: the label is not the operator's
+        "pool b200-hall-a: node a-004 waits for the DOCA driver container (network.nvidia.com/operator.mofed.wait)",
+        "pool b200-hall-a: node a-005 has 4 rdma/ib_vf allocatable, fewer than its 8 HCAs (VFs missing on some "
+        "ports)"]
+    assert _fabric_problems(pool, nodes[3:4], "host") == []  # the hosts' driver: the label is not the operator's

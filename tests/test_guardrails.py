@@ -389,3 +389,20 @@ def test_only_kueue_lifts_its_scheduling_gates(old: dict[str, Any], new: dict[st
     assert admitted("sovcloud-tenant-gpu-queue", new, old=old, user=user) is ok
     cpu_old, cpu_new = (dict(o, spec={**o["spec"], "containers": [{"name": "c", "image": "x"}]}) for o in (old, new))
     assert admitted("sovcloud-tenant-gpu-queue", cpu_new, old=cpu_old, user=user) is ok  # CPU pods are queued too
+
+
+@pytest.mark.parametrize(("annotations", "ok"), [
+    (None, True),
+    ({"k8s.v1.cni.cncf.io/networks": "fabric-ib-0,fabric-ib-1"}, True),
+    ({"k8s.v1.cni.cncf.io/networks": "fabric-ib-0@net1"}, True),
+    ({"k8s.v1.cni.cncf.io/networks": '[{"name": "fabric-ib-0", "interface": "net1"}]'}, True),
+    ({"k8s.v1.cni.cncf.io/networks": "hyeon-motors-ai/fabric-ib-0"}, False),  # another tenant's partition
+    ({"k8s.v1.cni.cncf.io/networks": "fabric-ib-0,hyeon-motors-ai/fabric-ib-1"}, False),
+    ({"k8s.v1.cni.cncf.io/networks": '[{"name": "fabric-ib-0", "namespace": "hyeon-motors-ai"}]'}, False),
+    ({"v1.multus-cni.io/default-network": "kube-system/host-net"}, False),
+], ids=["none", "own", "own-interface", "own-json", "other-tenant", "other-in-list", "other-json", "default-net"])
+def test_pods_join_only_their_own_namespaces_networks(annotations: dict[str, str] | None, ok: bool) -> None:
+    obj = pod("cr.ulsan.example.kr/a:1")
+    if annotations is not None:
+        obj["metadata"]["annotations"] = annotations
+    assert admitted("sovcloud-tenant-own-networks", obj) is ok

@@ -50,7 +50,7 @@ def test_synth_output_is_byte_identical_across_runs(tree: Tree, tmp_path: Path) 
         assert run("synth", "rdc-gwangju", "--date", "2026-11-28", "--root", str(tree.root), "--out", str(out)
                    ).exit_code == 0
     first, second = tree_files(tmp_path / "o1" / "rdc-gwangju"), tree_files(tmp_path / "o2" / "rdc-gwangju")
-    assert len(first) == 116 + 2 + 1  # manifests (16 of them the guardrails), Helm release specs, plan.json
+    assert len(first) == 118 + 2 + 1  # manifests (18 of them the guardrails), Helm release specs, plan.json
     assert first == second
 
 

@@ -349,9 +349,20 @@ def _fabric(doc: Document, pools: list[Pool], errors: _Errors) -> FabricSettings
     if rdma is False and fabric_pools:
         errors.add(doc, ("gpuOperator", "rdma"), "false on a region with a fabric: multi-node jobs would copy GPU "
                    "memory through the host instead of GPUDirect RDMA (drop it: it follows the fabric)", "fabric")
+    same_kind: dict[str, Pool] = {}
     for i, pool in fabric_pools:
         f = pool.fabric
         assert f is not None
+        if f.hcas_per_node != len(f.interfaces):
+            errors.add(doc, ("pools", i, "fabric", "interfaces"), f"{len(f.interfaces)} interfaces for "
+                       f"{f.hcas_per_node} HCAs per node (name each HCA's interface)", "fabric")
+        first = same_kind.setdefault(f.kind, pool)
+        if first is not pool and first.fabric is not None and (first.fabric.rdma, first.fabric.interfaces) != (
+                f.rdma, f.interfaces):
+            # a tenant's networks are per rail of a fabric kind: one shape per kind in a region
+            errors.add(doc, ("pools", i, "fabric"), f"{f.kind} pools of a region share their rdma mode and "
+                       f"interfaces (pool {first.name} has {first.fabric.rdma} on "
+                       f"{', '.join(first.fabric.interfaces)})", "fabric")
         if f.rdma == "shared":
             # a tenant network's master is the host's child interface of its partition or VLAN: <if>.8101, <if>.257
             for n, interface in enumerate(f.interfaces):
@@ -604,6 +615,15 @@ def _tenant(doc: Document, regions: dict[str, Region], broken: set[str], errors:
             errors.add(doc, ("allocations", i), f"{a.region}/{a.pool} has a {pool.fabric.kind} fabric: the tenant "
                        "needs its own segment there (fabric.segment: a number from 2 to 4094 no other tenant of the "
                        "region has)", "fabric")
+            break
+        mine = {b.pool for b in allocations if b.region == a.region}
+        fabric_nodes = sum(p.nodes for p in region.pools if p.name in mine and p.fabric is not None)
+        need = fabric_nodes * region.fabric.per_node_block_size
+        if need > 2 ** (32 - region.fabric.tenant_prefix) - 2:
+            errors.add(doc, ("allocations", i), f"{a.region}: nv-ipam gives each of the tenant's {fabric_nodes} "
+                       f"fabric nodes a block of {region.fabric.per_node_block_size} addresses ({need}), more than "
+                       f"its /{region.fabric.tenant_prefix} holds: the region's fabric.ipam needs a shorter "
+                       "tenantPrefix (or a smaller perNodeBlockSize)", "fabric")
             break
         if segment >= region.fabric.blocks:
             errors.add(doc, ("fabric", "segment"), f"{segment} is beyond {a.region}'s {region.fabric.blocks} tenant "

@@ -171,6 +171,9 @@ def _fabric_problems(pool: Any, nodes: list[Any], driver: str) -> list[str]:
         if have <= 0:
             out.append(f"pool {pool.name}: node {n.metadata.name} has no {f.resource} allocatable ({f.kind} HCAs "
                        f"down, {'VFs not configured or ' if f.rdma == 'sriov' else ''}the device plugin not running)")
+        elif f.rdma == "sriov" and have < f.hcas_per_node:  # a VF per HCA at least: some PFs have none
+            out.append(f"pool {pool.name}: node {n.metadata.name} has {have:g} {f.resource} allocatable, fewer than "
+                       f"its {f.hcas_per_node} HCAs (VFs missing on some ports)")
         if driver == "container" and (n.metadata.labels or {}).get(DRIVER_WAIT) == "true":
             out.append(f"pool {pool.name}: node {n.metadata.name} waits for the DOCA driver container ({DRIVER_WAIT})")
     return out
