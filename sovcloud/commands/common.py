@@ -115,6 +115,22 @@ def region_or_fail(cfg: Config, region: str, hint: str = "REGION") -> None:
         raise click.BadParameter(f"no region {region} (one of: {', '.join(sorted(cfg.regions))})", param_hint=hint)
 
 
+def deliver(text: str, out_file: Path | None, what: str) -> bool:
+    """Write ``text`` to ``out_file`` (atomically; one error line if it cannot be written) or, with no file and some
+    text, to the terminal; False when there was nothing to deliver (the caller prints its table)."""
+    if out_file is not None:
+        try:
+            atomic_write(out_file, text)
+        except OSError as exc:
+            fail(f"cannot write {out_file}: {exc.strerror or exc}")
+        out.print(f"{what} written to {out_file}")
+        return True
+    if text:
+        click.echo(text, nl=False)
+        return True
+    return False
+
+
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same directory and a rename. A target that is
     not a regular file (a device such as /dev/stdout, a FIFO) or is a symlink is written through, never replaced;

@@ -12,8 +12,7 @@ from rich.table import Table
 
 from sovcloud.commands.common import (
     DATE,
-    atomic_write,
-    fail,
+    deliver,
     load_or_exit,
     out,
     project_root,
@@ -47,15 +46,9 @@ def report(root: Path | None, fmt: str, out_file: Path | None, today: Any) -> No
         text = render_html(data)
     else:
         text = ""
-    if out_file is not None:
-        try:
-            atomic_write(out_file, text if text else json.dumps(data, indent=2) + "\n")
-        except OSError as exc:
-            fail(f"cannot write {out_file}: {exc.strerror or exc}")
-        out.print(f"report written to {out_file}")
-        return
-    if text:
-        click.echo(text, nl=False)
+    if out_file is not None and not text:
+        text = json.dumps(data, indent=2) + "\n"
+    if deliver(text, out_file, "report"):
         return
     table = Table(title=f"GPU allocation on {data['date']}", title_justify="left")
     for col in ("region", "pool", "model", "GPUs", "guaranteed", "borrowable", "free"):

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from sovcloud.commands.common import (
     DATE,
-    atomic_write,
+    deliver,
     err,
     fail,
     load_or_exit,
@@ -128,21 +128,12 @@ def usage(region: str, root: Path | None, url: str, first_day: dt.date | None, l
         text = ""
     for note in data["notes"]:
         err.print(f"note: {note}", markup=False)
-    if out_file is not None:
-        if not text:  # the table, as the terminal shows it, in plain text
-            console = Console(file=io.StringIO(), width=160, no_color=True, highlight=False)
-            _table(data, console)
-            text = console.file.getvalue()  # type: ignore[attr-defined]
-        try:
-            atomic_write(out_file, text)
-        except OSError as exc:
-            fail(f"cannot write {out_file}: {exc.strerror or exc}")
-        out.print(f"usage written to {out_file}")
-        return
-    if text:
-        click.echo(text, nl=False)
-        return
-    _table(data, out)
+    if out_file is not None and not text:  # the table, as the terminal shows it, in plain text
+        console = Console(file=io.StringIO(), width=160, no_color=True, highlight=False)
+        _table(data, console)
+        text = console.file.getvalue()  # type: ignore[attr-defined]
+    if not deliver(text, out_file, "usage"):
+        _table(data, out)
 
 
 def _table(data: dict[str, Any], console: Console) -> None:
