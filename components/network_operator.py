@@ -111,10 +111,11 @@ def nic_cluster_policy(region: model.Region) -> dict[str, Any]:
         f = p.fabric
         assert f is not None
         if f.rdma == "shared":
-            shared.setdefault(_resource_name(f.resource), set()).update(f.interfaces)
-        else:
+            shared.setdefault(_resource_name(f.resources[0]), set()).update(f.interfaces)
+        else:  # a resource per rail: the VFs of that rail's PF (pools of a kind share their interfaces)
             link = "infiniband" if f.kind == "infiniband" else "ether"
-            sriov.setdefault(_resource_name(f.resource), (link, set()))[1].update(f.interfaces)
+            for resource, interface in zip(f.resources, f.interfaces, strict=True):
+                sriov.setdefault(_resource_name(resource), (link, set()))[1].add(interface)
     if shared:
         spec["rdmaSharedDevicePlugin"] = _operand(region, "k8s-rdma-shared-dev-plugin", version, config=json.dumps(
             {"configList": [{"resourceName": name, "rdmaHcaMax": RDMA_HCA_MAX,
@@ -171,8 +172,9 @@ def tenant_networks(region: model.Region, tenant: model.Tenant, pools: list[mode
             else:
                 config = {"type": "sriov", "vlan": segment}
             annotations = {"sovcloud.kr/fabric": f"{f.kind} {f.rdma}"}
-            if f.rdma == "sriov":
-                annotations["k8s.v1.cni.cncf.io/resourceName"] = f.resource
+            rail_resource = f.rail_resource(rail)
+            if rail_resource is not None:  # Multus takes this network's VF from this rail's resource
+                annotations["k8s.v1.cni.cncf.io/resourceName"] = rail_resource
             out[name] = {
                 "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
                 "metadata": {"name": name, "namespace": tenant.name, "annotations": annotations,
@@ -199,13 +201,13 @@ def tenant_ip_pool(region: model.Region, tenant: model.Tenant, pools: list[model
 
 
 def rdma_quota(pool: model.Pool, gpus: int) -> int:
-    """RDMA units for ``gpus`` GPUs of ``pool``: one shared-device unit per GPU (a pod per GPU at most), or a VF per
-    HCA of each node's worth of GPUs."""
+    """RDMA units of each of the pool's resources for ``gpus`` GPUs: one shared-device unit per GPU (a pod per GPU
+    at most), or on each rail a VF per node's worth of GPUs."""
     f = pool.fabric
     assert f is not None
     if f.rdma == "shared":
         return gpus
-    return math.ceil(gpus / pool.gpus_per_node) * f.hcas_per_node
+    return math.ceil(gpus / pool.gpus_per_node)
 
 
 class NetworkOperator(pulumi.ComponentResource):

@@ -272,8 +272,8 @@ def test_quota_is_guaranteed_plus_borrowing_and_bans_external_services(shipped_s
                     "persistentvolumeclaims": "50", "services.loadbalancers": "0", "services.nodeports": "0",
                     # local scratch capped: 200 GiB per GPU it may hold (1,024 + 256)
                     "requests.ephemeral-storage": f"{1280 * 200}Gi",
-                    # hall A's InfiniBand VFs: one per HCA of each node's worth of GPUs (1,280 / 8 nodes x 8 HCAs)
-                    "requests.rdma/ib_vf": "1280"}
+                    # hall A's InfiniBand VFs, per rail: one per node's worth of GPUs (1,280 / 8)
+                    **{f"requests.rdma/ib_vf{n}": "160" for n in range(8)}}
 
 
 def test_limit_range_sets_default_requests_only(shipped_synthesis) -> None:

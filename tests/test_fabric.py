@@ -39,11 +39,12 @@ def test_the_national_halls_get_sr_iov_on_infiniband_with_ib_kubernetes() -> Non
     driver = spec["ofedDriver"]
     assert (driver["image"], driver["repository"], driver["version"]) == (
         "doca-driver", mirror, "doca3.4.1-26.04-1.1.0.0-1")  # hack/release.yaml at v26.4.1
-    assert json.loads(spec["sriovDevicePlugin"]["config"]) == {"resourceList": [{
-        "resourcePrefix": "rdma", "resourceName": "ib_vf",
-        "selectors": {"vendors": ["15b3"], "isRdma": True, "linkTypes": ["infiniband"],
-                      "pfNames": ["ibp154s0", "ibp192s0", "ibp206s0", "ibp220s0", "ibp24s0", "ibp64s0", "ibp79s0",
-                                  "ibp94s0"]}}]}
+    # a resource per rail, each the VFs of one HCA's port: a pod's VF on rail N is on HCA N
+    rails = ["ibp24s0", "ibp64s0", "ibp79s0", "ibp94s0", "ibp154s0", "ibp192s0", "ibp206s0", "ibp220s0"]
+    assert json.loads(spec["sriovDevicePlugin"]["config"]) == {"resourceList": [
+        {"resourcePrefix": "rdma", "resourceName": f"ib_vf{n}",
+         "selectors": {"vendors": ["15b3"], "isRdma": True, "linkTypes": ["infiniband"], "pfNames": [rails[n]]}}
+        for n in range(8)]}
     ib = spec["ibKubernetes"]
     assert (ib["ufmSecret"], ib["pKeyGUIDPoolRangeStart"], ib["pKeyGUIDPoolRangeEnd"]) == (
         "ufm-credentials", "02:00:00:00:00:00:00:00", "02:FF:FF:FF:FF:FF:FF:FF")
@@ -93,8 +94,8 @@ def test_a_tenant_gets_a_network_per_rail_on_its_own_partition(shipped_synthesis
     nads = sorted((r.inputs for r in kinds(s, "NetworkAttachmentDefinition")
                    if r.inputs["metadata"]["namespace"] == "dasom-bio-ai"), key=lambda n: n["metadata"]["name"])
     assert [n["metadata"]["name"] for n in nads] == [f"fabric-ib-{i}" for i in range(8)]
-    for n in nads:
-        assert n["metadata"]["annotations"]["k8s.v1.cni.cncf.io/resourceName"] == "rdma/ib_vf"
+    for rail, n in enumerate(nads):
+        assert n["metadata"]["annotations"]["k8s.v1.cni.cncf.io/resourceName"] == f"rdma/ib_vf{rail}"
         assert json.loads(n["spec"]["config"]) == {
             "cniVersion": "0.3.1", "name": n["metadata"]["name"], "type": "ib-sriov", "pkey": "0x0102",  # 258
             "link_state": "enable", "ibKubernetesEnabled": True,
@@ -263,19 +264,19 @@ def test_status_names_fabric_nodes_that_cannot_give_pods_rdma() -> None:
 
     pool = CFG.regions["ncc-haenam"].pool("b200-hall-a")
 
-    def node(name: str, vfs: str | None, waiting: bool = False) -> V1Node:
+    def node(name: str, vfs: dict[str, str], waiting: bool = False) -> V1Node:
         labels = {"sovcloud.kr/pool": "b200-hall-a", "network.nvidia.com/operator.mofed.wait": str(waiting).lower()}
         return V1Node(metadata=V1ObjectMeta(name=name, labels=labels),
-                      status=V1NodeStatus(allocatable={"nvidia.com/gpu": "8", **({"rdma/ib_vf": vfs} if vfs else {})}))
+                      status=V1NodeStatus(allocatable={"nvidia.com/gpu": "8", **vfs}))
 
-    nodes = [node("a-001", "64"), node("a-002", None), node("a-003", "0"), node("a-004", "64", waiting=True),
-             node("a-005", "4")]
+    every = {f"rdma/ib_vf{n}": "8" for n in range(8)}
+    nodes = [node("a-001", every), node("a-002", {}), node("a-003", {**every, "rdma/ib_vf3": "0"}),
+             node("a-004", every, waiting=True)]
     assert _fabric_problems(pool, nodes, "container") == [
-        "pool b200-hall-a: node a-002 has no rdma/ib_vf allocatable (infiniband HCAs down, VFs not configured or the "
-        "device plugin not running)",
-        "pool b200-hall-a: node a-003 has no rdma/ib_vf allocatable (infiniband HCAs down, VFs not configured or the "
-        "device plugin not running)",
-        "pool b200-hall-a: node a-004 waits for the DOCA driver container (network.nvidia.com/operator.mofed.wait)",
-        "pool b200-hall-a: node a-005 has 4 rdma/ib_vf allocatable, fewer than its 8 HCAs (VFs missing on some "
-        "ports)"]
+        "pool b200-hall-a: node a-002 has no rdma/ib_vf0, rdma/ib_vf1, rdma/ib_vf2, rdma/ib_vf3, rdma/ib_vf4, "
+        "rdma/ib_vf5, rdma/ib_vf6, rdma/ib_vf7 allocatable (infiniband HCAs down, VFs not configured on those ports, "
+        "the device plugin not running)",
+        "pool b200-hall-a: node a-003 has no rdma/ib_vf3 allocatable (infiniband HCAs down, VFs not configured on "
+        "those ports, the device plugin not running)",
+        "pool b200-hall-a: node a-004 waits for the DOCA driver container (network.nvidia.com/operator.mofed.wait)"]
     assert _fabric_problems(pool, nodes[3:4], "host") == []  # the hosts' driver: the label is not the operator's

@@ -117,9 +117,18 @@ class PoolFabric:
     interfaces: tuple[str, ...]  # the HCAs' host interface names; the first is the master of shared networks
 
     @property
-    def resource(self) -> str:
-        """The extended resource a pod requests for RDMA on this pool (device plugin resourcePrefix rdma)."""
-        return "rdma/" + ("ib" if self.kind == "infiniband" else "roce") + ("_vf" if self.rdma == "sriov" else "")
+    def resources(self) -> tuple[str, ...]:
+        """The extended resources a pod requests for RDMA on this pool (device plugin resourcePrefix rdma): the
+        shared device (all the node's HCAs), or a VF resource per rail, each of one HCA's VFs, so that a pod's VF
+        on rail N is on HCA N (the device plugin hands a pod any VFs of a resource)."""
+        base = "rdma/" + ("ib" if self.kind == "infiniband" else "roce")
+        if self.rdma == "shared":
+            return (base,)
+        return tuple(f"{base}_vf{n}" for n in range(len(self.interfaces)))
+
+    def rail_resource(self, rail: int) -> str | None:
+        """The VF resource of a rail (None with the shared device: no per-rail resource)."""
+        return self.resources[rail] if self.rdma == "sriov" else None
 
 
 @dataclass(frozen=True)

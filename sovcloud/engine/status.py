@@ -167,13 +167,11 @@ def _fabric_problems(pool: Any, nodes: list[Any], driver: str) -> list[str]:
     f = pool.fabric
     out = []
     for n in sorted(nodes, key=lambda n: n.metadata.name):
-        have = _quantity((n.status.allocatable or {}).get(f.resource, 0))
-        if have <= 0:
-            out.append(f"pool {pool.name}: node {n.metadata.name} has no {f.resource} allocatable ({f.kind} HCAs "
-                       f"down, {'VFs not configured or ' if f.rdma == 'sriov' else ''}the device plugin not running)")
-        elif f.rdma == "sriov" and have < f.hcas_per_node:  # a VF per HCA at least: some PFs have none
-            out.append(f"pool {pool.name}: node {n.metadata.name} has {have:g} {f.resource} allocatable, fewer than "
-                       f"its {f.hcas_per_node} HCAs (VFs missing on some ports)")
+        missing = [r for r in f.resources if _quantity((n.status.allocatable or {}).get(r, 0)) <= 0]
+        if missing:
+            why = "VFs not configured on those ports, " if f.rdma == "sriov" else ""
+            out.append(f"pool {pool.name}: node {n.metadata.name} has no {', '.join(missing)} allocatable ({f.kind} "
+                       f"HCAs down, {why}the device plugin not running)")
         if driver == "container" and (n.metadata.labels or {}).get(DRIVER_WAIT) == "true":
             out.append(f"pool {pool.name}: node {n.metadata.name} waits for the DOCA driver container ({DRIVER_WAIT})")
     return out
