@@ -1,5 +1,6 @@
-"""The compute fabric: the NVIDIA Network Operator (chart from the region's mirror) and its NicClusterPolicy, built
-from the pools' fabric sections; and, per tenant, the fabric networks and their addresses.
+"""The compute fabric: the NVIDIA Network Operator (chart from the region's mirror; with SR-IOV pools its SR-IOV
+Network Operator subchart and a SriovNetworkNodePolicy per pool and rail) and its NicClusterPolicy, built from the
+pools' fabric sections; and, per tenant, the fabric networks and their addresses.
 
 Upstream at v26.4.1 (Mellanox/network-operator): the policy must be named ``nic-cluster-policy``
 (pkg/consts); operand images and tags as hack/release.yaml pins them (``nvcr.io/nvidia/mellanox``, tag
@@ -52,17 +53,71 @@ def helm_values(region: model.Region) -> dict[str, Any]:
     """The chart: the operator only (the GPU operator runs NFD), from the mirror."""
     fabric = region.fabric
     assert fabric is not None
+    sriov = any(p.fabric and p.fabric.rdma == "sriov" for p in fabric_pools(region))
     values: dict[str, Any] = {
         # the GPU operator's NFD already labels the NICs (feature.node.kubernetes.io/pci-15b3.present); the
         # chart's NodeFeatureRules would need NFD's CRD before that release has installed it
         "nfd": {"enabled": False, "deployNodeFeatureRules": False},
-        "sriovNetworkOperator": {"enabled": False},  # VFs are configured on the nodes by the centre
+        # with SR-IOV pools, the SR-IOV Network Operator: its config daemon installs the sriov and ib-sriov CNI
+        # plugins on those nodes and its device plugin serves each rail's VFs (SriovNetworkNodePolicy)
+        "sriovNetworkOperator": {"enabled": sriov},
         "maintenanceOperator": {"enabled": False},
         "operator": {"nodeSelector": dict(region.system_nodes.node_selector),
                      "tolerations": [dict(t) for t in region.system_nodes.tolerations]},
     }
     mirror_repositories(region, values, charts.repositories("network-operator", fabric.chart_version))
+    if sriov:
+        values["sriov-network-operator"] = sriov_operator_values(region)
     return values
+
+
+# The SR-IOV Network Operator subchart's images (values.yaml sriov-network-operator.images at v26.4.1): whole
+# references, put under the mirror with their upstream path and tag
+SRIOV_IMAGES = {
+    "operator": "nvcr.io/nvidia/mellanox/sriov-network-operator",
+    "sriovConfigDaemon": "nvcr.io/nvidia/mellanox/sriov-network-operator-config-daemon",
+    "sriovCni": "nvcr.io/nvidia/mellanox/sriov-cni", "ibSriovCni": "nvcr.io/nvidia/mellanox/ib-sriov-cni",
+    "ovsCni": "nvcr.io/nvidia/mellanox/ovs-cni-plugin", "rdmaCni": "nvcr.io/nvidia/mellanox/rdma-cni",
+    "sriovDevicePlugin": "nvcr.io/nvidia/mellanox/sriov-network-device-plugin",
+    "sriovDraDriver": "nvcr.io/nvidia/mellanox/dra-driver-sriov",
+    "webhook": "nvcr.io/nvidia/mellanox/sriov-network-operator-webhook"}
+SRIOV_INJECTOR = ("ghcr.io/k8snetworkplumbingwg/network-resources-injector", "v1.7.0")
+
+
+def sriov_operator_values(region: model.Region) -> dict[str, Any]:
+    """The SR-IOV Network Operator: resources prefixed rdma/ (Kueue leaves them to the quota), every image from
+    the mirror, its config daemon on the SR-IOV pools' nodes (once the DOCA driver container is ready there)."""
+    fabric = region.fabric
+    assert fabric is not None
+    images = {key: f"{mirror(region, repo)}:{fabric.component_version}" for key, repo in SRIOV_IMAGES.items()}
+    images["resourcesInjector"] = f"{mirror(region, SRIOV_INJECTOR[0])}:{SRIOV_INJECTOR[1]}"
+    # Helm merges this map onto the chart's (beta.kubernetes.io/os: linux, operator.mofed.wait: "false"): with the
+    # hosts' driver that label never appears, so it is removed (null)
+    selector: dict[str, Any] = {L.FABRIC_RDMA: "sriov", "network.nvidia.com/operator.mofed.wait":
+                                "false" if fabric.driver == "container" else None}
+    return {"operator": {"resourcePrefix": "rdma"}, "images": images,
+            "sriovOperatorConfig": {"deploy": True, "configDaemonNodeSelector": selector}}
+
+
+def sriov_node_policies(region: model.Region) -> list[dict[str, Any]]:
+    """A SriovNetworkNodePolicy per SR-IOV pool and rail: the VFs of that rail's port as that rail's resource.
+    ``externallyManaged``: the VFs exist already (the centre sets them up with the node image), so the operator
+    neither creates them nor drains and reboots nodes to do so."""
+    out = []
+    for pool in fabric_pools(region):
+        f = pool.fabric
+        assert f is not None
+        if f.rdma != "sriov":
+            continue
+        for rail, (resource, interface) in enumerate(zip(f.resources, f.interfaces, strict=True)):
+            out.append({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovNetworkNodePolicy",
+                        "metadata": {"name": f"{pool.name}-rail{rail}", "namespace": NAMESPACE,
+                                     "labels": L.common(region)},
+                        "spec": {"resourceName": _resource_name(resource), "nodeSelector": {L.POOL: pool.name},
+                                 "nicSelector": {"vendor": "15b3", "pfNames": [interface]}, "numVfs": f.vfs_per_hca,
+                                 "deviceType": "netdevice", "isRdma": True,
+                                 "linkType": "ib" if f.kind == "infiniband" else "eth", "externallyManaged": True}})
+    return out
 
 
 def _operand(region: model.Region, image: str, version: str, **extra: Any) -> dict[str, Any]:
@@ -105,28 +160,18 @@ def nic_cluster_policy(region: model.Region) -> dict[str, Any]:
             "autoUpgrade": True, "maxParallelUpgrades": 1,
             # force: Kueue's plain pods have no controller, and a drain that cannot evict them fails the upgrade
             "drain": {"enable": True, "force": True, "deleteEmptyDir": True, "timeoutSeconds": 600}})
+    # the shared device's resources; SR-IOV pools' VFs are the SR-IOV operator's (sriov_node_policies)
     shared: dict[str, set[str]] = {}
-    sriov: dict[str, tuple[str, set[str]]] = {}
     for p in pools:
         f = p.fabric
         assert f is not None
         if f.rdma == "shared":
             shared.setdefault(_resource_name(f.resources[0]), set()).update(f.interfaces)
-        else:  # a resource per rail: the VFs of that rail's PF (pools of a kind share their interfaces)
-            link = "infiniband" if f.kind == "infiniband" else "ether"
-            for resource, interface in zip(f.resources, f.interfaces, strict=True):
-                sriov.setdefault(_resource_name(resource), (link, set()))[1].add(interface)
     if shared:
         spec["rdmaSharedDevicePlugin"] = _operand(region, "k8s-rdma-shared-dev-plugin", version, config=json.dumps(
             {"configList": [{"resourceName": name, "rdmaHcaMax": RDMA_HCA_MAX,
                              "selectors": {"vendors": ["15b3"], "ifNames": sorted(ifs)}}
                             for name, ifs in sorted(shared.items())]}, sort_keys=True))
-    if sriov:
-        spec["sriovDevicePlugin"] = _operand(region, "sriov-network-device-plugin", version, config=json.dumps(
-            {"resourceList": [{"resourcePrefix": "rdma", "resourceName": name,
-                               "selectors": {"vendors": ["15b3"], "isRdma": True, "linkTypes": [link],
-                                             "pfNames": sorted(ifs)}}
-                              for name, (link, ifs) in sorted(sriov.items())]}, sort_keys=True))
     if any(p.fabric and p.fabric.kind == "infiniband" and p.fabric.rdma == "sriov" for p in pools):
         spec["ibKubernetes"] = _operand(region, "ib-kubernetes", version, ufmSecret=fabric.ufm_secret,
                                         pKeyGUIDPoolRangeStart=fabric.guid_pool[0],
@@ -228,4 +273,7 @@ class NetworkOperator(pulumi.ComponentResource):
         # tenants' networks and IP pools wait for this: nv-ipam's IPPool CRD comes with the policy's nvIpam
         self.policy = CustomObject(f"{name}-policy", nic_cluster_policy(region),
                                    pulumi.ResourceOptions(parent=self, depends_on=[self.release]))
+        for body in sriov_node_policies(region):
+            CustomObject(f"{name}-{body['metadata']['name']}", body,
+                         pulumi.ResourceOptions(parent=self, depends_on=[self.release]))
         self.register_outputs({})

@@ -22,7 +22,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Kubernetes string maps in chart values: any key goes, whatever the chart's default holds.
 FREE_FORM_MAP_KEYS = frozenset({"labels", "annotations", "podAnnotations", "nodeSelector", "additionalLabels",
-                                "podLabels"})
+                                "podLabels", "configDaemonNodeSelector"})
 
 
 def available() -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from components.network_operator import nic_cluster_policy
+from components.network_operator import nic_cluster_policy, sriov_node_policies
 from sovcloud import config
 from sovcloud.cli import main
 from sovcloud.config.errors import ConfigInvalid
@@ -39,18 +39,24 @@ def test_the_national_halls_get_sr_iov_on_infiniband_with_ib_kubernetes() -> Non
     driver = spec["ofedDriver"]
     assert (driver["image"], driver["repository"], driver["version"]) == (
         "doca-driver", mirror, "doca3.4.1-26.04-1.1.0.0-1")  # hack/release.yaml at v26.4.1
-    # a resource per rail, each the VFs of one HCA's port: a pod's VF on rail N is on HCA N
+    # the VFs are the SR-IOV Network Operator's: a resource per rail, each the VFs of one HCA's port, so that a
+    # pod's VF on rail N is on HCA N; the VFs exist already (externallyManaged: no drain, no reboot)
+    assert "sriovDevicePlugin" not in spec
     rails = ["ibp24s0", "ibp64s0", "ibp79s0", "ibp94s0", "ibp154s0", "ibp192s0", "ibp206s0", "ibp220s0"]
-    assert json.loads(spec["sriovDevicePlugin"]["config"]) == {"resourceList": [
-        {"resourcePrefix": "rdma", "resourceName": f"ib_vf{n}",
-         "selectors": {"vendors": ["15b3"], "isRdma": True, "linkTypes": ["infiniband"], "pfNames": [rails[n]]}}
-        for n in range(8)]}
+    policies = sriov_node_policies(CFG.regions["ncc-haenam"])
+    assert len(policies) == 3 * 8
+    hall_b = [p for p in policies if p["metadata"]["name"].startswith("b200-hall-b-")]
+    assert [p["spec"] for p in hall_b] == [
+        {"resourceName": f"ib_vf{n}", "nodeSelector": {"sovcloud.kr/pool": "b200-hall-b"},
+         "nicSelector": {"vendor": "15b3", "pfNames": [rails[n]]}, "numVfs": 8, "deviceType": "netdevice",
+         "isRdma": True, "linkType": "ib", "externallyManaged": True} for n in range(8)]
+    assert {p["metadata"]["namespace"] for p in policies} == {"nvidia-network-operator"}
     ib = spec["ibKubernetes"]
     assert (ib["ufmSecret"], ib["pKeyGUIDPoolRangeStart"], ib["pKeyGUIDPoolRangeEnd"]) == (
         "ufm-credentials", "02:00:00:00:00:00:00:00", "02:FF:FF:FF:FF:FF:FF:FF")
     assert set(spec["secondaryNetwork"]) == {"cniPlugins", "multus"}  # no IPoIB: every pod has its own VFs
     assert "rdmaSharedDevicePlugin" not in spec
-    for section in ("sriovDevicePlugin", "ibKubernetes", "nvIpam"):
+    for section in ("ibKubernetes", "nvIpam"):
         assert (spec[section]["repository"], spec[section]["version"]) == (mirror, "network-operator-v26.4.1")
     assert {(s["image"], s["repository"]) for s in spec["secondaryNetwork"].values()} == {
         ("plugins", mirror), ("multus-cni", mirror)}
@@ -81,9 +87,25 @@ def test_the_network_operator_release_is_the_operator_alone_from_the_mirror(ship
     assert (r["chart"], r["version"], r["namespace"]) == ("network-operator", "26.4.1", "nvidia-network-operator")
     assert r["repositoryOpts"] == {"repo": "https://charts.ncc.example.kr/stable"}
     values = r["values"]
-    # the GPU operator runs NFD; the SR-IOV and maintenance operators are not run
+    # the GPU operator runs NFD; the SR-IOV Network Operator for the halls' VFs (its config daemon installs the
+    # sriov and ib-sriov CNI plugins); no maintenance operator
     assert (values["nfd"], values["sriovNetworkOperator"], values["maintenanceOperator"]) == (
-        {"enabled": False, "deployNodeFeatureRules": False}, {"enabled": False}, {"enabled": False})
+        {"enabled": False, "deployNodeFeatureRules": False}, {"enabled": True}, {"enabled": False})
+    sriov = values["sriov-network-operator"]
+    assert sriov["operator"] == {"resourcePrefix": "rdma"}  # rdma/ib_vfN: Kueue leaves rdma/ to the quota
+    assert sriov["sriovOperatorConfig"] == {"deploy": True, "configDaemonNodeSelector": {
+        "sovcloud.kr/fabric-rdma": "sriov", "network.nvidia.com/operator.mofed.wait": "false"}}
+    assert sriov["images"]["ibSriovCni"] == "registry.ncc.example.kr/mirror/nvidia/mellanox/ib-sriov-cni:" \
+        "network-operator-v26.4.1"
+    assert sriov["images"]["resourcesInjector"] == "registry.ncc.example.kr/mirror/k8snetworkplumbingwg/" \
+        "network-resources-injector:v1.7.0"
+    assert all(i.startswith("registry.ncc.example.kr/mirror/") for i in sriov["images"].values())
+    # Ulsan shares its HCAs: no SR-IOV operator there
+    assert release(shipped_synthesis("rdc-ulsan"), "network-operator")["values"]["sriovNetworkOperator"] == {
+        "enabled": False}
+    node = next(r.inputs for r in s.records if r.type.endswith("KubeadmConfigTemplate")
+                and "b200-hall-a" in r.inputs["metadata"]["name"])
+    assert "sovcloud.kr/fabric-rdma=sriov" in json.dumps(node)  # the config daemon's nodes
     assert values["operator"]["repository"] == "registry.ncc.example.kr/mirror/nvidia/cloud-native"
     ns = one(s, "Namespace", "nvidia-network-operator")
     assert ns.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"

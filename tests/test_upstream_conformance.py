@@ -253,9 +253,11 @@ strict_schema = apiserver.strict_schema
 def _crd_index() -> dict[tuple[str, str], tuple[Path, dict[str, Any]]]:
     """(spec.group, spec.names.kind) -> (file, CRD) for every CRD file in the reference data."""
     index: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
-    # the reference CRDs; a chart's own crds/ (the Network Operator's NetworkAttachmentDefinition); CRDs kept beside
+    # the reference CRDs; a chart's own crds/ (the Network Operator's NetworkAttachmentDefinition, its SR-IOV
+    # subchart's SriovNetworkNodePolicy); CRDs kept beside
     # the tests; and the ones an operator installs itself, kept in sovcloud/crds (nv-ipam's IPPool)
-    chart_crds = sorted((UPSTREAM / "chart-sources").glob("network-operator-*/crds/*.yaml"))
+    chart_crds = sorted((UPSTREAM / "chart-sources").glob("network-operator-*/crds/*.yaml")) + sorted(
+        (UPSTREAM / "chart-sources").glob("network-operator-*/charts/sriov-network-operator/crds/*.yaml"))
     operator_crds = sorted((REPO / "sovcloud" / "crds").glob("*.yaml"))
     for path in [*sorted(CRDS.glob("*.yaml")), *chart_crds, *sorted(VENDORED_CRDS.glob("*.yaml")), *operator_crds]:
         for doc in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_LOADER):

@@ -189,7 +189,8 @@ def _pool(doc: Document, i: int, raw: dict[str, Any], models: dict[str, catalog.
     else:
         sharing = Sharing("none")
     fab = raw.get("fabric")
-    fabric = PoolFabric(fab["kind"], fab["hcasPerNode"], fab["rdma"], tuple(fab["interfaces"])) if fab else None
+    fabric = PoolFabric(fab["kind"], fab["hcasPerNode"], fab["rdma"], tuple(fab["interfaces"]),
+                        fab.get("vfsPerHca", 8)) if fab else None
     return Pool(raw["name"], gpu, nodes, raw.get("gpusPerNode", gpu.gpus_per_node), provisioner, sharing,
                 Origin(doc.file, doc.line_of(at)), topology=raw.get("topology"),
                 node_shape=freeze(dict(raw.get("nodeShape", {}))), fabric=fabric)

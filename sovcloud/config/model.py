@@ -115,6 +115,7 @@ class PoolFabric:
     hcas_per_node: int
     rdma: Literal["shared", "sriov"]
     interfaces: tuple[str, ...]  # the HCAs' host interface names; the first is the master of shared networks
+    vfs_per_hca: int = 8  # SR-IOV: the VFs each port has (set up on the nodes)
 
     @property
     def resources(self) -> tuple[str, ...]:
