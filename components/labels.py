@@ -10,7 +10,6 @@ from sovcloud.keys import (  # noqa: F401 (the keys components write, re-exporte
     CLASSIFICATION,
     DEVICE_PLUGIN_CONFIG,
     DOMAIN,
-    FABRIC_RDMA,
     FABRIC_SEGMENT,
     GPU_PRODUCT,
     GPU_PRODUCT_ANNOTATION,

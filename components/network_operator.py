@@ -82,6 +82,9 @@ SRIOV_IMAGES = {
     "sriovDraDriver": "nvcr.io/nvidia/mellanox/dra-driver-sriov",
     "webhook": "nvcr.io/nvidia/mellanox/sriov-network-operator-webhook"}
 SRIOV_INJECTOR = ("ghcr.io/k8snetworkplumbingwg/network-resources-injector", "v1.7.0")
+# the subchart's own defaults the parent chart leaves (the metrics exporter is off; kept on the mirror all the same)
+SRIOV_OTHER = {"metricsExporter": "ghcr.io/k8snetworkplumbingwg/sriov-network-metrics-exporter",
+               "metricsExporterKubeRbacProxy": "quay.io/brancz/kube-rbac-proxy:v0.21.2"}
 
 
 def sriov_operator_values(region: model.Region) -> dict[str, Any]:
@@ -91,24 +94,34 @@ def sriov_operator_values(region: model.Region) -> dict[str, Any]:
     assert fabric is not None
     images = {key: f"{mirror(region, repo)}:{fabric.component_version}" for key, repo in SRIOV_IMAGES.items()}
     images["resourcesInjector"] = f"{mirror(region, SRIOV_INJECTOR[0])}:{SRIOV_INJECTOR[1]}"
-    # Helm merges this map onto the chart's (beta.kubernetes.io/os: linux, operator.mofed.wait: "false"): with the
-    # hosts' driver that label never appears, so it is removed (null)
-    selector: dict[str, Any] = {L.FABRIC_RDMA: "sriov", "network.nvidia.com/operator.mofed.wait":
-                                "false" if fabric.driver == "container" else None}
-    return {"operator": {"resourcePrefix": "rdma"}, "images": images,
-            "sriovOperatorConfig": {"deploy": True, "configDaemonNodeSelector": selector}}
+    images.update({key: mirror(region, ref) for key, ref in SRIOV_OTHER.items()})
+    # the chart's selector (beta.kubernetes.io/os: linux, operator.mofed.wait: "false", which the Network Operator
+    # also sets on nodes where it runs no driver: handleWaitLabelsNoConfig) plus the NIC nodes NFD labels: no node
+    # label of sovcloud's own, which would roll every node of the pools (the kubelet's labels are in the template)
+    selector = {MELLANOX_NIC: "true", "network.nvidia.com/operator.mofed.wait": "false"}
+    system = region.system_nodes
+    return {"operator": {"resourcePrefix": "rdma", "nodeSelector": dict(system.node_selector),
+                         "tolerations": [dict(t) for t in system.tolerations]},
+            "images": images, "sriovOperatorConfig": {"deploy": True, "configDaemonNodeSelector": selector}}
 
 
 def sriov_node_policies(region: model.Region) -> list[dict[str, Any]]:
-    """A SriovNetworkNodePolicy per SR-IOV pool and rail: the VFs of that rail's port as that rail's resource.
-    ``externallyManaged``: the VFs exist already (the centre sets them up with the node image), so the operator
-    neither creates them nor drains and reboots nodes to do so."""
+    """Per SR-IOV pool, a SriovNetworkPoolConfig and a SriovNetworkNodePolicy per rail: the VFs of that rail's port
+    as that rail's resource. ``externallyManaged``: the VFs exist already (set up with the node image), so the
+    operator neither creates them nor changes firmware (no reboot); it still drains a node to configure its VFs
+    when the policies change (NeedToUpdateSriov), at most the pool config's maxUnavailable of the pool at a time."""
+    fabric = region.fabric
+    assert fabric is not None
     out = []
     for pool in fabric_pools(region):
         f = pool.fabric
         assert f is not None
         if f.rdma != "sriov":
             continue
+        out.append({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovNetworkPoolConfig",
+                    "metadata": {"name": pool.name, "namespace": NAMESPACE, "labels": L.common(region)},
+                    "spec": {"nodeSelector": {"matchLabels": {L.POOL: pool.name}},
+                             "maxUnavailable": fabric.sriov_max_unavailable}})
         for rail, (resource, interface) in enumerate(zip(f.resources, f.interfaces, strict=True)):
             out.append({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovNetworkNodePolicy",
                         "metadata": {"name": f"{pool.name}-rail{rail}", "namespace": NAMESPACE,

@@ -41,8 +41,6 @@ def node_labels(region: model.Region, pool: model.Pool) -> dict[str, str]:
         out[L.MIG_CONFIG] = L.MIG_DISABLED  # MIG-capable GPUs run whole: say so, do not inherit a default
     if pool.sharing.mode == "time-slicing":
         out[L.DEVICE_PLUGIN_CONFIG] = L.device_plugin_config_name(pool)
-    if pool.fabric is not None and region.fabric is not None:
-        out[L.FABRIC_RDMA] = pool.fabric.rdma  # the SR-IOV operator's config daemon selects its nodes by this
     return out
 
 

@@ -38,4 +38,3 @@ PRIORITY_CLASSES = f"{DOMAIN}/priority-classes"
 
 NETWORK_OPERATOR_NAMESPACE = "nvidia-network-operator"  # the Network Operator, its operands and nv-ipam's pools
 FABRIC_SEGMENT = f"{DOMAIN}/fabric-segment"  # tenant namespace: its partition key and VLAN (fabric-isolation)
-FABRIC_RDMA = f"{DOMAIN}/fabric-rdma"  # node of a fabric pool: shared or sriov (the SR-IOV operator's nodes)

@@ -40,17 +40,22 @@ def test_the_national_halls_get_sr_iov_on_infiniband_with_ib_kubernetes() -> Non
     assert (driver["image"], driver["repository"], driver["version"]) == (
         "doca-driver", mirror, "doca3.4.1-26.04-1.1.0.0-1")  # hack/release.yaml at v26.4.1
     # the VFs are the SR-IOV Network Operator's: a resource per rail, each the VFs of one HCA's port, so that a
-    # pod's VF on rail N is on HCA N; the VFs exist already (externallyManaged: no drain, no reboot)
+    # pod's VF on rail N is on HCA N; the VFs exist already (externallyManaged: no firmware change, no reboot)
     assert "sriovDevicePlugin" not in spec
     rails = ["ibp24s0", "ibp64s0", "ibp79s0", "ibp94s0", "ibp154s0", "ibp192s0", "ibp206s0", "ibp220s0"]
-    policies = sriov_node_policies(CFG.regions["ncc-haenam"])
+    objects = sriov_node_policies(CFG.regions["ncc-haenam"])
+    policies = [o for o in objects if o["kind"] == "SriovNetworkNodePolicy"]
     assert len(policies) == 3 * 8
+    # the operator still drains a node to configure its VFs when the policies change: 5% of a hall at a time
+    assert [(o["metadata"]["name"], o["spec"]) for o in objects if o["kind"] == "SriovNetworkPoolConfig"] == [
+        (hall, {"nodeSelector": {"matchLabels": {"sovcloud.kr/pool": hall}}, "maxUnavailable": "5%"})
+        for hall in ("b200-hall-a", "b200-hall-b", "b200-hall-c")]
     hall_b = [p for p in policies if p["metadata"]["name"].startswith("b200-hall-b-")]
     assert [p["spec"] for p in hall_b] == [
         {"resourceName": f"ib_vf{n}", "nodeSelector": {"sovcloud.kr/pool": "b200-hall-b"},
          "nicSelector": {"vendor": "15b3", "pfNames": [rails[n]]}, "numVfs": 8, "deviceType": "netdevice",
          "isRdma": True, "linkType": "ib", "externallyManaged": True} for n in range(8)]
-    assert {p["metadata"]["namespace"] for p in policies} == {"nvidia-network-operator"}
+    assert {o["metadata"]["namespace"] for o in objects} == {"nvidia-network-operator"}
     ib = spec["ibKubernetes"]
     assert (ib["ufmSecret"], ib["pKeyGUIDPoolRangeStart"], ib["pKeyGUIDPoolRangeEnd"]) == (
         "ufm-credentials", "02:00:00:00:00:00:00:00", "02:FF:FF:FF:FF:FF:FF:FF")
@@ -92,9 +97,11 @@ def test_the_network_operator_release_is_the_operator_alone_from_the_mirror(ship
     assert (values["nfd"], values["sriovNetworkOperator"], values["maintenanceOperator"]) == (
         {"enabled": False, "deployNodeFeatureRules": False}, {"enabled": True}, {"enabled": False})
     sriov = values["sriov-network-operator"]
-    assert sriov["operator"] == {"resourcePrefix": "rdma"}  # rdma/ib_vfN: Kueue leaves rdma/ to the quota
+    assert sriov["operator"]["resourcePrefix"] == "rdma"  # rdma/ib_vfN: Kueue leaves rdma/ to the quota
+    # the config daemon on the NIC nodes once their driver is ready: labels the nodes carry already (a label of
+    # sovcloud's own would roll every node of the pools)
     assert sriov["sriovOperatorConfig"] == {"deploy": True, "configDaemonNodeSelector": {
-        "sovcloud.kr/fabric-rdma": "sriov", "network.nvidia.com/operator.mofed.wait": "false"}}
+        "feature.node.kubernetes.io/pci-15b3.present": "true", "network.nvidia.com/operator.mofed.wait": "false"}}
     assert sriov["images"]["ibSriovCni"] == "registry.ncc.example.kr/mirror/nvidia/mellanox/ib-sriov-cni:" \
         "network-operator-v26.4.1"
     assert sriov["images"]["resourcesInjector"] == "registry.ncc.example.kr/mirror/k8snetworkplumbingwg/" \
@@ -103,9 +110,8 @@ def test_the_network_operator_release_is_the_operator_alone_from_the_mirror(ship
     # Ulsan shares its HCAs: no SR-IOV operator there
     assert release(shipped_synthesis("rdc-ulsan"), "network-operator")["values"]["sriovNetworkOperator"] == {
         "enabled": False}
-    node = next(r.inputs for r in s.records if r.type.endswith("KubeadmConfigTemplate")
-                and "b200-hall-a" in r.inputs["metadata"]["name"])
-    assert "sovcloud.kr/fabric-rdma=sriov" in json.dumps(node)  # the config daemon's nodes
+    assert sriov["images"]["metricsExporterKubeRbacProxy"] == "registry.ncc.example.kr/mirror/brancz/" \
+        "kube-rbac-proxy:v0.21.2"  # the subchart's own defaults, off, on the mirror all the same
     assert values["operator"]["repository"] == "registry.ncc.example.kr/mirror/nvidia/cloud-native"
     ns = one(s, "Namespace", "nvidia-network-operator")
     assert ns.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"

@@ -35,8 +35,17 @@ def values_tree(chart_dir: Path) -> dict[str, Any]:
         name = yaml.safe_load(sub.read_text(encoding="utf-8"))["name"]
         defaults = yaml.safe_load((sub.parent / "values.yaml").read_text(encoding="utf-8")) or {}
         given = values.get(name)
-        values[name] = {**defaults, **given} if isinstance(given, dict) else defaults
+        values[name] = _merged(defaults, given) if isinstance(given, dict) else defaults
     return values
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` onto ``base``, maps merged key by key at every depth (Helm's coalescing of a parent's values for a
+    subchart onto the subchart's defaults)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
+    return out
 
 
 def _repositories(tree: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
