@@ -308,3 +308,32 @@ def test_status_names_fabric_nodes_that_cannot_give_pods_rdma() -> None:
         "those ports, the device plugin not running)",
         "pool b200-hall-a: node a-004 waits for the DOCA driver container (network.nvidia.com/operator.mofed.wait)"]
     assert _fabric_problems(pool, nodes[3:4], "host") == []  # the hosts' driver: the label is not the operator's
+    # GPUDirect RDMA: the driver pod's nvidia-peermem sidecar ready per node (its probes load-check the module)
+    assert _fabric_problems(pool, nodes[:1], "host", {"a-001": False}) == [
+        "pool b200-hall-a: node a-001 has no nvidia_peermem loaded (its GPU driver pod's nvidia-peermem-ctr is not "
+        "ready): GPUDirect RDMA copies through host memory"]
+    assert _fabric_problems(pool, nodes[:1], "host", {"a-001": True}) == []
+
+
+def test_peermem_readiness_is_read_from_the_driver_pods() -> None:
+    from types import SimpleNamespace as NS
+
+    from sovcloud.engine import status
+
+    def pod(node: str, ready: bool | None) -> Any:
+        statuses = [NS(name="nvidia-driver-ctr", ready=True)] + (
+            [NS(name="nvidia-peermem-ctr", ready=ready)] if ready is not None else [])
+        return NS(spec=NS(node_name=node), status=NS(container_statuses=statuses))
+
+    seen: dict[str, Any] = {}
+
+    class Core:
+        def __init__(self, api_client: Any) -> None:
+            pass
+
+        def list_namespaced_pod(self, namespace: str, label_selector: str, _request_timeout: int) -> Any:
+            seen.update(namespace=namespace, selector=label_selector)
+            return NS(items=[pod("a-001", True), pod("a-002", False), pod("a-003", None)])
+
+    assert status._peermem_ready(NS(CoreV1Api=Core), None) == {"a-001": True, "a-002": False, "a-003": False}
+    assert seen == {"namespace": "gpu-operator", "selector": "app=nvidia-driver-daemonset"}

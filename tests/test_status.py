@@ -76,6 +76,9 @@ def cluster_state() -> dict[str, Any]:
                 "metadata": {"resourceVersion": "10"},
                 "items": [{"metadata": {"name": g}, "spec": {"policyName": g, "validationActions": ["Deny"]}}
                           for g in GUARDRAILS]},
+            # the GPU operator's driver pods (read for nvidia_peermem where the region has a fabric)
+            "/api/v1/namespaces/gpu-operator/pods": {"kind": "PodList", "apiVersion": "v1",
+                                                     "metadata": {"resourceVersion": "10"}, "items": []},
             "/apis/scheduling.k8s.io/v1/priorityclasses": {
                 "kind": "PriorityClassList", "apiVersion": "scheduling.k8s.io/v1",
                 "metadata": {"resourceVersion": "10"},
@@ -225,6 +228,12 @@ def test_nodes_of_a_topology_aware_pool_without_the_clique_label_are_reported(ap
             "kubernetes.io/hostname), so Kueue's topology-aware flavor does not count them: ul-gb200-001, "
             "ul-gb200-002") in problems
     assert not [p for p in problems if p.startswith("pool gb200-nvl72: ") and "declared nodes" in p]
+    # the racks' fabric: trays with no RDMA device and no driver pod with nvidia_peermem are named, one line each
+    assert "pool gb200-nvl72: node ul-gb200-001 has no rdma/ib allocatable (infiniband HCAs down, the device plugin " \
+           "not running)" in problems
+    assert "pool gb200-nvl72: node ul-gb200-001 has no nvidia_peermem loaded (its GPU driver pod's " \
+           "nvidia-peermem-ctr is not ready): GPUDirect RDMA copies through host memory" in problems
+    assert "/api/v1/namespaces/gpu-operator/pods" in FakeApi.requests
 
 
 def test_status_reports_declared_prerequisites_the_cluster_lacks(api: str, tmp_path: Path, tree) -> None:

@@ -161,12 +161,36 @@ def _missing_guardrails(client: Any, api_client: Any, region: Region) -> list[st
 DRIVER_WAIT = "network.nvidia.com/operator.mofed.wait"
 
 
-def _fabric_problems(pool: Any, nodes: list[Any], driver: str) -> list[str]:
-    """A fabric pool's nodes that cannot give pods RDMA: the device plugin advertises none of the pool's resource
-    (HCAs down, VFs not configured, the plugin not running), or the DOCA driver container is not ready."""
+# The GPU operator's driver pods and their GPUDirect RDMA sidecar, whose startup and liveness probes run
+# `nvidia-driver probe_nvidia_peermem` (assets/state-driver/0500_daemonset.yaml, v25.10.1 and v26.3.3)
+GPU_OPERATOR_NAMESPACE = "gpu-operator"  # components.gpu_operator.NAMESPACE (the engine reads no component)
+DRIVER_PODS = "app=nvidia-driver-daemonset"
+PEERMEM_CONTAINER = "nvidia-peermem-ctr"
+
+
+def _peermem_ready(client: Any, api_client: Any) -> dict[str, bool]:
+    """Per node, whether its GPU driver pod's nvidia-peermem container is ready (the module loaded)."""
+    pods = client.CoreV1Api(api_client).list_namespaced_pod(GPU_OPERATOR_NAMESPACE, label_selector=DRIVER_PODS,
+                                                           _request_timeout=15).items
+    out: dict[str, bool] = {}
+    for pod in pods:
+        node = pod.spec.node_name if pod.spec is not None else None
+        if node:
+            statuses = (pod.status.container_statuses if pod.status is not None else None) or []
+            out[node] = out.get(node, False) or any(c.name == PEERMEM_CONTAINER and c.ready for c in statuses)
+    return out
+
+
+def _fabric_problems(pool: Any, nodes: list[Any], driver: str, peermem: dict[str, bool] | None = None) -> list[str]:
+    """A fabric pool's nodes that cannot give pods RDMA: the device plugin advertises none of a rail's resource
+    (HCAs down, VFs not configured, the plugin not running), the DOCA driver container is not ready, or GPUDirect
+    RDMA's nvidia_peermem module is not loaded (``peermem``: per node, its driver pod's sidecar ready)."""
     f = pool.fabric
     out = []
     for n in sorted(nodes, key=lambda n: n.metadata.name):
+        if peermem is not None and not peermem.get(n.metadata.name, False):
+            out.append(f"pool {pool.name}: node {n.metadata.name} has no nvidia_peermem loaded (its GPU driver pod's "
+                       f"{PEERMEM_CONTAINER} is not ready): GPUDirect RDMA copies through host memory")
         missing = [r for r in f.resources if _quantity((n.status.allocatable or {}).get(r, 0)) <= 0]
         if missing:
             why = "VFs not configured on those ports, " if f.rdma == "sriov" else ""
@@ -199,6 +223,7 @@ def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str |
                 raise
             queues = []  # Kueue not installed (yet)
         missing = _missing_prerequisites(client, api_client, region) + _missing_guardrails(client, api_client, region)
+        peermem = _peermem_ready(client, api_client) if region.fabric and region.gpu_operator.rdma else None
     except client.ApiException as exc:
         reason = {401: "credentials rejected", 403: "access denied"}.get(exc.status, exc.reason)
         raise ClusterUnreachable(f"{server}: the API server refused the request: {exc.status} {reason}") from None
@@ -250,7 +275,7 @@ def collect(region: Region, cfg: Config, kubeconfig: Path | None, context: str |
                             f"that ask for no GPU can land there: {_some(untainted)} (register them with it: kubelet "
                             "registerWithTaints)")
         if pool.fabric is not None and region.fabric is not None:
-            problems += _fabric_problems(pool, mine, region.fabric.driver)
+            problems += _fabric_problems(pool, mine, region.fabric.driver, peermem)
     for n in nodes:
         node_labels = n.metadata.labels or {}
         if any(node_labels.get(k) == "true" for k in GPU_PRESENT) and not node_labels.get(L.POOL):
