@@ -170,7 +170,7 @@ def nic_cluster_policy(region: model.Region) -> dict[str, Any]:
                                   for k, v in sorted(system.node_selector.items())]}]}}
     if fabric.driver == "container":
         spec["ofedDriver"] = _operand(region, "doca-driver", fabric.driver_version or "", upgradePolicy={
-            "autoUpgrade": True, "maxParallelUpgrades": 1,
+            "autoUpgrade": True, "maxParallelUpgrades": fabric.driver_max_parallel_upgrades,
             # force: Kueue's plain pods have no controller, and a drain that cannot evict them fails the upgrade
             "drain": {"enable": True, "force": True, "deleteEmptyDir": True, "timeoutSeconds": 600}})
     # the shared device's resources; SR-IOV pools' VFs are the SR-IOV operator's (sriov_node_policies)

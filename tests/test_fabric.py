@@ -39,6 +39,8 @@ def test_the_national_halls_get_sr_iov_on_infiniband_with_ib_kubernetes() -> Non
     driver = spec["ofedDriver"]
     assert (driver["image"], driver["repository"], driver["version"]) == (
         "doca-driver", mirror, "doca3.4.1-26.04-1.1.0.0-1")  # hack/release.yaml at v26.4.1
+    assert driver["upgradePolicy"] == {"autoUpgrade": True, "maxParallelUpgrades": 16, "drain": {
+        "enable": True, "force": True, "deleteEmptyDir": True, "timeoutSeconds": 600}}
     # the VFs are the SR-IOV Network Operator's: a resource per rail, each the VFs of one HCA's port, so that a
     # pod's VF on rail N is on HCA N; the VFs exist already (externallyManaged: no firmware change, no reboot)
     assert "sriovDevicePlugin" not in spec

@@ -402,7 +402,8 @@ def _fabric(doc: Document, pools: list[Pool], errors: _Errors) -> FabricSettings
     return FabricSettings(version, netop.get("componentVersion") or f"network-operator-v{version}", driver_version,
                           driver, str(subnet), prefix, ipam.get("perNodeBlockSize", 16), raw.get("ufmSecret"),
                           tuple(raw.get("guidPool", ("02:00:00:00:00:00:00:00", "02:FF:FF:FF:FF:FF:FF:FF"))),
-                          sriov_max_unavailable=str(raw.get("sriovMaxUnavailable", "5%")))
+                          sriov_max_unavailable=str(raw.get("sriovMaxUnavailable", "5%")),
+                          driver_max_parallel_upgrades=raw.get("driverMaxParallelUpgrades", 1))
 
 
 def _check_host_selectors(doc: Document, raw_pools: list[dict[str, Any]], errors: _Errors) -> None:

@@ -236,6 +236,7 @@ class FabricSettings:
     guid_pool: tuple[str, str] = ("02:00:00:00:00:00:00:00", "02:FF:FF:FF:FF:FF:FF:FF")
     chart: str = "network-operator"
     sriov_max_unavailable: str = "5%"  # nodes of an SR-IOV pool the SR-IOV operator drains at a time
+    driver_max_parallel_upgrades: int = 1  # nodes whose DOCA driver container is upgraded at a time
 
     def tenant_subnet(self, segment: int) -> str:
         """The block of the fabric subnet a tenant's segment numbers."""
