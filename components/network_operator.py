@@ -50,7 +50,8 @@ def fabric_pools(region: model.Region) -> list[model.Pool]:
 
 
 def helm_values(region: model.Region) -> dict[str, Any]:
-    """The chart: the operator only (the GPU operator runs NFD), from the mirror."""
+    """The chart from the mirror: the operator (the GPU operator runs NFD), with SR-IOV pools the SR-IOV Network
+    Operator subchart too."""
     fabric = region.fabric
     assert fabric is not None
     sriov = any(p.fabric and p.fabric.rdma == "sriov" for p in fabric_pools(region))
