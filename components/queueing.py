@@ -13,6 +13,7 @@ import yaml
 from components import labels as L
 from components.custom_object import CustomObject
 from components.helm import chart_source, mirror_repositories
+from components.network_operator import rdma_quota
 from sovcloud.config import charts, model
 
 KUEUE_API = "kueue.x-k8s.io/v1beta2"
@@ -33,8 +34,9 @@ def priority_class_name(priority: str) -> str:
 
 # Resource name prefixes Kueue leaves to the namespace's ResourceQuota. Under Kueue's default undeclared-resource
 # handling a pod asking for a resource no ClusterQueue covers is inadmissible; ephemeral storage and hugepages are
-# node-local and capped per tenant by its ResourceQuota, and RDMA devices come with the GPUs they sit beside.
-KUEUE_EXCLUDED_PREFIXES = ("ephemeral-storage", "hugepages-", "rdma/")
+# node-local and capped per tenant by its ResourceQuota. RDMA devices (rdma/) are queue resources of the fabric
+# pools' flavors.
+KUEUE_EXCLUDED_PREFIXES = ("ephemeral-storage", "hugepages-")
 # The DRA driver's ComputeDomain channel: the DeviceClass its ResourceClaimTemplates name (chart 0.4.1,
 # templates/deviceclass-compute-domain-default-channel.yaml), and the resource Kueue counts it as.
 COMPUTE_DOMAIN_CHANNEL_CLASS = "compute-domain-default-channel.nvidia.com"
@@ -144,13 +146,15 @@ def topology(region: model.Region, name: str) -> dict[str, Any]:
 def cohort(region: model.Region, lendable: dict[str, int]) -> dict[str, Any]:
     """The region's cohort. GPUs no tenant is guaranteed are the cohort's own nominal quota: tenants borrow them
     (within their borrowing limits) instead of leaving them idle, with the CPU and memory of their nodes (the
-    pool's host share per GPU, CPU with the region's overcommit), and in a DRA region the ComputeDomain channels
-    to go with them. Same covered resources as the tenant queues."""
+    pool's host share per GPU, CPU with the region's overcommit), in a DRA region the ComputeDomain channels and on
+    a fabric pool the RDMA devices to go with them."""
     import math
 
     spec: dict[str, Any] = {}
     dra_pools = set(region.dra_driver.pools) if region.dra_driver else set()
-    covered = ["cpu", "memory", L.GPU_RESOURCE] + ([COMPUTE_DOMAIN_CHANNEL] if dra_pools else [])
+    rdma = sorted({r for p in region.pools if p.fabric is not None and region.fabric is not None
+                   for r in p.fabric.resources})
+    covered = ["cpu", "memory", L.GPU_RESOURCE] + ([COMPUTE_DOMAIN_CHANNEL] if dra_pools else []) + rdma
     flavors = []
     for name, gpus in sorted(lendable.items()):
         pool = region.pool(name)
@@ -163,6 +167,8 @@ def cohort(region: model.Region, lendable: dict[str, int]) -> dict[str, Any]:
                      {"name": L.GPU_RESOURCE, "nominalQuota": gpus}]
         if dra_pools:
             resources.append({"name": COMPUTE_DOMAIN_CHANNEL, "nominalQuota": gpus if name in dra_pools else 0})
+        mine = pool.fabric.resources if pool.fabric is not None and region.fabric is not None else ()
+        resources += [{"name": r, "nominalQuota": rdma_quota(pool, gpus) if r in mine else 0} for r in rdma]
         flavors.append({"name": name, "resources": resources})
     if flavors:
         spec["resourceGroups"] = [{"coveredResources": covered, "flavors": flavors}]

@@ -277,6 +277,10 @@ def cluster_queue_spec(args: TenantArgs) -> dict[str, Any]:
     channels = any(a.pool in dra_pools for a in args.allocations)
     if channels:
         covered.append(COMPUTE_DOMAIN_CHANNEL)
+    # RDMA devices of the tenant's fabric pools: Kueue counts them (so a pod asking for them goes to a fabric
+    # flavor, and borrowed GPUs bring their RDMA); another flavor has none
+    rdma = sorted({r for p in fabric_pools(args) for r in p.fabric.resources})  # type: ignore[union-attr]
+    covered += rdma
     flavors = []
     overcommit = args.region.allocation.cpu_overcommit
     # amd64 flavors first: Kueue tries flavors in order, so a pod that does not say its architecture (CPU-only
@@ -297,6 +301,9 @@ def cluster_queue_spec(args: TenantArgs) -> dict[str, Any]:
             on = live and a.pool in dra_pools
             resources.append({"name": COMPUTE_DOMAIN_CHANNEL, "nominalQuota": a.gpus if on else 0,
                               "borrowingLimit": a.borrowing_limit if on else 0})
+        mine = pool.fabric.resources if pool.fabric is not None and live else ()
+        resources += [{"name": r, "nominalQuota": rdma_quota(pool, a.gpus) if r in mine else 0,
+                       "borrowingLimit": rdma_quota(pool, a.borrowing_limit) if r in mine else 0} for r in rdma]
         flavors.append({"name": a.pool, "resources": resources})
     spec: dict[str, Any] = {
         "cohortName": args.region.name,

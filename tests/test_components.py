@@ -311,20 +311,27 @@ def test_cluster_queue_nominal_quota_is_guaranteed_gpus_in_region_cohort(shipped
     assert cq["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "hanbit-llm-lab"}}
     # the 256 GPUs it may borrow bring their nodes' CPU and memory: 28 logical CPUs (x 1.5 overcommit) and 256 GiB
     # per B200 on an HGX node, or the borrowed GPUs could never be admitted
-    assert cq["resourceGroups"] == [{"coveredResources": ["cpu", "memory", "nvidia.com/gpu"], "flavors": [
+    # hall A's InfiniBand VFs are queue resources too, per rail: one per node's worth of GPUs (1,024 / 8, 256 / 8)
+    rails = [f"rdma/ib_vf{n}" for n in range(8)]
+    assert cq["resourceGroups"] == [{"coveredResources": ["cpu", "memory", "nvidia.com/gpu", *rails], "flavors": [
         {"name": "b200-hall-a", "resources": [
             {"name": "cpu", "nominalQuota": "12288", "borrowingLimit": 256 * 28 * 3 // 2},
             {"name": "memory", "nominalQuota": "96Ti", "borrowingLimit": f"{256 * 256}Gi"},
-            {"name": "nvidia.com/gpu", "nominalQuota": 1024, "borrowingLimit": 256}]}]}]
+            {"name": "nvidia.com/gpu", "nominalQuota": 1024, "borrowingLimit": 256},
+            *({"name": r, "nominalQuota": 128, "borrowingLimit": 32} for r in rails)]}]}]
 
 
 def test_tenant_with_two_pools_in_a_region_gets_one_queue_with_two_flavors(shipped_synthesis) -> None:
     s = shipped_synthesis("rdc-ulsan")
     cq = one(s, "ClusterQueue", "baram-shipyard").inputs["spec"]
     (group,) = cq["resourceGroups"]
-    # ComputeDomain channels are covered: the tenant holds GPUs on the DRA driver's pool
+    # ComputeDomain channels are covered: the tenant holds GPUs on the DRA driver's pool; so is the racks' shared
+    # RDMA device, with quota on the GB200 flavor only (a pod asking for it goes there)
     assert group["coveredResources"] == ["cpu", "memory", "nvidia.com/gpu", "nvidia.com/mig-2g.48gb",
-                                         "nvidia.com/compute-domain-channel"]
+                                         "nvidia.com/compute-domain-channel", "rdma/ib"]
+    rdma = {f["name"]: next(r for r in f["resources"] if r["name"] == "rdma/ib") for f in group["flavors"]}
+    assert rdma == {"rtxpro-mig": {"name": "rdma/ib", "nominalQuota": 0, "borrowingLimit": 0},
+                    "gb200-nvl72": {"name": "rdma/ib", "nominalQuota": 144, "borrowingLimit": 72}}
     # amd64 first: a pod that does not ask for arm64 (a Grace tray) is tried on the x86 pool first
     assert [f["name"] for f in group["flavors"]] == ["rtxpro-mig", "gb200-nvl72"]
     assert group["flavors"][0]["resources"][3] == {"name": "nvidia.com/mig-2g.48gb", "nominalQuota": 64,
@@ -668,7 +675,7 @@ def test_kueue_runs_highly_available_and_manages_only_tenant_namespaces(shipped_
     assert cfg["managedJobsNamespaceSelector"] == {"matchExpressions": [{"key": "sovcloud.kr/tenant",
                                                                          "operator": "Exists"}]}
     # pods asking for these are admitted; the namespace's ResourceQuota still counts what it must
-    assert cfg["resources"]["excludeResourcePrefixes"] == ["ephemeral-storage", "hugepages-", "rdma/"]
+    assert cfg["resources"]["excludeResourcePrefixes"] == ["ephemeral-storage", "hugepages-"]
     # Ulsan runs the DRA driver: ComputeDomain channel claims are a resource Kueue can count
     assert cfg["resources"]["deviceClassMappings"] == [
         {"name": "nvidia.com/compute-domain-channel",
