@@ -2,11 +2,13 @@
 
 ValidatingAdmissionPolicy and ValidatingAdmissionPolicyBinding (``admissionregistration.k8s.io/v1``, served since
 Kubernetes 1.30): no controller to run in an air-gapped centre. Each binding selects the tenant namespaces by the
-``sovcloud.kr/tenant`` label (which only the platform sets: tenant admins cannot write Namespaces) and denies.
+``sovcloud.kr/tenant`` label (which only the platform sets: tenant admins cannot write Namespaces) and acts as the
+region's ``guardrails`` config says (Deny unless warn or audit).
 
 The expressions keep to standard CEL (macros ``all``/``exists``/``map``, ``has``, ``startsWith``, ``contains``) and
-the variables ``object``, ``namespaceObject`` and ``variables`` the API server provides, so that they are evaluated
-offline with the same meaning (tests/test_guardrails.py); no Kubernetes CEL library function is used.
+the variables ``object``, ``oldObject``, ``request``, ``namespaceObject`` and ``variables`` the API server provides,
+so that they are evaluated offline with the same meaning (tests/test_guardrails.py); no Kubernetes CEL library
+function is used.
 """
 
 from __future__ import annotations

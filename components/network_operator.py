@@ -36,7 +36,6 @@ RELEASE = "network-operator"
 POLICY = "nic-cluster-policy"  # the one name the operator reconciles
 OPERANDS = "nvcr.io/nvidia/mellanox"
 RDMA_HCA_MAX = 63  # pods per HCA the shared device plugin admits (the upstream example's value)
-NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"  # what a pod names its fabric networks by (Multus)
 MELLANOX_NIC = "feature.node.kubernetes.io/pci-15b3.present"  # NFD's label of a node with a Mellanox NIC
 
 
@@ -89,8 +88,8 @@ SRIOV_OTHER = {"metricsExporter": "ghcr.io/k8snetworkplumbingwg/sriov-network-me
 
 
 def sriov_operator_values(region: model.Region) -> dict[str, Any]:
-    """The SR-IOV Network Operator: resources prefixed rdma/ (Kueue leaves them to the quota), every image from
-    the mirror, its config daemon on the SR-IOV pools' nodes (once the DOCA driver container is ready there)."""
+    """The SR-IOV Network Operator: resources prefixed rdma/ (queue resources of the fabric flavors), every image
+    from the mirror, its config daemon on the nodes with a Mellanox NIC once their driver is ready."""
     fabric = region.fabric
     assert fabric is not None
     images = {key: f"{mirror(region, repo)}:{fabric.component_version}" for key, repo in SRIOV_IMAGES.items()}

@@ -144,14 +144,14 @@ def quota_hard(args: TenantArgs) -> dict[str, str]:
         "requests.ephemeral-storage": f"{max(1, gpus) * EPHEMERAL_PER_GPU_GI}Gi",
         "services.loadbalancers": "0", "services.nodeports": "0",
     })
-    # RDMA devices of fabric pools (Kueue leaves rdma/ to the quota): zero where the allocation holds none
-    # every RDMA resource of the region, zero unless an allocation holds some (an absent key is no limit)
+    # every RDMA resource of the region, zero unless an allocation holds some (an absent key is no limit); as the
+    # queue counts them: the guaranteed and the borrowable parts each rounded up
     rdma: dict[str, int] = {r: 0 for p in args.region.pools if p.fabric is not None and args.region.fabric
                             is not None for r in p.fabric.resources}
     for a in args.allocations:
         pool = _pool(args, a)
         if pool.fabric is not None and args.region.fabric is not None:
-            units = rdma_quota(pool, a.gpus + a.borrowing_limit) if args.holds_quota(a) else 0
+            units = rdma_quota(pool, a.gpus) + rdma_quota(pool, a.borrowing_limit) if args.holds_quota(a) else 0
             for resource in pool.fabric.resources:
                 rdma[resource] = rdma.get(resource, 0) + units
     hard.update({f"requests.{resource}": str(n) for resource, n in sorted(rdma.items())})

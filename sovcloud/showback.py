@@ -1,5 +1,5 @@
 """Showback: the PromQL that attributes GPUs to tenants and pools, written once for the recording rules the region
-deploys (components/monitoring.py) and for ``sovcloud usage``, which sends the same expressions to the Prometheus
+deploys (components/showback.py) and for ``sovcloud usage``, which sends the same expressions to the Prometheus
 HTTP API over a window.
 
 Sources (each checked at the version the region pins):

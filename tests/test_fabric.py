@@ -99,7 +99,7 @@ def test_the_network_operator_release_is_the_operator_alone_from_the_mirror(ship
     assert (values["nfd"], values["sriovNetworkOperator"], values["maintenanceOperator"]) == (
         {"enabled": False, "deployNodeFeatureRules": False}, {"enabled": True}, {"enabled": False})
     sriov = values["sriov-network-operator"]
-    assert sriov["operator"]["resourcePrefix"] == "rdma"  # rdma/ib_vfN: Kueue leaves rdma/ to the quota
+    assert sriov["operator"]["resourcePrefix"] == "rdma"  # rdma/ib_vfN: the fabric flavors' queue resources
     # the config daemon on the NIC nodes once their driver is ready: labels the nodes carry already (a label of
     # sovcloud's own would roll every node of the pools)
     assert sriov["sriovOperatorConfig"] == {"deploy": True, "configDaemonNodeSelector": {
@@ -134,7 +134,8 @@ def test_a_tenant_gets_a_network_per_rail_on_its_own_partition(shipped_synthesis
     # block 258 of the /19s of 10.128.0.0/9: 10.128.0.0 + 258 x 8192; 16 addresses for each of hall B's 420 nodes
     start = ipaddress.ip_address("10.128.0.0") + 258 * 8192
     assert pool["subnet"] == f"{start}/19" == "10.160.64.0/19"
-    assert pool["perNodeBlockSize"] == 16 and 420 * 16 <= 2 ** 13 - 2
+    nodes = CFG.regions["ncc-haenam"].pool("b200-hall-b").nodes
+    assert pool["perNodeBlockSize"] == 16 and nodes * 16 <= 2 ** 13 - 2  # every node of the hall gets its block
     assert pool["nodeSelector"] == {"nodeSelectorTerms": [{"matchExpressions": [
         {"key": "sovcloud.kr/pool", "operator": "In", "values": ["b200-hall-b"]}]}]}
 
@@ -339,3 +340,30 @@ def test_peermem_readiness_is_read_from_the_driver_pods() -> None:
 
     assert status._peermem_ready(NS(CoreV1Api=Core), None) == {"a-001": True, "a-002": False, "a-003": False}
     assert seen == {"namespace": "gpu-operator", "selector": "app=nvidia-driver-daemonset"}
+
+
+def test_a_count_of_nodes_to_drain_reaches_the_sr_iov_operator_as_a_number(tree: Tree) -> None:
+    tree.edit_region("ncc-haenam", lambda r: r["fabric"].update(sriovMaxUnavailable="12"))
+    cfg = config.load(tree.root)
+    (pool_config, *_) = [o for o in sriov_node_policies(cfg.regions["ncc-haenam"])
+                         if o["kind"] == "SriovNetworkPoolConfig"]
+    assert pool_config["spec"]["maxUnavailable"] == 12  # the operator takes a string as a percentage only
+    tree.edit_region("ncc-haenam", lambda r: r["fabric"].update(sriovMaxUnavailable="0%"))
+    with pytest.raises(ConfigInvalid):
+        config.load(tree.root)
+
+
+def test_quota_and_queue_count_rdma_alike_when_gpus_are_not_whole_nodes(tree: Tree) -> None:
+    import dataclasses
+
+    from components.tenant import TenantArgs, cluster_queue_spec, quota_hard
+    from tests.conftest import AS_OF
+
+    dasom = CFG.tenants["dasom-bio-ai"]
+    (alloc,) = [dataclasses.replace(a, gpus=4, borrowing_limit=4) for a in dasom.allocations]
+    args = TenantArgs(dasom, (alloc,), CFG.regions["ncc-haenam"], AS_OF)
+    (flavor,) = cluster_queue_spec(args)["resourceGroups"][0]["flavors"]
+    queue = next(r for r in flavor["resources"] if r["name"] == "rdma/ib_vf0")
+    # the queue admits a VF per rail for the guaranteed part and one for the borrowed: the quota must let both run
+    assert (queue["nominalQuota"], queue["borrowingLimit"]) == (1, 1)
+    assert quota_hard(args)["requests.rdma/ib_vf0"] == "2"

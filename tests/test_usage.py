@@ -370,3 +370,19 @@ def test_busy_is_left_out_on_time_sliced_pools() -> None:
     row = next(r for r in data["rows"] if (r["tenant"], r["pool"]) == (tenant.name, sliced.name))
     assert row["busyGpuHours"] is None  # the exporter gives a shared GPU to one of its pods
     assert row["allocatedGpuHours"] == pytest.approx(4.0 / sliced.sharing.replicas * 24)  # replicas are shares
+
+
+def test_a_step_that_does_not_divide_the_window_counts_its_last_sample_only_to_the_end() -> None:
+    import datetime as dt
+
+    from sovcloud.engine import usage as engine
+    from sovcloud.prometheus import Series
+
+    cfg = config.load(REPO)
+    win = window(dt.date(2026, 11, 1), dt.date(2026, 11, 1), 7 * 3600)  # 0h, 7h, 14h, 21h: the last only 3 hours
+    labels = {"tenant": "orbit-lm", "pool": "gb200-nvl72", "resource": "nvidia.com/gpu"}
+    results = {"allocated": [Series(labels, {t: 10.0 for t in win.points})],
+               "guaranteed": [Series(labels, {t: 144.0 for t in win.points})]}
+    row = next(r for r in engine._figures(cfg, cfg.regions["rdc-ulsan"], win, results, [])["rows"]
+               if (r["tenant"], r["pool"]) == ("orbit-lm", "gb200-nvl72"))
+    assert (row["allocatedGpuHours"], row["guaranteedGpuHours"]) == (pytest.approx(240.0), pytest.approx(144 * 24.0))

@@ -402,8 +402,13 @@ def _fabric(doc: Document, pools: list[Pool], errors: _Errors) -> FabricSettings
     return FabricSettings(version, netop.get("componentVersion") or f"network-operator-v{version}", driver_version,
                           driver, str(subnet), prefix, ipam.get("perNodeBlockSize", 16), raw.get("ufmSecret"),
                           tuple(raw.get("guidPool", ("02:00:00:00:00:00:00:00", "02:FF:FF:FF:FF:FF:FF:FF"))),
-                          sriov_max_unavailable=str(raw.get("sriovMaxUnavailable", "5%")),
+                          # a count is an integer to the operator (a string must be a percentage)
+                          sriov_max_unavailable=_count_or_percent(str(raw.get("sriovMaxUnavailable", "5%"))),
                           driver_max_parallel_upgrades=raw.get("driverMaxParallelUpgrades", 1))
+
+
+def _count_or_percent(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
 
 
 def _check_host_selectors(doc: Document, raw_pools: list[dict[str, Any]], errors: _Errors) -> None:
@@ -609,7 +614,8 @@ def _tenant(doc: Document, regions: dict[str, Region], broken: set[str], errors:
         errors.add(doc, ("network", "internetEgress"), "true on a high-classification tenant: high data gets no "
                    "internet egress (remove it, or ask for egressCidrs to in-country private ranges)", "egress")
     segment = d.get("fabric", {}).get("segment")
-    for i, a in enumerate(allocations):
+    for a in allocations:
+        i = seen[a.region, a.pool]  # its index in the file (earlier ones may have been refused)
         region = regions[a.region]
         pool = region.pool(a.pool)
         if pool is None or pool.fabric is None or region.fabric is None:

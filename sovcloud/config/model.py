@@ -114,7 +114,7 @@ class PoolFabric:
     kind: Literal["infiniband", "roce"]
     hcas_per_node: int
     rdma: Literal["shared", "sriov"]
-    interfaces: tuple[str, ...]  # the HCAs' host interface names; the first is the master of shared networks
+    interfaces: tuple[str, ...]  # the HCAs' host interface names, one per rail: rail N's networks sit on the Nth
     vfs_per_hca: int = 8  # SR-IOV: the VFs each port has (set up on the nodes)
 
     @property
@@ -235,7 +235,7 @@ class FabricSettings:
     ufm_secret: str | None = None
     guid_pool: tuple[str, str] = ("02:00:00:00:00:00:00:00", "02:FF:FF:FF:FF:FF:FF:FF")
     chart: str = "network-operator"
-    sriov_max_unavailable: str = "5%"  # nodes of an SR-IOV pool the SR-IOV operator drains at a time
+    sriov_max_unavailable: int | str = "5%"  # nodes of an SR-IOV pool the SR-IOV operator drains at a time
     driver_max_parallel_upgrades: int = 1  # nodes whose DOCA driver container is upgraded at a time
 
     def tenant_subnet(self, segment: int) -> str:

@@ -130,7 +130,9 @@ def _range(prom: Prometheus, expr: str, win: Window, what: str,
 
 def _figures(cfg: Config, region: Region, win: Window, results: dict[str, list[Series]],
              notes: list[str]) -> dict[str, Any]:
-    hours = win.step / 3600
+    # the hours each sample stands for: a step, the last one cut at the window's end
+    end = int(win.end.timestamp())
+    hours = {t: min(win.step, end - t) / 3600 for t in win.points}
     points = win.points
     pools = {p.name: p for p in region.pools}
     # GPU equivalents per (tenant, pool) per point
@@ -155,7 +157,7 @@ def _figures(cfg: Config, region: Region, win: Window, results: dict[str, list[S
         for s in results["busy"]:
             key = (s.labels.get("namespace", ""), s.labels.get("pool", ""))
             if key[0] in cfg.tenants and key[1] in pools:
-                busy[key] += sum(s.points.values()) * hours
+                busy[key] += sum(v * hours[t] for t, v in s.points.items() if t in hours)
     rows = []
     for tenant in sorted(cfg.tenants.values(), key=lambda t: t.name):
         for a in (a for a in tenant.allocations if a.region == region.name):
@@ -169,11 +171,11 @@ def _figures(cfg: Config, region: Region, win: Window, results: dict[str, list[S
             rows.append({
                 "tenant": tenant.name, "organisation": tenant.organisation.name, "sector": tenant.sector,
                 "pool": a.pool, "gpuModel": pool.gpu.name, "guaranteedGpus": gpus,
-                "guaranteedGpuHours": sum(guaranteed_at.values()) * hours,
-                "allocatedGpuHours": sum(used.get(t, 0.0) for t in points) * hours,
-                "borrowedGpuHours": sum(lent.get(t, 0.0) for t in points) * hours,
+                "guaranteedGpuHours": sum(g * hours[t] for t, g in guaranteed_at.items()),
+                "allocatedGpuHours": sum(used.get(t, 0.0) * hours[t] for t in points),
+                "borrowedGpuHours": sum(lent.get(t, 0.0) * hours[t] for t in points),
                 "busyGpuHours": None if busy is None or pool.sharing.mode == "time-slicing" else busy.get(key, 0.0),
-                "idleGuaranteedGpuHours": sum(max(guaranteed_at[t] - own[t], 0.0) for t in points) * hours,
+                "idleGuaranteedGpuHours": sum(max(guaranteed_at[t] - own[t], 0.0) * hours[t] for t in points),
             })
     figures = ("guaranteedGpuHours", "allocatedGpuHours", "borrowedGpuHours", "busyGpuHours",
                "idleGuaranteedGpuHours")
