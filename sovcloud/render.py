@@ -150,17 +150,19 @@ def render(spec: Mapping[str, Any], chart_dir: Path) -> Rendered:
     return out
 
 
+def missing(specs: Iterable[Mapping[str, Any]], index: ChartIndex) -> list[str]:
+    """The releases whose chart the index does not have, one line each."""
+    return [f"release {spec.get('name')}: chart {chart_name(spec['chart'])} {spec.get('version')} not found in "
+            f"{', '.join(str(f) for f in index.folders)}; not rendered"
+            for spec in specs if index.find(spec["chart"], spec.get("version", "")) is None]
+
+
 def render_all(specs: Iterable[Mapping[str, Any]], index: ChartIndex) -> tuple[list[Rendered], list[str]]:
     """Render every release whose chart the index has; the rest are named, one line each."""
-    rendered, missing = [], []
-    for spec in specs:
-        chart_dir = index.find(spec["chart"], spec.get("version", ""))
-        if chart_dir is None:
-            missing.append(f"release {spec.get('name')}: chart {chart_name(spec['chart'])} {spec.get('version')} "
-                           f"not found in {', '.join(str(f) for f in index.folders)}; not rendered")
-            continue
-        rendered.append(render(spec, chart_dir))
-    return rendered, missing
+    specs = list(specs)
+    rendered = [render(spec, chart_dir) for spec in specs
+                if (chart_dir := index.find(spec["chart"], spec.get("version", ""))) is not None]
+    return rendered, missing(specs, index)
 
 
 # ------------------------------------------------------------------------------------------ values by chart

@@ -200,14 +200,7 @@ def _not_rendered(synthesis: Any, folders: list[Path]) -> list[str]:
         return ["no chart folders (--charts, or the region's registries.chartSources): releases are not rendered"]
     if not render.available():
         return [render.UNAVAILABLE]
-    index = render.ChartIndex(folders)
-    out = []
-    for rec in synthesis.helm_releases():
-        spec = helm_spec(rec.inputs)
-        if index.find(spec["chart"], spec["version"]) is None:
-            out.append(f"release {spec['name']}: chart {render.chart_name(spec['chart'])} {spec['version']} not "
-                       f"found in {', '.join(str(f) for f in folders)}; not rendered")
-    return out
+    return render.missing([helm_spec(rec.inputs) for rec in synthesis.helm_releases()], render.ChartIndex(folders))
 
 
 def check_regions(jobs: list[tuple[str, str]], today: str | None, charts: list[str], workers: int,
