@@ -204,6 +204,19 @@ def test_diff_with_policies_shows_introduced_violation(repo: Tree) -> None:
         (v["policy"], v["message"]) for v in introduced}
 
 
+def test_diff_of_a_broken_tree_says_why_and_blocks_in_every_format(repo: Tree) -> None:
+    repo.edit_tenant("orbit-lm", lambda d: d.update(sector="commerce"))
+    result = run("diff", "--against", "HEAD", "--root", str(repo.root), "--format", "json", "--no-policies",
+                 "--date", DAY)
+    assert result.exit_code == 1
+    d = json.loads(result.stdout)
+    assert d["headErrors"] and "sector" in d["headErrors"][0]
+    assert (d["tenants"], d["gpuDeltas"], d["heldQueues"]) == ({"added": [], "removed": [], "changed": {}}, [], [])
+    for fmt in ("text", "markdown"):
+        assert run("diff", "--against", "HEAD", "--root", str(repo.root), "--format", fmt, "--no-policies",
+                   "--date", DAY).exit_code == 1
+
+
 def test_diff_unknown_ref_is_one_clear_line(repo: Tree) -> None:
     result = run("diff", "--against", "no-such-branch", "--root", str(repo.root))
     assert result.exit_code == 1

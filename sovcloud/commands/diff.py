@@ -54,10 +54,7 @@ def diff(ref: str, root: Path | None, fmt: str, today: Any, no_policies: bool) -
             except ConfigInvalid as exc:
                 cfgs[side] = None
                 errors[side] = [str(e) for e in exc.errors]
-        head = cfgs["head"]
-        result = compare(cfgs["base"], head, day) if head else {
-            "date": day.isoformat(), "tenants": {"added": [], "removed": [], "changed": {}}, "gpuDeltas": [],
-            "regions": {}, "findings": []}
+        result = compare(cfgs["base"], cfgs["head"], day)
         if errors.get("base"):
             result["baseErrors"] = errors["base"]
         if errors.get("head"):

@@ -161,7 +161,11 @@ def region_changes(base: Config | None, head: Config) -> dict[str, Any]:
     return out
 
 
-def compare(base: Config | None, head: Config, day: dt.date) -> dict[str, Any]:
+def compare(base: Config | None, head: Config | None, day: dt.date) -> dict[str, Any]:
+    """What head changes against base; an invalid head (None) compares as nothing (its errors say why)."""
+    if head is None:
+        return {"date": day.isoformat(), "tenants": {"added": [], "removed": [], "changed": {}}, "regions": {},
+                "gpuDeltas": [], "findings": [], "heldQueues": []}
     old = base.tenants if base else {}
     added = sorted(set(head.tenants) - set(old))
     removed = sorted(set(old) - set(head.tenants))
