@@ -114,9 +114,21 @@ def _tenant(i: int, rng: random.Random, pools: list[PoolRef], certs: dict[str, s
     return data
 
 
+def widen_fabric_subnets(stacks: Path) -> None:
+    """Give each copied region's fabric room for thousands of tenants: the shipped address plan (a block per tenant
+    covering every fabric node) holds a few hundred tenants per region, not the benchmarks' thousands."""
+    for path in stacks.glob("Pulumi.*.yaml"):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        region = data["config"]["sovcloud:region"]
+        if "fabric" in region:
+            region["fabric"]["ipam"] = {"subnet": "10.0.0.0/8", "tenantPrefix": 20, "perNodeBlockSize": 2}
+            path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
 def generate(root: Path, n: int, seed: int, shipped: Config) -> None:
     """Copy the shipped stacks/ to ``root`` and write ``n`` valid tenant files in ``root/tenants``."""
     shutil.copytree(REPO / "stacks", root / "stacks")
+    widen_fabric_subnets(root / "stacks")
     tenants = root / "tenants"
     tenants.mkdir()
     rng = random.Random(seed)

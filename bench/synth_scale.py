@@ -54,7 +54,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from load_scale import MAX_FAILURES_SHOWN, _pools, _tenant  # bench/ is sys.path[0] when run as a script
+from load_scale import (  # bench/ is sys.path[0] when run as a script
+    MAX_FAILURES_SHOWN,
+    _pools,
+    _tenant,
+    widen_fabric_subnets,
+)
 
 from sovcloud import config
 from sovcloud.config.errors import ConfigInvalid
@@ -141,6 +146,7 @@ def _report_invalid(exc: ConfigInvalid, root: Path) -> None:
 def generate(root: Path, n: int, seed: int, shipped: Config, region: str) -> None:
     """Copy the shipped stacks/ to ``root`` and write ``n`` valid tenants, every allocation in ``region``."""
     shutil.copytree(REPO / config.STACKS_DIR, root / config.STACKS_DIR)
+    widen_fabric_subnets(root / config.STACKS_DIR)
     tenants = root / config.TENANTS_DIR
     tenants.mkdir()
     rng = random.Random(seed)

@@ -131,11 +131,11 @@ def test_a_tenant_gets_a_network_per_rail_on_its_own_partition(shipped_synthesis
             "link_state": "enable", "ibKubernetesEnabled": True,
             "ipam": {"type": "nv-ipam", "poolName": "tenant-dasom-bio-ai"}}
     pool = one(s, "IPPool", "tenant-dasom-bio-ai", "nvidia-network-operator").inputs["spec"]
-    # block 258 of the /19s of 10.128.0.0/9: 10.128.0.0 + 258 x 8192; 16 addresses for each of hall B's 420 nodes
-    start = ipaddress.ip_address("10.128.0.0") + 258 * 8192
-    assert pool["subnet"] == f"{start}/19" == "10.160.64.0/19"
-    nodes = CFG.regions["ncc-haenam"].pool("b200-hall-b").nodes
-    assert pool["perNodeBlockSize"] == 16 and nodes * 16 <= 2 ** 13 - 2  # every node of the hall gets its block
+    # block 258 of the /18s of 10.128.0.0/9: 10.128.0.0 + 258 x 16384; 8 addresses for each node of the three halls
+    start = ipaddress.ip_address("10.128.0.0") + 258 * 16384
+    assert pool["subnet"] == f"{start}/18" == "10.192.128.0/18"
+    halls = sum(CFG.regions["ncc-haenam"].pool(f"b200-hall-{h}").nodes for h in "abc")
+    assert pool["perNodeBlockSize"] == 8 and halls * 8 <= 2 ** 14 - 2  # a tenant on every hall still fits
     assert pool["nodeSelector"] == {"nodeSelectorTerms": [{"matchExpressions": [
         {"key": "sovcloud.kr/pool", "operator": "In", "values": ["b200-hall-b"]}]}]}
 
@@ -196,11 +196,11 @@ def test_a_tenant_on_a_fabric_pool_needs_its_own_segment_within_the_subnet(tree:
     (e,) = exc.value.errors
     assert (e.file, e.rule) == ("tenants/orbit-lm.yaml", "fabric")
     assert "needs its own segment there" in e.message
-    tree.edit_tenant("orbit-lm", lambda t: t.update(fabric={"segment": 1024}))  # the halls: 1,024 /19s in a /9
+    tree.edit_tenant("orbit-lm", lambda t: t.update(fabric={"segment": 512}))  # the halls: 512 /18s in a /9
     with pytest.raises(ConfigInvalid) as exc:
         config.load(tree.root)
     assert [e.message for e in exc.value.errors] == [
-        "1024 is beyond ncc-haenam's 1024 tenant blocks of /19 in 10.128.0.0/9 (use a smaller segment, or the "
+        "512 is beyond ncc-haenam's 512 tenant blocks of /18 in 10.128.0.0/9 (use a smaller segment, or the "
         "region a larger subnet)"]
     tree.edit_tenant("orbit-lm", lambda t: t.update(fabric={"segment": 258}))  # dasom-bio-ai's
     with pytest.raises(ConfigInvalid) as exc:
