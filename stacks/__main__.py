@@ -23,6 +23,7 @@ from components.region import Region, region_args
 from components.retention import record_retain_on_delete
 from sovcloud import config as config_loader
 from sovcloud.config.errors import ConfigInvalid
+from sovcloud.engine import gate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,6 +50,13 @@ def main() -> None:
     if stack not in cfg.regions:
         raise pulumi.RunError(f"stack {stack} has no region (set sovcloud:region in stacks/Pulumi.{stack}.yaml; "
                               f"regions: {', '.join(sorted(cfg.regions))})")
+    # run without the policy pack (a plain `pulumi up`, the Pulumi Kubernetes Operator): the pack's rules first,
+    # offline; nothing is registered while a mandatory one fails (sovcloud.engine.gate)
+    if gate.gate_on():
+        findings = gate.mandatory_findings(ROOT, stack)
+        if findings:
+            raise pulumi.RunError(f"sovcloud policy gate: {len(findings)} mandatory violation(s) in {stack}, nothing "
+                                  "applied:\n" + "\n".join(f"  {f}" for f in findings[:50]))
     # an SDK-side transformation, so it runs under the mock monitor too (engine-side transforms do not)
     pulumi.runtime.register_stack_transformation(record_retain_on_delete)
     workload = _provider("workload", settings, "kubeconfig", "context")

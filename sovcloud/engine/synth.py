@@ -130,11 +130,12 @@ def _monitor_class() -> type:
 
 
 def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | None = None,
-        as_of: dt.date | None = None) -> Synthesis:
+        as_of: dt.date | None = None, policy_gate: bool = False) -> Synthesis:
     """Run ``stacks/__main__.py`` of ``root`` as stack ``region`` under mocks (preview=False); return the record.
 
     ``stack_config`` adds other stack config values (e.g. ``sovcloud:managementContext``), as ``pulumi config set``
     would. ``as_of`` (default today) is the date allocation periods are judged by (stack config ``sovcloud:asOf``).
+    ``policy_gate`` runs the program's own policy gate too (off otherwise: the caller is the check).
 
     Memory, for callers that live long: the run ends with ``gc.freeze()``, so every object alive then (the caller's
     too) is out of the cyclic collector's sight until the next ``run``, which starts with ``gc.unfreeze()`` and a
@@ -178,10 +179,19 @@ def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | Non
     gc.unfreeze()
     gc.collect()
     gc.disable()
+    # under mocks the program is being checked, not applied: its own policy gate (which runs this) stays off
+    from sovcloud.engine.gate import GATE_ENV
+
+    gate_before = os.environ.get(GATE_ENV)
+    os.environ[GATE_ENV] = "off" if not policy_gate else "on"
     try:
         runpy.run_path(str(program), run_name="__main__")
         loop.run_until_complete(wait_for_rpcs())
     finally:
+        if gate_before is None:
+            os.environ.pop(GATE_ENV, None)
+        else:
+            os.environ[GATE_ENV] = gate_before
         gc.freeze()
         if was_enabled:
             gc.enable()

@@ -1,0 +1,44 @@
+"""The policy gate of the stack program: where the engine runs it without the policy pack (a plain `pulumi up`, the
+Pulumi Kubernetes Operator, whose Stack has no policy-pack field at v2.9.0), the program checks its own region
+offline first (`sovcloud check REGION`: synthesis under mocks and every rule of the pack, in a process of its own)
+and refuses to register anything while a mandatory rule fails. Where the pack is attached (`sovcloud preview|up`,
+`pulumi up --policy-pack`) or the program runs under mocks (synth, check), the gate is off:
+``SOVCLOUD_POLICY_GATE=off``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+GATE_ENV = "SOVCLOUD_POLICY_GATE"
+TIMEOUT = 900  # seconds: a region of ten thousand resources checks in well under a minute here
+
+
+def gate_on() -> bool:
+    return os.environ.get(GATE_ENV, "on") != "off"
+
+
+def mandatory_findings(root: Path, region: str) -> list[str]:
+    """One line per mandatory violation ``sovcloud check`` finds in ``region`` of the config tree ``root`` (its
+    releases rendered from the region's chartSources where it names them); a check that cannot run is a finding."""
+    env = {**os.environ, GATE_ENV: "off"}
+    try:
+        done = subprocess.run([sys.executable, "-m", "sovcloud.cli", "check", region, "--root", str(root),
+                               "--format", "json"], capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    except subprocess.TimeoutExpired:
+        return [f"the policy check of {region} did not finish within {TIMEOUT} s"]
+    try:
+        results = json.loads(done.stdout)
+    except ValueError:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return [f"the policy check of {region} could not run: {last[0]}"]
+    rows = results.get("regions", []) if isinstance(results, dict) else []
+    found = [f"{v['policy']}: {v['message']}" for r in rows for v in r.get("violations", [])
+             if v.get("enforcement") == "mandatory"]
+    if done.returncode != 0 and not found:  # the region's program failed, or its check did
+        last = (done.stderr or "").strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        return [f"the policy check of {region} failed: {last[0]}"]
+    return found
