@@ -1,0 +1,60 @@
+"""`sovcloud operator-manifests`: the Pulumi Kubernetes Operator's Stack objects, validated against the operator's
+v2.9.0 CRD (../shared/upstream/crds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from sovcloud import apiserver
+from sovcloud.cli import main
+from tests.conftest import REPO, SHARED
+
+CRD = SHARED / "upstream" / "crds" / "pulumi.com_stacks.yaml"
+ARGS = ["--repo", "https://git.ulsan.example.kr/platform/sovcloud.git",
+        "--workspace-image", "cr.ulsan.example.kr/mirror/sovcloud/workspace:2026.12",
+        "--backend", "s3://ulsan-pulumi-state", "--passphrase-secret", "sovcloud-passphrase"]
+
+
+def manifests(*args: str) -> list[dict]:
+    result = CliRunner().invoke(main, ["operator-manifests", "rdc-ulsan", "--root", str(REPO), *ARGS, *args])
+    assert result.exit_code == 0, result.output
+    return list(yaml.safe_load_all(result.stdout))
+
+
+def test_a_region_runs_as_one_operator_stack_that_refreshes_and_never_destroys() -> None:
+    (stack,) = manifests("--resync", "900")
+    assert (stack["apiVersion"], stack["kind"], stack["metadata"]["name"]) == (
+        "pulumi.com/v1", "Stack", "sovcloud-rdc-ulsan")
+    spec = stack["spec"]
+    assert (spec["stack"], spec["projectRepo"], spec["branch"], spec["repoDir"]) == (
+        "rdc-ulsan", "https://git.ulsan.example.kr/platform/sovcloud.git", "main", "stacks")
+    assert (spec["refresh"], spec["continueResyncOnCommitMatch"], spec["resyncFrequencySeconds"],
+            spec["destroyOnFinalize"]) == (True, True, 900, False)
+    assert spec["backend"] == "s3://ulsan-pulumi-state"
+    assert spec["envRefs"] == {"PULUMI_CONFIG_PASSPHRASE": {
+        "type": "Secret", "secret": {"name": "sovcloud-passphrase", "key": "passphrase"}}}
+    assert spec["workspaceTemplate"]["spec"]["image"].startswith("cr.ulsan.example.kr/mirror/")
+
+
+@pytest.mark.skipif(not CRD.is_file(), reason="upstream reference data (../shared/upstream) not present")
+def test_the_stack_validates_against_the_operators_crd() -> None:
+    crd = yaml.safe_load(CRD.read_text(encoding="utf-8"))
+    crds = apiserver.Crds([crd])
+    for obj in manifests("--git-secret", "sovcloud-git"):
+        assert crds.problems(obj) == [], obj
+    broken = {**manifests()[0]}
+    broken["spec"] = {**broken["spec"], "envRefs": {"X": {"secret": {"name": "s", "key": "k"}}}}  # no type
+    assert crds.problems(broken)
+
+
+def test_an_unknown_region_and_output_inside_the_config_are_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["operator-manifests", "nowhere", "--root", str(REPO), *ARGS])
+    assert result.exit_code == 2 and "no region nowhere" in result.output
+    out = tmp_path / "stacks.yaml"
+    result = CliRunner().invoke(main, ["operator-manifests", "rdc-ulsan", "--root", str(REPO), *ARGS,
+                                       "--out", str(out)])
+    assert result.exit_code == 0 and yaml.safe_load(out.read_text())["kind"] == "Stack"
