@@ -3,7 +3,11 @@ Pulumi Kubernetes Operator, whose Stack has no policy-pack field at v2.9.0), the
 offline first (`sovcloud check REGION`: synthesis under mocks and every rule of the pack, in a process of its own)
 and refuses to register anything while a mandatory rule fails. Where the pack is attached (`sovcloud preview|up`,
 `pulumi up --policy-pack`) or the program runs under mocks (synth, check), the gate is off:
-``SOVCLOUD_POLICY_GATE=off``."""
+``SOVCLOUD_POLICY_GATE=off``.
+
+It checks the config tree on disk: the region's stack config is its ``Pulumi.<region>.yaml`` there (what `pulumi
+config set` writes and the operator clones); a region given to the engine some other way (an ESC environment) is
+checked as the file has it."""
 
 from __future__ import annotations
 
