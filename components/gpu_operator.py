@@ -12,8 +12,9 @@ import yaml
 from components import labels as L
 from components.helm import chart_source, mirror_repositories
 from sovcloud.config import charts, model
+from sovcloud.keys import GPU_OPERATOR_NAMESPACE
 
-NAMESPACE = "gpu-operator"
+NAMESPACE = GPU_OPERATOR_NAMESPACE
 RELEASE = "gpu-operator"
 MIG_CONFIGMAP = "sovcloud-mig-parted-config"
 DEVICE_PLUGIN_CONFIGMAP = "sovcloud-device-plugin-config"

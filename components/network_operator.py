@@ -44,16 +44,12 @@ class NetworkOperatorArgs:
     region: model.Region
 
 
-def fabric_pools(region: model.Region) -> list[model.Pool]:
-    return [p for p in region.pools if p.fabric is not None]
-
-
 def helm_values(region: model.Region) -> dict[str, Any]:
     """The chart from the mirror: the operator (the GPU operator runs NFD), with SR-IOV pools the SR-IOV Network
     Operator subchart too."""
     fabric = region.fabric
     assert fabric is not None
-    sriov = any(p.fabric and p.fabric.rdma == "sriov" for p in fabric_pools(region))
+    sriov = any(p.fabric and p.fabric.rdma == "sriov" for p in region.fabric_pools)
     values: dict[str, Any] = {
         # the GPU operator's NFD already labels the NICs (feature.node.kubernetes.io/pci-15b3.present); the
         # chart's NodeFeatureRules would need NFD's CRD before that release has installed it
@@ -113,7 +109,7 @@ def sriov_node_policies(region: model.Region) -> list[dict[str, Any]]:
     fabric = region.fabric
     assert fabric is not None
     out = []
-    for pool in fabric_pools(region):
+    for pool in region.fabric_pools:
         f = pool.fabric
         assert f is not None
         if f.rdma != "sriov":
@@ -146,7 +142,7 @@ def nic_cluster_policy(region: model.Region) -> dict[str, Any]:
     the CNI plugins, nv-ipam, and ib-kubernetes where InfiniBand pools hand out VFs; on the fabric pools' nodes."""
     fabric = region.fabric
     assert fabric is not None
-    pools = fabric_pools(region)
+    pools = region.fabric_pools
     version = fabric.component_version
     # the DaemonSets (driver, device plugins, CNI, nv-ipam's node agent): where the driver container runs, on every
     # GPU node with a Mellanox NIC, since GPUDirect RDMA is a region-wide ClusterPolicy setting and the GPU

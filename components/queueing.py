@@ -152,8 +152,7 @@ def cohort(region: model.Region, lendable: dict[str, int]) -> dict[str, Any]:
 
     spec: dict[str, Any] = {}
     dra_pools = set(region.dra_driver.pools) if region.dra_driver else set()
-    rdma = sorted({r for p in region.pools if p.fabric is not None and region.fabric is not None
-                   for r in p.fabric.resources})
+    rdma = region.rdma_resources
     covered = ["cpu", "memory", L.GPU_RESOURCE] + ([COMPUTE_DOMAIN_CHANNEL] if dra_pools else []) + rdma
     flavors = []
     for name, gpus in sorted(lendable.items()):

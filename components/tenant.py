@@ -146,8 +146,7 @@ def quota_hard(args: TenantArgs) -> dict[str, str]:
     })
     # every RDMA resource of the region, zero unless an allocation holds some (an absent key is no limit); as the
     # queue counts them: the guaranteed and the borrowable parts each rounded up
-    rdma: dict[str, int] = {r: 0 for p in args.region.pools if p.fabric is not None and args.region.fabric
-                            is not None for r in p.fabric.resources}
+    rdma: dict[str, int] = dict.fromkeys(args.region.rdma_resources, 0)
     for a in args.allocations:
         pool = _pool(args, a)
         if pool.fabric is not None and args.region.fabric is not None:
@@ -160,10 +159,8 @@ def quota_hard(args: TenantArgs) -> dict[str, str]:
 
 def fabric_pools(args: TenantArgs) -> list[model.Pool]:
     """The tenant's pools here that have a fabric (its networks and IP pool are made for those)."""
-    if args.region.fabric is None:
-        return []
-    return sorted({p.name: p for a in args.allocations if (p := _pool(args, a)).fabric is not None}.values(),
-                  key=lambda p: p.name)
+    mine = {a.pool for a in args.allocations}
+    return [p for p in sorted(args.region.fabric_pools, key=lambda p: p.name) if p.name in mine]
 
 
 def limit_range_spec() -> dict[str, Any]:

@@ -36,5 +36,6 @@ ADMIN_GROUPS = f"{DOMAIN}/admin-groups"  # tenant namespace: its admin groups, s
 # tenant namespace: the WorkloadPriorityClasses its workloads may name, space-separated (the priority guardrail)
 PRIORITY_CLASSES = f"{DOMAIN}/priority-classes"
 
+GPU_OPERATOR_NAMESPACE = "gpu-operator"  # the GPU operator, its operands and the DCGM exporter
 NETWORK_OPERATOR_NAMESPACE = "nvidia-network-operator"  # the Network Operator, its operands and nv-ipam's pools
 FABRIC_SEGMENT = f"{DOMAIN}/fabric-segment"  # tenant namespace: its partition key and VLAN (fabric-isolation)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sovcloud.allocation import mig_share
-from sovcloud.keys import GPU_RESOURCE, POOL
+from sovcloud.keys import GPU_OPERATOR_NAMESPACE, GPU_RESOURCE, POOL
 
 KUEUE_USAGE = "kueue_cluster_queue_resource_usage"
 KUEUE_NOMINAL = "kueue_cluster_queue_nominal_quota"
@@ -32,7 +32,7 @@ NODE_LABELS = "kube_node_labels"
 POOL_LABEL = "label_" + "".join(c if c.isalnum() else "_" for c in POOL)
 GPU_RESOURCES = f"{GPU_RESOURCE}|nvidia.com/mig-.+"  # what Kueue counts that is a GPU or a share of one
 # a GPU the exporter attributes to no pod keeps its target's labels under honorLabels: the exporter's own namespace
-EXPORTER_NAMESPACE = "gpu-operator"
+EXPORTER_NAMESPACE = GPU_OPERATOR_NAMESPACE
 ATTRIBUTED = f'namespace!="",namespace!="{EXPORTER_NAMESPACE}"'
 # what busy needs in the window: attributed GPU series and node pools
 BUSY_SOURCES = (f"{DCGM_UTIL}{{{ATTRIBUTED}}}", f"{DCGM_ENGINE_ACTIVE}{{{ATTRIBUTED}}}")

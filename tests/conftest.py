@@ -76,3 +76,14 @@ def shipped_synthesis():
 
 
 SHIPPED_REGIONS = ("ncc-haenam", "rdc-gwangju", "rdc-ulsan")
+
+
+def stop(proc: Any, timeout: float) -> None:
+    """End a server a test started: terminate, then kill what does not stop in time."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -30,7 +30,7 @@ from sovcloud import config
 from sovcloud.engine import analyzer, synth
 from sovcloud.engine.check import evaluate
 from sovcloud.engine.policy_config import policy_config
-from tests.conftest import REPO, SHIPPED_REGIONS, Tree
+from tests.conftest import REPO, SHIPPED_REGIONS, Tree, stop
 
 TODAY = dt.date(2026, 11, 28)
 LEVELS = {0: "advisory", 1: "mandatory", 2: "disabled", 3: "remediate"}
@@ -55,11 +55,7 @@ def served() -> Iterator[Any]:
         yield analyzer_pb2_grpc.AnalyzerStub(channel)
         channel.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, 10)
 
 
 def _served_findings(stub: Any, s: synth.Synthesis, cfg: config.Config) -> set[tuple[str, str, str, str]]:

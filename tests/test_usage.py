@@ -25,7 +25,7 @@ from sovcloud import config, showback
 from sovcloud.cli import main
 from sovcloud.engine.usage import resource_share, window
 from tests import showback_month as month
-from tests.conftest import REPO, Tree
+from tests.conftest import REPO, Tree, stop
 
 NO_PROMETHEUS = "Debian's prometheus package (prometheus, promtool) is not installed: apt-get install prometheus"
 needs_prometheus = pytest.mark.skipif(not (shutil.which("prometheus") and shutil.which("promtool")),
@@ -83,11 +83,7 @@ def prometheus(month_tree: Tree, tmp_path_factory: pytest.TempPathFactory) -> It
             time.sleep(0.2)
         yield url, expected
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, 20)
         log.close()
 
 

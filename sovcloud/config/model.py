@@ -310,6 +310,16 @@ class Region:
     def pool(self, name: str) -> Pool | None:
         return next((p for p in self.pools if p.name == name), None)
 
+    @property
+    def fabric_pools(self) -> tuple[Pool, ...]:
+        """The pools with a compute fabric (none where the region declares no fabric)."""
+        return tuple(p for p in self.pools if p.fabric is not None) if self.fabric is not None else ()
+
+    @property
+    def rdma_resources(self) -> list[str]:
+        """Every RDMA resource the region's fabric pools advertise, sorted."""
+        return sorted({r for p in self.fabric_pools for r in p.fabric.resources})  # type: ignore[union-attr]
+
     def origin_of(self, field_path: str) -> Origin:
         """Where a setting of the region is written (the region object's first line when it is not)."""
         return Origin(self.origin.file, self.field_lines.get(field_path, self.origin.line))

@@ -14,7 +14,7 @@ from typing import Any
 
 from components import labels as L
 from sovcloud.config.model import Config, Region
-from sovcloud.keys import GUARDRAILS
+from sovcloud.keys import GPU_OPERATOR_NAMESPACE, GUARDRAILS
 
 KUEUE = ("kueue.x-k8s.io", "v1beta2", "clusterqueues")
 # A CRD whose presence shows each declared prerequisite is installed (the kinds sovcloud's objects rely on).
@@ -163,7 +163,6 @@ DRIVER_WAIT = "network.nvidia.com/operator.mofed.wait"
 
 # The GPU operator's driver pods and their GPUDirect RDMA sidecar, whose startup and liveness probes run
 # `nvidia-driver probe_nvidia_peermem` (assets/state-driver/0500_daemonset.yaml, v25.10.1 and v26.3.3)
-GPU_OPERATOR_NAMESPACE = "gpu-operator"  # components.gpu_operator.NAMESPACE (the engine reads no component)
 DRIVER_PODS = "app=nvidia-driver-daemonset"
 PEERMEM_CONTAINER = "nvidia-peermem-ctr"
 

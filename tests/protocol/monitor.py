@@ -14,19 +14,7 @@ import grpc
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, resource_pb2, resource_pb2_grpc
 
-
-@dataclass
-class Registration:
-    urn: str
-    type: str
-    name: str
-    parent: str
-    custom: bool
-    provider: str
-    retain_on_delete: bool
-    protect: bool
-    inputs: dict[str, Any]
-    dependencies: tuple[str, ...] = ()
+from sovcloud.engine.synth import Record
 
 
 def engine_urn(stack: str, project: str, parent: str, type_: str, name: str) -> str:
@@ -42,7 +30,7 @@ def engine_urn(stack: str, project: str, parent: str, type_: str, name: str) -> 
 class Monitor(resource_pb2_grpc.ResourceMonitorServicer, engine_pb2_grpc.EngineServicer):
     stack: str
     project: str
-    registrations: list[Registration] = field(default_factory=list)
+    registrations: list[Record] = field(default_factory=list)  # what synth records, as the engine is sent it
     logs: list[str] = field(default_factory=list)
     root: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -57,7 +45,7 @@ class Monitor(resource_pb2_grpc.ResourceMonitorServicer, engine_pb2_grpc.EngineS
         urn = engine_urn(self.stack, self.project, request.parent, request.type, request.name)
         with self.lock:
             if request.type != "pulumi:pulumi:Stack":
-                self.registrations.append(Registration(
+                self.registrations.append(Record(
                     urn, request.type, request.name, request.parent, request.custom, request.provider,
                     request.retainOnDelete, request.protect, json_format.MessageToDict(request.object),
                     tuple(sorted(request.dependencies))))
