@@ -78,20 +78,21 @@ def confirmer(yes: bool) -> Any:
 def check_cluster(cfg: Config, regions: list[str], kubeconfig: Path | None, context: str | None) -> None:
     """Refuse (one line, exit 1) to change a cluster that is not the region's: its kube-system namespace UID must be
     the region's kubernetes.clusterId. A region without one is named, not refused."""
+    found: str | None = None  # one kubeconfig, one cluster: asked once
     for region in regions:
         expected = cfg.regions[region].cluster_id
         if expected is None:
             err.print(f"note: {region}: kubernetes.clusterId is not set, so the cluster cannot be confirmed as the "
                       "region's (set it to the kube-system namespace UID)")
             continue
-        try:
-            found = cluster_identity(kubeconfig, context)
-        except RuntimeError as exc:
-            fail(f"{region}: {exc}")
+        if found is None:
+            try:
+                found = cluster_identity(kubeconfig, context)
+            except RuntimeError as exc:
+                fail(f"{region}: {exc}")
         if found != expected:
-            error_line(f"refused: the cluster the kubeconfig points at is not {region}'s (kube-system UID {found}, "
-                       f"kubernetes.clusterId is {expected}); pass the right --kubeconfig/--context")
-            sys.exit(EXIT_INVALID)
+            fail(f"refused: the cluster the kubeconfig points at is not {region}'s (kube-system UID {found}, "
+                 f"kubernetes.clusterId is {expected}); pass the right --kubeconfig/--context")
 
 
 def run_regions(root: Path, cfg: Config, regions: list[str], operation: str, parallel: int | None,

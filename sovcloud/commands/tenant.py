@@ -11,7 +11,7 @@ import datetime as dt
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,11 +99,13 @@ def _would_fit(before: Config, tenant: Tenant, day: dt.date) -> list[str]:
     return lines
 
 
-def write_checked(root: Path, name: str, text: str, *, replace: bool, dry_run: bool = False) -> Config:
+def write_checked(root: Path, name: str, text: str | Callable[[Config], str], *, replace: bool,
+                  dry_run: bool = False) -> Config:
     """Check the tree with ``tenants/<name>.yaml`` holding ``text``, then write it (not with ``dry_run``); refuse
     with reasons otherwise. The checks are the policy pack's rules (classification, organisation, capacity, MIG,
     shares, caps, grants, the national budget), run on the config before anything is written, under a lock on the
-    config tree: two onboardings at once are checked one after the other, each against the other's file."""
+    config tree: two onboardings at once are checked one after the other, each against the other's file. ``text``
+    may be made from the config without the file (under the lock, e.g. to take a free fabric segment)."""
     with tree_lock(root):
         return _write_checked(root, name, text, replace=replace, dry_run=dry_run)
 
@@ -126,13 +128,16 @@ def tree_lock(root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write_checked(root: Path, name: str, text: str, *, replace: bool, dry_run: bool) -> Config:
+def _write_checked(root: Path, name: str, text: str | Callable[[Config], str], *, replace: bool,
+                   dry_run: bool) -> Config:
     target = root / config.TENANTS_DIR / f"{name}.yaml"
     others = [p for p in config.tenant_files(root) if p.resolve() != target.resolve()]
     try:
         before = config.load(root, tenant_paths=others)
     except ConfigInvalid as exc:
         fail(f"the existing config is invalid; fix it first (sovcloud validate): {exc.errors[0]}")
+    if callable(text):
+        text = text(before)
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / "candidate.yaml"  # never a user-chosen path
         candidate.write_text(text, encoding="utf-8")
@@ -258,31 +263,27 @@ def tenant_add(root: Path | None, from_file: Path | None, force: bool, dry_run: 
                              "storage": f["storage"], "priority": f["priority"],
                              "period": {"start": f["start"].isoformat(), "end": f["end"].isoformat()}}],
         }
-        segment = _free_segment(tree, f["region"], f["pool"])
-        if segment is not None:  # the pool has a fabric: the tenant's own partition key and VLAN
-            data = {k: v for k, v in data.items() if k != "allocations"} | {
-                "fabric": {"segment": segment}, "allocations": data["allocations"]}
-        text = HEADER + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        text = _with_free_segment(data, f["region"], f["pool"])
     write_checked(tree, name, text, replace=force, dry_run=dry_run)
     out.print(f"tenants/{name}.yaml written; review it in a pull request (sovcloud diff shows what it changes)")
 
 
-def _free_segment(tree: Path, region: str, pool: str | None) -> int | None:
-    """The lowest fabric segment no tenant has, where ``region``'s ``pool`` has a fabric; None elsewhere (and where
-    the config does not load: the write refuses it with the reason)."""
-    from sovcloud.config import load
-    from sovcloud.config.errors import ConfigInvalid
+def _with_free_segment(data: dict[str, Any], region: str, pool: str | None) -> Callable[[Config], str]:
+    """The tenant file, made from the config the write checks it against (under the tree's lock): where
+    ``region``'s ``pool`` has a fabric, with the lowest fabric segment no tenant has (its partition key and VLAN)."""
 
-    try:
-        cfg = load(tree)
-    except ConfigInvalid:
-        return None
-    r = cfg.regions.get(region)
-    p = r.pool(pool) if r is not None and pool else None
-    if r is None or r.fabric is None or p is None or p.fabric is None:
-        return None
-    used = {t.fabric_segment for t in cfg.tenants.values()}
-    return next(n for n in range(2, 4095) if n not in used)
+    def make(cfg: Config) -> str:
+        r = cfg.regions.get(region)
+        p = r.pool(pool) if r is not None and pool else None
+        out_data = data
+        if p is not None and p in r.fabric_pools:  # type: ignore[union-attr]
+            used = {t.fabric_segment for t in cfg.tenants.values()}
+            segment = next(n for n in range(2, 4095) if n not in used)
+            out_data = {k: v for k, v in data.items() if k != "allocations"} | {
+                "fabric": {"segment": segment}, "allocations": data["allocations"]}
+        return HEADER + yaml.safe_dump(out_data, sort_keys=False, allow_unicode=True)
+
+    return make
 
 
 @tenant.command("list")
