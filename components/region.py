@@ -1,4 +1,6 @@
-"""Region: one region's GPU pools, GPU operator, queueing layer and tenants, composed from the typed model."""
+"""Region: one region's platform (GPU pools, GPU operator, DRA driver, queueing layer, fabric, guardrails,
+showback), composed from the typed model. Its tenants are stacks of their own (``sovcloud.stacks``); the region
+still reads their allocations, for the cohort's lendable quota and the capacity summary."""
 
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ from components.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.guardrails import Guardrails, GuardrailsArgs
 from components.network_operator import NetworkOperator, NetworkOperatorArgs
 from components.node_pool import GpuNodePool, GpuNodePoolArgs
-from components.queueing import Queueing, QueueingArgs
+from components.queueing import PRIORITIES, Queueing, QueueingArgs, priority_class_name
+from components.queueing import RELEASE as KUEUE_RELEASE
 from components.showback import Showback, ShowbackArgs
-from components.tenant import Tenant, TenantArgs, tenant_admin_role_rules
+from components.tenant import tenant_admin_role_rules
 from sovcloud.config import model
 
 
@@ -74,10 +77,20 @@ def lendable(args: RegionArgs) -> dict[str, int]:
     return out
 
 
+def tenant_context(region: model.Region, declared: object, kueue_status: str | None) -> dict[str, object]:
+    """The platform stack's output ``tenantContext`` for its tenant stacks (``sovcloud.stacks``): ``declared`` is the
+    region's config object as the platform stack was given it (the stack file's ``sovcloud:region``), the names the
+    tenant's objects refer to, and the Kueue release's Helm status."""
+    return {"region": declared, "cohort": region.name, "flavors": sorted(p.name for p in region.pools),
+            "priorityClasses": [priority_class_name(p) for p in PRIORITIES],
+            "kueue": {"release": KUEUE_RELEASE, "status": kueue_status}}
+
+
 class Region(pulumi.ComponentResource):
     """Everything sovcloud manages in one region."""
 
     capacity: pulumi.Output[dict]
+    kueue: k8s.helm.v3.Release  # what tenant stacks wait for: the release brings Kueue's CRDs and webhooks
 
     def __init__(self, name: str, args: RegionArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sovcloud:regions:Region", name, None, opts)
@@ -92,19 +105,15 @@ class Region(pulumi.ComponentResource):
         if r.dra_driver is not None:
             DraDriver(f"{r.name}-dra-driver", DraDriverArgs(r, operator.release), child)
         queueing = Queueing(f"{r.name}-queueing", QueueingArgs(r, lendable(args)), child)
-        fabric = [NetworkOperator(f"{r.name}-network-operator", NetworkOperatorArgs(r), child)] if r.fabric else []
-        admin_role = k8s.rbac.v1.ClusterRole(f"{r.name}-tenant-admin-role",
-                                             metadata={"name": L.TENANT_ADMIN_ROLE, "labels": L.common(r)},
-                                             rules=tenant_admin_role_rules(r.dra_driver is not None), opts=child)
+        if r.fabric:
+            NetworkOperator(f"{r.name}-network-operator", NetworkOperatorArgs(r), child)
+        k8s.rbac.v1.ClusterRole(f"{r.name}-tenant-admin-role",
+                                metadata={"name": L.TENANT_ADMIN_ROLE, "labels": L.common(r)},
+                                rules=tenant_admin_role_rules(r.dra_driver is not None), opts=child)
         Guardrails(f"{r.name}-guardrails", GuardrailsArgs(r), child)
         if r.prerequisites.prometheus_operator:
             # in the operator's namespace
             Showback(f"{r.name}-showback", ShowbackArgs(r), pulumi.ResourceOptions(parent=self, depends_on=[operator]))
-        for tenant, allocs in args.tenants:
-            Tenant(f"{r.name}-{tenant.name}", TenantArgs(tenant, allocs, r, args.as_of),
-                   # the Kueue release (CRDs) and the admin role, not whole components: depending on a component
-                   # means depending on every child of it, for every tenant
-                   pulumi.ResourceOptions(parent=self, depends_on=[queueing.kueue, admin_role,
-                                                                   *(f.policy for f in fabric)]))
+        self.kueue = queueing.kueue
         self.capacity = pulumi.Output.from_input(summary(args))
         self.register_outputs({"capacity": self.capacity})

@@ -10,7 +10,8 @@ def guaranteed_within_capacity(args, report_violation) -> None:
     """Per pool, the GPUs guaranteed to tenants never exceed the GPUs the pool has (counted from the node-pool
     resources themselves, not from the config that produced them)."""
     resources = list(args.resources)
-    report_findings(allocation.within_capacity(figures(resources)), resources, report_violation)
+    fig = figures(resources, others=args.get_config().get("otherTenants"))
+    report_findings(allocation.within_capacity(fig), resources, report_violation)
 
 
 def gpu_quota_present(args, report_violation) -> None:

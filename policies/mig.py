@@ -14,6 +14,7 @@ from policies.resources import (
     name,
     objects,
     operator_config_data,
+    other_tenants,
     pool_capacity,
     pool_label,
     queue_flavors,
@@ -73,5 +74,6 @@ def mig_quota_in_layout(args, report_violation) -> None:
                 else:
                     promised[pool, profile] = promised.get((pool, profile), 0) + int(count)
     mig_per_gpu = {pool: layouts.get(config_name, {}) for pool, config_name in mig_config.items()}
-    fig = allocation.Figures(capacity=gpus, guaranteed={}, mig_guaranteed=promised, mig_per_gpu=mig_per_gpu)
+    fig = allocation.Figures(capacity=gpus, guaranteed={}, mig_guaranteed=promised, mig_per_gpu=mig_per_gpu,
+                             **other_tenants(args.get_config().get("otherTenants")))
     report_findings(allocation.mig_within_layout(fig), resources, report_violation)

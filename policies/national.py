@@ -17,5 +17,5 @@ def national_budget(args, report_violation) -> None:
         other_regions_guaranteed=float(cfg.get("otherRegionsGuaranteed") or 0),
         grants={t: int(g) for t, g in (cfg.get("tenantGrants") or {}).items()},
         other_regions_by_tenant={t: float(g) for t, g in (cfg.get("otherRegionsTenantGuaranteed") or {}).items()})
-    fig = figures(resources, cfg.get("gpuModels") or {})
+    fig = figures(resources, cfg.get("gpuModels") or {}, cfg.get("otherTenants"))
     report_findings(allocation.national_budget(fig, rules), resources, report_violation)

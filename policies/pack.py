@@ -28,7 +28,7 @@ from policies.pinning import driver_supports_models, pinned_versions
 from policies.registries import approved_registries
 from policies.rendered import api_server_accepts, chart_renders
 from policies.residency import residency_labels
-from policies.resources import fail_closed
+from policies.resources import fail_closed, with_region
 from policies.shares import shares_and_caps
 
 PACK_NAME = "sovcloud"
@@ -68,6 +68,25 @@ CHART_FOLDERS = {"type": "array", "items": {"type": "string"}, "default": [],
                  "description": "Folders holding the region's charts (sources or .tgz) at their pinned versions: "
                  "where set and helm-python-sdk is installed, each release is rendered with Helm's engine and judged "
                  "as the cluster would receive it."}
+
+
+# Stack rules that judge the region as a whole: in a tenant stack they see the tenant's resources, the platform
+# resources they read (node pools, flavors, the GPU operator's config, the guardrails) and the other tenants' sums,
+# both from the policy config (sovcloud.engine.policy_config)
+REGION_RULES = ("guaranteed-within-capacity", "shares-and-caps", "mig-quota-in-layout", "tenant-guardrails",
+                "national-budget")
+PLATFORM_RESOURCES = {"type": "array", "default": [], "items": {"type": "object"},
+                      "description": "In a tenant stack: the platform stack's resources the rule reads (type, urn, "
+                      "name, props): node pools, ResourceFlavors, the GPU operator's release and ConfigMaps, the "
+                      "admission guardrails."}
+OTHER_TENANTS = {"type": "object", "default": {},
+                 "description": "The region's tenants outside this stack, summed from the config: byPool (whole "
+                 "GPUs per pool), bySector (GPUs, MIG shares included), mig (instances per pool/profile)."}
+
+
+def _region_schema(**properties: dict[str, Any]) -> PolicyConfigSchema:
+    """The config of a rule in REGION_RULES: its own properties and what a tenant stack's view of the region needs."""
+    return _schema(**properties, platformResources=PLATFORM_RESOURCES, otherTenants=OTHER_TENANTS)
 
 
 def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
@@ -153,22 +172,23 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             remediation_steps="Create tenant namespaces with retain_on_delete=True (the Tenant component does)."),
         StackValidationPolicy(
             name="guaranteed-within-capacity", description="Per pool, guaranteed GPUs never exceed the GPUs the "
-            "pool's nodes have.", validate=fail_closed(guaranteed_within_capacity), enforcement_level=MANDATORY,
-            severity=Severity.CRITICAL,
+            "pool's nodes have.", validate=with_region(fail_closed(guaranteed_within_capacity)),
+            enforcement_level=MANDATORY, severity=Severity.CRITICAL, config_schema=_region_schema(),
             remediation_steps="Lower the tenants' gpus in that pool, move them to a pool with room, or add nodes."),
         StackValidationPolicy(
             name="shares-and-caps", description="Reserved sector shares are honoured; per-tenant and per-sector GPU "
-            "caps hold.", validate=fail_closed(shares_and_caps), enforcement_level=MANDATORY, severity=Severity.HIGH,
-            config_schema=_schema(reservedShares=SECTOR_NUMBERS,
+            "caps hold.", validate=with_region(fail_closed(shares_and_caps)), enforcement_level=MANDATORY,
+            severity=Severity.HIGH,
+            config_schema=_region_schema(reservedShares=SECTOR_NUMBERS,
                                   perTenantGpuCap={"type": ["integer", "null"], "default": None},
                                   perSectorGpuCap=SECTOR_NUMBERS, gpuModels=GPU_MODELS),
             remediation_steps="Reduce the guaranteed GPUs of the sector or tenant named, or change the region's "
             "allocation rules through review."),
         StackValidationPolicy(
             name="mig-quota-in-layout", description="Quota'd MIG instances exist on the pool's GPU model and in its "
-            "MIG layout.", validate=fail_closed(mig_quota_in_layout), enforcement_level=MANDATORY,
+            "MIG layout.", validate=with_region(fail_closed(mig_quota_in_layout)), enforcement_level=MANDATORY,
             severity=Severity.HIGH,
-            config_schema=_schema(gpuModels=GPU_MODELS),
+            config_schema=_region_schema(gpuModels=GPU_MODELS),
             remediation_steps="Grant profiles of the pool's sharing.layout, or repartition the pool."),
         StackValidationPolicy(
             name="gpu-quota-present", description="Every tenant namespace has a ResourceQuota with a GPU key.",
@@ -186,8 +206,9 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             "(images, token Secrets, externalIPs, RoleBindings, nodeName, workload and pod priority, GPUs through "
             "the queue): the policy "
             "fails closed and a binding acts there as the region's config says (deny unless set otherwise).",
-            validate=fail_closed(tenant_guardrails), enforcement_level=MANDATORY, severity=Severity.HIGH,
-            config_schema=_schema(actions={
+            validate=with_region(fail_closed(tenant_guardrails)), enforcement_level=MANDATORY,
+            severity=Severity.HIGH,
+            config_schema=_region_schema(actions={
                 "type": "object", "default": {}, "additionalProperties": {"type": "array", "items": {"type": "string"}},
                 "description": "Per guardrail, the binding's validationActions where not [Deny] (the region's "
                 "guardrails.action and guardrails.actions)."}),
@@ -202,9 +223,9 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             remediation_steps="Renew the allocation (a new period end) or offboard the tenant."),
         StackValidationPolicy(
             name="national-budget", description="The national GPU budget holds across regions; each tenant stays "
-            "within its grant.", validate=fail_closed(national_budget), enforcement_level=MANDATORY,
+            "within its grant.", validate=with_region(fail_closed(national_budget)), enforcement_level=MANDATORY,
             severity=Severity.HIGH,
-            config_schema=_schema(
+            config_schema=_region_schema(
                 nationalGpuBudget={"type": "integer", "default": 0, "description": "0: no budget set."},
                 otherRegionsGuaranteed={"type": "number", "default": 0},
                 tenantGrants={"type": "object", "default": {}, "additionalProperties": {"type": "integer"}},

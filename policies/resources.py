@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import yaml
@@ -245,13 +246,63 @@ def mig_equivalents(resources: list[Resource], models: Mapping[str, Any]) -> dic
     return out
 
 
-def figures(resources: list[Resource], models: Mapping[str, Any] | None = None, **extra: Any) -> allocation.Figures:
+def figures(resources: list[Resource], models: Mapping[str, Any] | None = None,
+            others: Mapping[str, Any] | None = None, **extra: Any) -> allocation.Figures:
     """The allocation rules' figures, read from the resources: pool GPUs from the node-pool resources, guarantees
     from the ClusterQueues (MIG instances as GPU shares, given the GPU models), sectors from the tenant namespaces'
-    labels (``extra``: the MIG layout figures)."""
+    labels (``extra``: the MIG layout figures); ``others``: the policy config's ``otherTenants``, the sums of the
+    region's tenants outside this stack."""
     return allocation.Figures(capacity=pool_capacity(resources), guaranteed=guaranteed_by_pool_and_tenant(resources),
                               sectors={n: labels(ns).get(SECTOR, "") for n, ns in tenant_namespaces(resources).items()},
-                              mig_equivalent=mig_equivalents(resources, models) if models else {}, **extra)
+                              mig_equivalent=mig_equivalents(resources, models) if models else {},
+                              **other_tenants(others), **extra)
+
+
+def other_tenants(others: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The Figures fields of the policy config's ``otherTenants`` (``byPool``, ``bySector``, ``mig`` keyed
+    ``pool/profile``); numbers arrive as floats."""
+    o = others or {}
+    return {"others_by_pool": {str(k): int(float(v)) for k, v in (o.get("byPool") or {}).items()},
+            "others_by_sector": {str(k): float(v) for k, v in (o.get("bySector") or {}).items()},
+            "others_mig": {tuple(str(k).split("/", 1)): int(float(v)) for k, v in (o.get("mig") or {}).items()}}
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """A platform resource a tenant stack's rules read, handed over in the policy config's ``platformResources``
+    (the engine gives a stack's policies that stack's resources only)."""
+
+    resource_type: str
+    props: Mapping[str, Any]
+    urn: str
+    name: str
+
+
+def with_region(rule: Any) -> Any:
+    """A stack rule that judges the region, run on this stack's resources plus the platform resources its policy
+    config carries (``platformResources``: empty in the platform stack itself)."""
+    import functools
+
+    @functools.wraps(rule)
+    def run(args: Any, report_violation: Any) -> None:
+        given = args.get_config().get("platformResources") or []
+        if not given:
+            rule(args, report_violation)
+            return
+        view = _RegionView(args, [StandIn(str(r.get("type", "")), r.get("props") or {}, str(r.get("urn", "")),
+                                          str(r.get("name", ""))) for r in given])
+        rule(view, report_violation)
+
+    return run
+
+
+class _RegionView:
+    def __init__(self, args: Any, stand_ins: list[StandIn]):
+        self._args = args
+        self.resources = [*args.resources, *stand_ins]
+
+    def get_config(self) -> Any:
+        return self._args.get_config()
 
 
 def report_findings(findings: list[allocation.Finding], resources: list[Resource], report_violation: Any) -> None:

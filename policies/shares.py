@@ -15,5 +15,5 @@ def shares_and_caps(args, report_violation) -> None:
     cap = cfg.get("perTenantGpuCap")
     rules = allocation.ShareRules(dict(cfg.get("reservedShares") or {}), int(cap) if cap is not None else None,
                                   {s: int(c) for s, c in (cfg.get("perSectorGpuCap") or {}).items()})
-    fig = figures(resources, cfg.get("gpuModels") or {})
+    fig = figures(resources, cfg.get("gpuModels") or {}, cfg.get("otherTenants"))
     report_findings(allocation.shares_and_caps(fig, rules), resources, report_violation)

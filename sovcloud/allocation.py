@@ -31,13 +31,23 @@ class Figures:
     # per (pool, tenant): the MIG instances guaranteed, as the share of GPUs they occupy (compute slices of the
     # instance over the GPU's): they count in the shares, caps, grants and the budget like whole GPUs
     mig_equivalent: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    # The region's tenants outside this stack (a tenant stack sees its own queue only; the policy config carries
+    # the rest, summed from the config): whole GPUs per pool, GPUs (MIG shares included) per sector, MIG instances
+    # per (pool, profile). They count in the region's sums, never as a tenant of their own.
+    others_by_pool: Mapping[str, int] = field(default_factory=dict)
+    others_by_sector: Mapping[str, float] = field(default_factory=dict)
+    others_mig: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def total_capacity(self) -> int:
         return sum(self.capacity.values())
 
+    @property
+    def others_total(self) -> float:
+        return sum(self.others_by_sector.values())
+
     def by_pool(self) -> dict[str, int]:
-        out: dict[str, int] = {}
+        out: dict[str, int] = dict(self.others_by_pool)
         for (pool, _), gpus in self.guaranteed.items():
             out[pool] = out.get(pool, 0) + gpus
         return out
@@ -50,7 +60,7 @@ class Figures:
         return out
 
     def by_sector(self) -> dict[str, float]:
-        out: dict[str, float] = {}
+        out: dict[str, float] = dict(self.others_by_sector)
         for tenant, gpus in self.by_tenant().items():
             sector = self.sectors.get(tenant, "")
             out[sector] = out.get(sector, 0) + gpus
@@ -101,7 +111,10 @@ def within_capacity(fig: Figures) -> list[Finding]:
 def mig_within_layout(fig: Figures) -> list[Finding]:
     """Per pool and MIG profile, the instances guaranteed fit what the pool's layout makes of its GPUs."""
     out = []
-    for (pool, profile), count in sorted(fig.mig_guaranteed.items()):
+    counts = dict(fig.others_mig)
+    for key, count in fig.mig_guaranteed.items():
+        counts[key] = counts.get(key, 0) + count
+    for (pool, profile), count in sorted(counts.items()):
         per_gpu = (fig.mig_per_gpu.get(pool) or {}).get(profile, 0)
         gpus = fig.capacity.get(pool, 0)
         if count > per_gpu * gpus:
@@ -149,7 +162,7 @@ def national_budget(fig: Figures, rules: NationalRules) -> list[Finding]:
     out = []
     here = fig.by_tenant()
     if rules.budget:
-        total = sum(here.values()) + rules.other_regions_guaranteed
+        total = sum(here.values()) + fig.others_total + rules.other_regions_guaranteed
         if total > rules.budget:
             out.append(Finding(f"{fmt_gpus(total)} GPUs guaranteed across all regions, national budget is "
                                f"{rules.budget}"))

@@ -1,8 +1,12 @@
-"""The sovcloud Pulumi program: one region per stack (`pulumi up -s <region>`).
+"""The sovcloud Pulumi program: per region a platform stack and a stack per tenant (``sovcloud.stacks``).
 
-Reads the region from this stack's config (key ``sovcloud:region``: ``Pulumi.<stack>.yaml``, or however the engine
-was given it) and the tenants from ``../tenants``, validated exactly as ``sovcloud validate`` does, and builds the
-Region component.
+- Platform stack ``<region>`` (`pulumi up -s ncc-haenam`): reads the region from this stack's config (key
+  ``sovcloud:region``: ``Pulumi.<stack>.yaml``, or however the engine was given it) and the tenants from
+  ``../tenants`` (the cohort lends what no tenant is guaranteed), validated exactly as ``sovcloud validate`` does;
+  builds the Region component and exports ``tenantContext`` for the tenant stacks.
+- Tenant stack ``<region>.t.<tenant>`` (`pulumi up -s ncc-haenam.t.orbit-lm`): reads the region from the platform
+  stack's ``tenantContext`` (a StackReference) and only its own tenant file; refuses while the platform has not
+  deployed Kueue or lacks a flavor it needs; builds the Tenant component.
 
 Providers (components never build their own):
 - workload cluster: stack config ``sovcloud:kubeconfig`` (a secret: ``pulumi config set --secret sovcloud:kubeconfig
@@ -19,9 +23,12 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.region import Region, region_args
+from components.queueing import priority_class_name
+from components.region import Region, region_args, tenant_context
 from components.retention import record_retain_on_delete
+from components.tenant import Tenant, TenantArgs, granted_priority
 from sovcloud import config as config_loader
+from sovcloud import stacks
 from sovcloud.config.errors import ConfigInvalid
 from sovcloud.engine import gate
 
@@ -37,9 +44,24 @@ def _provider(name: str, cfg: pulumi.Config, kubeconfig_key: str, context_key: s
     return k8s.Provider(name, kubeconfig=kubeconfig, context=context, enable_server_side_apply=True)
 
 
-def main() -> None:
-    stack = pulumi.get_stack()
-    settings = pulumi.Config("sovcloud")
+def _gate(stack: str) -> None:
+    """Run without the policy pack (a plain `pulumi up`, the Pulumi Kubernetes Operator): the pack's rules first,
+    offline; nothing is registered while a mandatory one fails (sovcloud.engine.gate)."""
+    if gate.gate_on():
+        findings = gate.mandatory_findings(ROOT, stack)
+        if findings:
+            raise pulumi.RunError(f"sovcloud policy gate: {len(findings)} mandatory violation(s) in {stack}, nothing "
+                                  "applied:\n" + "\n".join(f"  {f}" for f in findings[:50]))
+
+
+def _as_of(settings: pulumi.Config) -> dt.date:
+    # quotas follow allocation periods: `pulumi up` after an end date drops that quota to zero; sovcloud:asOf pins
+    # the date (sovcloud synth --date sets it) for reproducible output
+    as_of_text = settings.get("asOf")
+    return dt.date.fromisoformat(as_of_text) if as_of_text else dt.date.today()
+
+
+def platform(stack: str, settings: pulumi.Config) -> None:
     # the region is this stack's own config, however it was set (the stack file, `pulumi config set`, an
     # environment, the Automation API), validated as `sovcloud validate` validates the file
     declared = settings.get_object("region")
@@ -50,24 +72,65 @@ def main() -> None:
     if stack not in cfg.regions:
         raise pulumi.RunError(f"stack {stack} has no region (set sovcloud:region in stacks/Pulumi.{stack}.yaml; "
                               f"regions: {', '.join(sorted(cfg.regions))})")
-    # run without the policy pack (a plain `pulumi up`, the Pulumi Kubernetes Operator): the pack's rules first,
-    # offline; nothing is registered while a mandatory one fails (sovcloud.engine.gate)
-    if gate.gate_on():
-        findings = gate.mandatory_findings(ROOT, stack)
-        if findings:
-            raise pulumi.RunError(f"sovcloud policy gate: {len(findings)} mandatory violation(s) in {stack}, nothing "
-                                  "applied:\n" + "\n".join(f"  {f}" for f in findings[:50]))
+    _gate(stack)
     # an SDK-side transformation, so it runs under the mock monitor too (engine-side transforms do not)
     pulumi.runtime.register_stack_transformation(record_retain_on_delete)
     workload = _provider("workload", settings, "kubeconfig", "context")
     management = _provider("management", settings, "managementKubeconfig", "managementContext")
-    # quotas follow allocation periods: `pulumi up` after an end date drops that quota to zero; sovcloud:asOf pins the
-    # date (sovcloud synth --date sets it) for reproducible output
-    as_of_text = settings.get("asOf")
-    as_of = dt.date.fromisoformat(as_of_text) if as_of_text else dt.date.today()
-    region = Region(stack, region_args(cfg, stack, as_of, management),
+    region = Region(stack, region_args(cfg, stack, _as_of(settings), management),
                     pulumi.ResourceOptions(providers={"kubernetes": workload} if workload else None))
     pulumi.export("capacity", region.capacity)
+    if declared is None:  # the engine always hands the stack's config over; a bare run reads the stack file
+        declared = config_loader.file_region_object(ROOT, stack)
+    model = cfg.regions[stack]
+    # the release's Helm status (deployed, failed, ...): tenant stacks refuse to apply until it is deployed
+    pulumi.export(stacks.CONTEXT_OUTPUT, region.kueue.status.apply(
+        lambda status: tenant_context(model, declared, getattr(status, "status", None) if status else None)))
+
+
+def tenant(stack: str, region_name: str, tenant_name: str, settings: pulumi.Config) -> None:
+    from pulumi.runtime.sync_await import _sync_await
+
+    ref = pulumi.StackReference("platform", stacks.reference(pulumi.get_organization(), pulumi.get_project(),
+                                                            region_name))
+    # the components need the region as plain data to decide what to declare, so the output is awaited here, as the
+    # SDK awaits a synchronous invoke (a StackReference is a read: its outputs are known during preview too)
+    context = stacks.received(_sync_await(ref.get_output_details(stacks.CONTEXT_OUTPUT)).value)
+    problem = stacks.context_problem(context, region_name, [], "")
+    if problem is not None and "has no output" in problem:
+        raise pulumi.RunError(problem)
+    try:
+        cfg = config_loader.load_for_tenant_stack(ROOT, region_name, tenant_name, context["region"])
+    except ConfigInvalid as exc:
+        raise pulumi.RunError(f"sovcloud config is invalid:\n{exc}") from None
+    region = cfg.regions.get(region_name)
+    held = tuple(a for a in cfg.tenants[tenant_name].allocations if a.region == region_name) \
+        if region is not None and tenant_name in cfg.tenants else ()
+    if not held:
+        raise pulumi.RunError(f"stack {stack}: tenant {tenant_name} has no allocation in {region_name} "
+                              f"(tenants/{tenant_name}.yaml); a tenant stack exists only where it holds one")
+    args = TenantArgs(cfg.tenants[tenant_name], held, region, _as_of(settings))
+    problem = stacks.context_problem(context, region_name, [a.pool for a in held],
+                                     priority_class_name(granted_priority(args)))
+    if problem is not None:
+        raise pulumi.RunError(f"stack {stack}: {problem}")
+    _gate(stack)
+    pulumi.runtime.register_stack_transformation(record_retain_on_delete)
+    workload = _provider("workload", settings, "kubeconfig", "context")
+    made = Tenant(f"{region_name}-{tenant_name}", args,
+                  pulumi.ResourceOptions(providers={"kubernetes": workload} if workload else None))
+    pulumi.export("namespace", made.namespace)
+    pulumi.export("guaranteedGpus", made.guaranteed_gpus)
+
+
+def main() -> None:
+    stack = pulumi.get_stack()
+    settings = pulumi.Config("sovcloud")
+    region_name, tenant_name = stacks.parse(stack)
+    if tenant_name is None:
+        platform(stack, settings)
+    else:
+        tenant(stack, region_name, tenant_name, settings)
 
 
 main()

@@ -436,8 +436,16 @@ def test_every_resource_is_parented_by_a_component(shipped_synthesis) -> None:
     for rec in s.records:
         if rec.custom and not rec.type.startswith("pulumi:providers:"):
             assert types.get(rec.parent) in components, rec.urn
-    assert {types[r.parent] for r in s.records if r.type in components - {"sovcloud:regions:Region"}} == {
-        "sovcloud:regions:Region"}
+    platform = components - {"sovcloud:regions:Region", "sovcloud:tenants:Tenant"}
+    assert {types[r.parent] for r in s.records if r.type in platform} == {"sovcloud:regions:Region"}
+    # each tenant is the root component of a stack of its own
+    tenants = [r for r in s.records if r.type == "sovcloud:tenants:Tenant"]
+    assert len(tenants) == 9
+    for rec in tenants:
+        tenant = rec.name.removeprefix("ncc-haenam-")
+        assert rec.urn == f"urn:pulumi:ncc-haenam.t.{tenant}::sovcloud::sovcloud:tenants:Tenant::{rec.name}"
+        assert rec.parent == (f"urn:pulumi:ncc-haenam.t.{tenant}::sovcloud::pulumi:pulumi:Stack::"
+                              f"sovcloud-ncc-haenam.t.{tenant}")
     assert [r.inputs["kind"] for r in s.kubernetes_objects() if types[r.parent] == "sovcloud:regions:Region"] == [
         "ClusterRole"]  # the one region-wide object that belongs to no narrower component
 
@@ -719,12 +727,17 @@ def test_the_program_takes_the_region_from_the_stack_config_it_is_given(tree: Tr
 
 def test_urns_are_the_engines(shipped_synthesis) -> None:
     # the engine qualifies a type with its whole parent chain and leaves the root stack out
-    by_name = {r.name: r.urn for r in shipped_synthesis("rdc-ulsan").records}
+    records = shipped_synthesis("rdc-ulsan").records
+    by_name = {r.name: r.urn for r in records}
     assert by_name["rdc-ulsan"] == "urn:pulumi:rdc-ulsan::sovcloud::sovcloud:regions:Region::rdc-ulsan"
     assert by_name["rdc-ulsan-orbit-lm-clusterqueue"] == (
-        "urn:pulumi:rdc-ulsan::sovcloud::sovcloud:regions:Region$sovcloud:tenants:Tenant"
+        "urn:pulumi:rdc-ulsan.t.orbit-lm::sovcloud::sovcloud:tenants:Tenant"
         "$kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue::rdc-ulsan-orbit-lm-clusterqueue")
-    assert by_name["workload"] == "urn:pulumi:rdc-ulsan::sovcloud::pulumi:providers:kubernetes::workload"
+    # each stack has its own provider
+    assert sorted(r.urn for r in records if r.name == "workload")[:2] == [
+        "urn:pulumi:rdc-ulsan.t.baram-shipyard::sovcloud::pulumi:providers:kubernetes::workload",
+        "urn:pulumi:rdc-ulsan.t.hyeon-motors-ai::sovcloud::pulumi:providers:kubernetes::workload"]
+    assert "urn:pulumi:rdc-ulsan::sovcloud::pulumi:providers:kubernetes::workload" in {r.urn for r in records}
     assert not [u for u in by_name.values() if "pulumi:pulumi:Stack$" in u]
 
 

@@ -87,7 +87,8 @@ def test_the_served_pack_describes_itself_as_the_engine_reads_it(served: Any) ->
     assert info.name == "sovcloud"
     assert [p.name for p in info.policies] == [p.name for p in policies()]
     schema = {p.name: p for p in info.policies}["shares-and-caps"].configSchema
-    assert set(schema.properties) == {"reservedShares", "perTenantGpuCap", "perSectorGpuCap", "gpuModels"}
+    assert set(schema.properties) == {"reservedShares", "perTenantGpuCap", "perSectorGpuCap", "gpuModels",
+                                       "platformResources", "otherTenants"}
 
 
 @pytest.mark.parametrize("region", SHIPPED_REGIONS)

@@ -679,7 +679,8 @@ def test_pack_describes_itself_as_the_analyzer_would() -> None:
     assert [p.name for p in info.policies] == list(POLICY_NAMES)
     served = {p["name"]: p for p in MessageToDict(info)["policies"]}
     assert set(served["national-budget"]["configSchema"]["properties"]) == {
-        "nationalGpuBudget", "otherRegionsGuaranteed", "tenantGrants", "otherRegionsTenantGuaranteed", "gpuModels"}
+        "nationalGpuBudget", "otherRegionsGuaranteed", "tenantGrants", "otherRegionsTenantGuaranteed", "gpuModels",
+        "platformResources", "otherTenants"}
     levels = {name: p.get("enforcementLevel", "ADVISORY") for name, p in served.items()}  # ADVISORY: proto default
     assert {name for name, level in levels.items() if level != "MANDATORY"} == {"allocation-periods"}
     assert all(p["remediationSteps"] and p["severity"].startswith("POLICY_SEVERITY_") for p in served.values())

@@ -117,4 +117,4 @@ def test_check_reports_a_region_whose_program_fails_or_hangs_and_goes_on(tree: T
     assert result.exit_code == 1
     assert "error: rdc-gwangju: did not finish within 12 s" in result.output
     assert "error: rdc-ulsan: the stack program failed: " in result.output
-    assert "checked ncc-haenam:" in result.output  # the other region is still checked
+    assert "checked ncc-haenam (platform + 9 tenant stacks):" in result.output  # the other region is still checked

@@ -16,6 +16,7 @@ from sovcloud.commands.common import (
     EXIT_INVALID,
     EXIT_OK,
     atomic_write,
+    changed_since_option,
     charts_option,
     err,
     error_line,
@@ -24,9 +25,13 @@ from sovcloud.commands.common import (
     format_option,
     load_or_exit,
     out,
+    platform_only_option,
     project_root,
     region_or_fail,
     root_option,
+    stack_selection,
+    stacks_phrase,
+    tenant_option,
 )
 from sovcloud.config.errors import ConfigInvalid
 
@@ -46,17 +51,24 @@ from sovcloud.config.errors import ConfigInvalid
 @charts_option
 @click.option("--timeout", type=click.FloatRange(1, 86400), default=600, show_default=True,
               help="Seconds each region may take; one that takes longer is reported as failed.")
+@tenant_option
+@platform_only_option
+@changed_since_option
 def check(regions: tuple[str, ...], root: Path | None, fmt: str, junit_file: Path | None, sarif_file: Path | None,
-          today: Any, jobs: int, charts: tuple[Path, ...], timeout: float) -> None:
+          today: Any, jobs: int, charts: tuple[Path, ...], timeout: float, tenants: tuple[str, ...],
+          platform_only: bool, changed_since: str | None) -> None:
     """Evaluate the policy pack offline on REGIONS (default: all).
 
-    Synthesises each region (as `sovcloud synth` does, in its own process) and runs the pack's own policy objects
-    over it, with arguments built as the Pulumi engine builds them. Prints violations grouped by policy with the
-    resource, the config file and line behind it, and the remediation. Where the charts are found (--charts, or
-    the region's registries.chartSources), each Helm release is rendered with Helm's own engine and what it would
-    run is judged too: images, pinned operands, values the chart has, kinds the cluster serves, ConfigMaps the
-    operator reads. Exit 1 on any mandatory violation; advisory ones are printed and do not fail. No cluster,
-    credentials or Pulumi CLI needed.
+    Synthesises each region (as `sovcloud synth` does, in its own process: the platform stack and a stack per
+    tenant) and runs the pack's own policy objects over each stack, with arguments built as the Pulumi engine builds
+    them; the rules that judge the region as a whole (capacity, shares, caps, MIG layouts, grants, the national
+    budget, guardrails) get the rest of the region in each stack's policy config, summed from every tenant's config.
+    --tenant and --changed-since narrow the stacks checked, never the configs judged. Prints violations grouped by
+    policy with the resource, the config file and line behind it, and the remediation. Where the charts are found
+    (--charts, or the region's registries.chartSources), each Helm release is rendered with Helm's own engine and
+    what it would run is judged too: images, pinned operands, values the chart has, kinds the cluster serves,
+    ConfigMaps the operator reads. Exit 1 on any mandatory violation; advisory ones are printed and do not fail.
+    No cluster, credentials or Pulumi CLI needed.
     """
     from sovcloud.engine.check import check_regions
 
@@ -71,23 +83,26 @@ def check(regions: tuple[str, ...], root: Path | None, fmt: str, junit_file: Pat
         # annotations then show what is wrong where
         _write_reports([], junit_file, sarif_file, exc.errors)
         exit_invalid(exc, fmt)
-    unknown = [r for r in regions if r not in cfg.regions]
-    if unknown:
-        raise click.BadParameter(f"no region {', '.join(unknown)} (one of: {', '.join(sorted(cfg.regions))})",
-                                 param_hint="REGIONS")
-    chosen = list(regions) or sorted(cfg.regions)
+    selection = stack_selection(tree, cfg, list(regions), list(tenants), changed_since, platform_only)
+    chosen = list(selection)
     day = today.isoformat() if today else None
+    if not chosen:
+        err.print(f"no stack's inputs changed since {changed_since}: nothing to check")
+        _write_reports([], junit_file, sarif_file)
+        if fmt == "json":
+            click.echo(json.dumps({"passed": True, "regions": []}, indent=2))
+        sys.exit(EXIT_OK)
 
     def progress(result: dict[str, Any]) -> None:
         rendered = ", releases rendered" if result["rendered"] else ""
-        err.print(f"checked {result['region']}: {result['resources']} resources{rendered}, "
-                  f"{len(result['violations'])} finding(s)")
+        err.print(f"checked {result['region']} ({stacks_phrase(result['stacks'])}): {result['resources']} "
+                  f"resources{rendered}, {len(result['violations'])} finding(s)")
         for note in result["notRendered"]:
             err.print(f"  note: {result['region']}: {note}")
 
     # every region in a fresh process of its own (the Pulumi SDK keeps global state), each with a deadline
     results, failed = check_regions([(str(tree), r) for r in chosen], day, [str(c) for c in charts], jobs, timeout,
-                                    progress)
+                                    progress, selection)
     for line in failed.values():
         error_line(line)
     results.sort(key=lambda r: r["region"])

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -18,7 +19,8 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from sovcloud.config import loader
+from sovcloud import stacks
+from sovcloud.config import STACKS_DIR, TENANTS_DIR, loader
 from sovcloud.config.errors import ConfigInvalid, one_line
 from sovcloud.config.model import Config
 
@@ -166,3 +168,100 @@ def refuse_output_in_config(out: Path, root: Path, flag: str) -> None:
         if target == config_dir or config_dir in target.parents:
             error_line(f"{flag} {out}: inside the config directory {d}/ (write outputs elsewhere, e.g. out/)")
             sys.exit(EXIT_USAGE)
+
+
+# ------------------------------------------------------------------------------------------ a region's stacks
+# A region is its platform stack and one stack per tenant with an allocation there (sovcloud.stacks). Without
+# --tenant, --platform-only or --changed-since a command takes every stack of each region it is given.
+
+tenant_option = click.option(
+    "--tenant", "tenants", multiple=True, metavar="NAME",
+    help="Only this tenant's stacks (REGION.t.NAME), in each given region where it has an allocation; repeatable. "
+    "Region-wide rules still judge every tenant's config.")
+platform_only_option = click.option(
+    "--platform-only", is_flag=True, default=False,
+    help="Only the platform stack of each region (pools, GPU operator, Kueue, cohort, guardrails, fabric).")
+changed_since_option = click.option(
+    "--changed-since", "changed_since", metavar="REF", default=None,
+    help="Only the stacks whose inputs changed since this git revision (committed, staged, unstaged and new "
+    "files): a tenant file is its stacks and its regions' platform stacks (the cohort lends what no tenant "
+    "holds), a region's stack file the whole region, any other file (program, components, pack) every stack.")
+
+
+def stacks_phrase(names: list[str]) -> str:
+    """``platform + 3 tenant stacks``."""
+    tenants = sum(1 for n in names if stacks.parse(n)[1] is not None)
+    parts = (["platform"] if len(names) > tenants else []) + (
+        [f"{tenants} tenant stack{'s' if tenants != 1 else ''}"] if tenants else [])
+    return " + ".join(parts) or "no stack"
+
+
+def changed_files(tree: Path, ref: str) -> list[Path]:
+    """Files changed since ``ref`` (to the working tree, untracked ones included), as absolute paths."""
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            fail(f"--changed-since {ref}: git cannot run ({exc})")
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["git failed"])[-1]
+            fail(f"--changed-since {ref}: {last} (give a revision of the config tree's repository)")
+        return done.stdout
+
+    top = Path(git("rev-parse", "--show-toplevel").strip())
+    names = git("diff", "--name-only", ref, "--").splitlines()
+    names += git("ls-files", "--others", "--exclude-standard").splitlines()
+    return [(top / n).resolve() for n in names if n]
+
+
+def _changed(tree: Path, ref: str) -> tuple[bool, set[str], set[str]]:
+    """(every stack changed, regions whose stack file changed, tenants whose file changed) since ``ref``."""
+    whole: set[str] = set()
+    tenants: set[str] = set()
+    root = tree.resolve()
+    stacks_dir, tenants_dir, out_dir = root / STACKS_DIR, root / TENANTS_DIR, root / "out"
+    for path in changed_files(tree, ref):
+        if root not in path.parents or out_dir in path.parents or path.suffix == ".md":
+            continue  # outside the config tree, synth's output, documentation
+        if path.parent == stacks_dir and path.name.startswith("Pulumi.") and path.name != "Pulumi.yaml" \
+                and path.suffix == ".yaml":
+            whole.add(path.name.removeprefix("Pulumi.").removesuffix(".yaml"))
+        elif path.parent == tenants_dir and path.suffix == ".yaml":
+            tenants.add(path.stem)
+        else:
+            return True, whole, tenants
+    return False, whole, tenants
+
+
+def stack_selection(tree: Path, cfg: Any, regions: list[str], tenants: list[str] = (),  # type: ignore[assignment]
+                    changed_since: str | None = None, platform_only: bool = False) -> dict[str, list[str]]:
+    """Per region to act on (in order), its stacks to act on, platform first. Bad names are a usage error naming
+    the option."""
+    unknown = [r for r in regions if r not in cfg.regions]
+    if unknown:
+        raise click.BadParameter(f"no region {', '.join(unknown)} (one of: {', '.join(sorted(cfg.regions))})",
+                                 param_hint="REGIONS")
+    if tenants and platform_only:
+        raise click.BadParameter("--tenant and --platform-only exclude each other", param_hint="--platform-only")
+    missing = [t for t in tenants if t not in cfg.tenants]
+    if missing:
+        raise click.BadParameter(f"no tenant {', '.join(missing)} (tenants/NAME.yaml)", param_hint="--tenant")
+    chosen = {r: stacks.region_stacks(cfg, r) for r in (list(regions) or sorted(cfg.regions))}
+    if tenants:
+        chosen = {r: [s for s in names if stacks.parse(s)[1] in tenants] for r, names in chosen.items()}
+        if not any(chosen.values()):
+            raise click.BadParameter(f"{', '.join(tenants)} has no allocation in {', '.join(chosen)}",
+                                     param_hint="--tenant")
+    if platform_only:
+        chosen = {r: names[:1] for r, names in chosen.items()}
+    if changed_since is not None:
+        everything, whole, changed = _changed(tree, changed_since)
+        if not everything:
+            for region, names in chosen.items():
+                if region in whole:
+                    continue  # every stack of the region reads the region's file
+                hit = [s for s in names if stacks.parse(s)[1] in changed]
+                # the platform's cohort lends what no tenant holds: a tenant's change is its regions' platform's too
+                keep_platform = bool(hit) and not tenants and names[:1] == [stacks.platform(region)]
+                chosen[region] = ([stacks.platform(region)] if keep_platform else []) + hit
+    return {r: names for r, names in chosen.items() if names}

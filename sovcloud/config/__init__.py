@@ -10,13 +10,15 @@ from sovcloud.config.loader import (
     REGION_KEY,
     STACKS_DIR,
     TENANTS_DIR,
+    file_region_object,
     find_root,
     load,
     load_for_program,
+    load_for_tenant_stack,
     preload,
     stack_files,
     tenant_files,
 )
 
-__all__ = ["REGION_KEY", "STACKS_DIR", "TENANTS_DIR", "find_root", "load", "load_for_program", "preload",
-           "stack_files", "tenant_files"]
+__all__ = ["REGION_KEY", "STACKS_DIR", "TENANTS_DIR", "file_region_object", "find_root", "load", "load_for_program",
+           "load_for_tenant_stack", "preload", "stack_files", "tenant_files"]

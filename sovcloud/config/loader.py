@@ -677,12 +677,21 @@ def load_for_program(root: Path, stack: str, declared: Any = None) -> Config:
     hands it over (from ``Pulumi.<stack>.yaml``, ``pulumi config set``, an environment or the Automation API): when
     given, it is the region, validated like a file. What synth preloaded serves when it is the same object."""
     preloaded = _preloaded.get(root.resolve())
-    if preloaded is not None and (declared is None or declared == _file_region_object(root, stack)):
+    if preloaded is not None and (declared is None or declared == file_region_object(root, stack)):
         return preloaded
     return load(root, region_objects={stack: declared} if declared is not None else None)
 
 
-def _file_region_object(root: Path, stack: str) -> Any:
+def load_for_tenant_stack(root: Path, region: str, tenant: str, declared: Any) -> Config:
+    """The config for a tenant stack: ``declared`` is the region as the platform stack applied it (its output), the
+    tenant its own file; the other tenants are not read. What synth preloaded serves when the region is the same."""
+    preloaded = _preloaded.get(root.resolve())
+    if preloaded is not None and declared == file_region_object(root, region):
+        return preloaded
+    return load(root, tenant_paths=[root / TENANTS_DIR / f"{tenant}.yaml"], region_objects={region: declared})
+
+
+def file_region_object(root: Path, stack: str) -> Any:
     doc, _ = yamlsafe.load(root / STACKS_DIR / f"Pulumi.{stack}.yaml")
     return ((doc.data.get("config") or {}).get(REGION_KEY)) if doc is not None and isinstance(doc.data, dict) else None
 

@@ -160,31 +160,61 @@ def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any
     return found
 
 
-def check_region(root: str, region: str, today: str | None,
-                 charts: list[str] | None = None) -> dict[str, Any]:
+def evaluate_stacks(parts: list[Any], cfg: Config, region: str, day: dt.date, folders: list[Path],
+                    platform: Any = None) -> list[Violation]:
+    """Run the pack over each of the region's stacks as the engine would (each stack's resources only, its own
+    policy config: the other tenants' sums and, for a tenant stack, the platform resources its region-wide rules
+    read); a finding two stacks share (a region-wide sum) is reported once. ``platform``: the platform stack's
+    synthesis, when ``parts`` lack it (a tenant's check)."""
+    from sovcloud import stacks
+    from sovcloud.engine import capacity
+    from sovcloud.engine.policy_config import platform_resources, policy_config
+
+    base = next((p for p in parts if stacks.parse(p.stack)[1] is None), platform)
+    given = platform_resources(base.records) if base is not None else []
+    fig = capacity.figures(cfg, region, day)
+    seen: set[tuple[str, str, str]] = set()
+    found: list[Violation] = []
+    for part in parts:
+        config = policy_config(cfg, region, day, folders, stack=part.stack, platform=given, figures=fig)
+        for v in evaluate(part, cfg, config):
+            key = (v.policy, v.message, v.urn)
+            if key not in seen:
+                seen.add(key)
+                found.append(v)
+    return found
+
+
+def check_region(root: str, region: str, today: str | None, charts: list[str] | None = None,
+                 stack_names: list[str] | None = None) -> dict[str, Any]:
     """Worker entry (one process per region): load, synthesise, evaluate. Returns plain data with timings. With
     ``charts`` (or the region's chartSources), the pack renders each release from there; a release whose chart is
-    not found is named in ``notRendered``."""
+    not found is named in ``notRendered``. ``stack_names``: only those of the region's stacks (their region-wide rules
+    still judge every tenant's config)."""
     import policies.pack  # noqa: F401 (imported before the clocks start: a process cost, not evaluation time)
     from sovcloud import config as config_loader
     from sovcloud.engine import synth
-    from sovcloud.engine.policy_config import policy_config
 
     tree = Path(root)
     cfg = config_loader.load(tree)
     started = time.perf_counter()
     day = dt.date.fromisoformat(today) if today else dt.date.today()
-    synthesis = synth.run(tree, region, cfg, as_of=day)
+    from sovcloud import stacks
+
+    with_platform = stack_names is None or stacks.platform(region) in stack_names
+    tenants = None if stack_names is None else [t for t in map(lambda s: stacks.parse(s)[1], stack_names) if t]
+    synthesis = synth.run(tree, region, cfg, as_of=day, tenants=tenants, platform=with_platform)
+    # a tenant's stacks judge the region with the platform's resources: synthesised, not judged
+    platform = None if with_platform else synth.run(tree, region, cfg, as_of=day, tenants=[])
     synth_seconds = time.perf_counter() - started
     started = time.perf_counter()
     folders = synth.chart_folders(tree, cfg, region, [Path(c) for c in charts or []])
-    region_config = policy_config(cfg, region, day, folders)
-    violations = evaluate(synthesis, cfg, region_config)
+    violations = evaluate_stacks(synthesis.stacks(), cfg, region, day, folders, platform)
     policy_seconds = time.perf_counter() - started
     not_rendered = _not_rendered(synthesis, folders)
     # resources as synth counts them: the custom resources that reach a cluster (components are not counted)
     return {"region": region, "tree": root, "resources": sum(synthesis.counts().values()),
-            "synthSeconds": synth_seconds,
+            "stacks": [p.stack for p in synthesis.stacks()], "synthSeconds": synth_seconds,
             "policySeconds": policy_seconds, "violations": [v.as_dict() for v in violations],
             "rendered": bool(folders) and not not_rendered, "notRendered": not_rendered}
 
@@ -204,8 +234,10 @@ def _not_rendered(synthesis: Any, folders: list[Path]) -> list[str]:
 
 
 def check_regions(jobs: list[tuple[str, str]], today: str | None, charts: list[str], workers: int,
-                  timeout: float, on_result: Any = None) -> tuple[list[dict[str, Any]], dict[tuple[str, str], str]]:
-    """Check each (config tree, region) in a fresh process of its own (the SDK keeps global state, and a process
+                  timeout: float, on_result: Any = None, selection: dict[str, list[str]] | None = None,
+                  ) -> tuple[list[dict[str, Any]], dict[tuple[str, str], str]]:
+    """Check each (config tree, region) in a fresh process of its own (``selection``: per region, only those of its
+    stacks; a region not named there whole) (the SDK keeps global state, and a process
     whose program failed never finishes another), with a deadline per region. Returns the results and, per job that
     failed or ran out of time, one line saying so."""
     import concurrent.futures
@@ -216,7 +248,8 @@ def check_regions(jobs: list[tuple[str, str]], today: str | None, charts: list[s
     failed: dict[tuple[str, str], str] = {}
     workers = max(1, min(workers, len(jobs)))
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=1)
-    futures = {pool.submit(check_region, tree, region, today, charts): (tree, region) for tree, region in jobs}
+    futures = {pool.submit(check_region, tree, region, today, charts, (selection or {}).get(region)): (tree, region)
+               for tree, region in jobs}
     waves = -(-len(jobs) // workers)
     try:
         for future in concurrent.futures.as_completed(futures, timeout=timeout * max(1, waves)):

@@ -25,12 +25,17 @@ def gate_on() -> bool:
     return os.environ.get(GATE_ENV, "on") != "off"
 
 
-def mandatory_findings(root: Path, region: str) -> list[str]:
-    """One line per mandatory violation ``sovcloud check`` finds in ``region`` of the config tree ``root`` (its
-    releases rendered from the region's chartSources where it names them); a check that cannot run is a finding."""
+def mandatory_findings(root: Path, stack: str) -> list[str]:
+    """One line per mandatory violation ``sovcloud check`` finds in ``stack`` of the config tree ``root`` (a
+    platform stack's releases rendered from the region's chartSources where it names them; a tenant stack judged
+    with the rest of its region); a check that cannot run is a finding."""
+    from sovcloud import stacks
+
+    region, tenant = stacks.parse(stack)
     env = {**os.environ, GATE_ENV: "off"}
+    only = ["--tenant", tenant] if tenant else ["--platform-only"]
     try:
-        done = subprocess.run([sys.executable, "-m", "sovcloud.cli", "check", region, "--root", str(root),
+        done = subprocess.run([sys.executable, "-m", "sovcloud.cli", "check", region, *only, "--root", str(root),
                                "--format", "json"], capture_output=True, text=True, timeout=TIMEOUT, env=env)
     except subprocess.TimeoutExpired:
         return [f"the policy check of {region} did not finish within {TIMEOUT} s"]

@@ -14,9 +14,88 @@ from sovcloud.keys import GUARDRAILS
 
 
 def policy_config(cfg: Config, region: str, today: dt.date | None = None,
-                  chart_folders: list[Path] | None = None) -> dict[str, dict[str, Any]]:
+                  chart_folders: list[Path] | None = None, *, stack: str | None = None,
+                  platform: list[dict[str, Any]] | None = None,
+                  figures: Any = None) -> dict[str, dict[str, Any]]:
     """Per policy name, the config properties that differ from the pack's defaults for ``region``; with
-    ``chart_folders`` (absolute paths), the rules that render the releases get them."""
+    ``chart_folders`` (absolute paths), the rules that render the releases get them.
+
+    With ``stack`` (one of the region's stacks), the rules that judge the region as a whole get what that stack's
+    resources do not show: the other tenants' sums and, in a tenant stack, ``platform`` (``platform_resources`` of
+    the platform stack's synthesis). ``figures``: the region's ``capacity.figures`` when the caller has them."""
+    out = _policy_config(cfg, region, today, chart_folders)
+    if stack is not None:
+        from policies.pack import REGION_RULES
+
+        view = stack_view(cfg, region, today or dt.date.today(), stack, platform or [], figures)
+        for name in REGION_RULES:
+            out[name] = {**out.get(name, {}), **view}
+    return out
+
+
+# what a tenant stack's region-wide rules read of the platform (policies/resources.py): node pools, flavors, the
+# admission guardrails; the GPU operator's release (only the names of its device-plugin and MIG ConfigMaps) and
+# those ConfigMaps
+_PLATFORM_KINDS = {"MachineDeployment", "Node", "ResourceFlavor", "ValidatingAdmissionPolicy",
+                   "ValidatingAdmissionPolicyBinding"}
+_OPERANDS = ("migManager", "devicePlugin")
+
+
+def platform_resources(records: list[Any]) -> list[dict[str, Any]]:
+    """The platform stack's resources a tenant stack's region-wide rules read, as ``platformResources`` carries
+    them (type, urn, name, props)."""
+    out = []
+    names = set()
+    for rec in records:
+        if rec.type == "kubernetes:helm.sh/v3:Release" and str(rec.inputs.get("chart", "")).endswith("gpu-operator"):
+            values = rec.inputs.get("values") or {}
+            kept = {o: {"config": {"name": ((values.get(o) or {}).get("config") or {}).get("name", "")}}
+                    for o in _OPERANDS if ((values.get(o) or {}).get("config") or {}).get("name")}
+            names |= {v["config"]["name"] for v in kept.values()}
+            out.append({"type": rec.type, "urn": rec.urn, "name": rec.name,
+                        "props": {"chart": rec.inputs.get("chart"), "name": rec.inputs.get("name"),
+                                  "namespace": rec.inputs.get("namespace"), "values": kept}})
+    for rec in records:
+        if not rec.custom or not rec.type.startswith("kubernetes:"):
+            continue
+        kind = rec.inputs.get("kind")
+        if kind in _PLATFORM_KINDS or (kind == "ConfigMap" and (rec.inputs.get("metadata") or {}).get("name") in names):
+            out.append({"type": rec.type, "urn": rec.urn, "name": rec.name, "props": rec.inputs})
+    return out
+
+
+def stack_view(cfg: Config, region: str, day: dt.date, stack: str, platform: list[dict[str, Any]],
+               figures: Any = None) -> dict[str, Any]:
+    """``platformResources`` (tenant stacks only) and ``otherTenants``: the sums of the region's tenants outside
+    ``stack``, from the config as their stacks' resources would show them."""
+    from sovcloud import stacks
+    from sovcloud.engine import capacity
+
+    _, tenant = stacks.parse(stack)
+    fig = figures if figures is not None else capacity.figures(cfg, region, day)
+    by_pool: dict[str, int] = {}
+    for (pool, t), gpus in fig.guaranteed.items():
+        if t != tenant:
+            by_pool[pool] = by_pool.get(pool, 0) + gpus
+    by_sector: dict[str, float] = {}
+    for t, held in fig.by_tenant().items():
+        if t != tenant:
+            sector = fig.sectors.get(t, "")
+            by_sector[sector] = round(by_sector.get(sector, 0) + held, 6)
+    mig = {f"{pool}/{profile}": n for (pool, profile), n in fig.mig_guaranteed.items()}
+    if tenant is not None and tenant in cfg.tenants:
+        t = cfg.tenants[tenant]
+        for a in t.allocations:
+            if a.region == region and t.holds_quota(a, day):
+                for profile, n in a.mig.items():
+                    mig[f"{a.pool}/{profile}"] -= n
+    others = {"byPool": {k: v for k, v in by_pool.items() if v}, "bySector": {k: v for k, v in by_sector.items() if v},
+              "mig": {k: v for k, v in mig.items() if v}}
+    return {"otherTenants": others, **({"platformResources": platform} if tenant is not None else {})}
+
+
+def _policy_config(cfg: Config, region: str, today: dt.date | None,
+                   chart_folders: list[Path] | None) -> dict[str, dict[str, Any]]:
     r = cfg.regions[region]
     rules = r.allocation
     day = today or dt.date.today()

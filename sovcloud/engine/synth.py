@@ -1,7 +1,9 @@
 """Offline synthesis: run the real stack program under the Pulumi SDK's mock monitor and record what it registers.
 
-The SDK keeps global runtime state, so one process synthesises one region (``sovcloud check`` fans regions out to
-worker processes). Nothing here talks to a cluster or to the Pulumi engine.
+A region is its platform stack and one stack per tenant (``sovcloud.stacks``): ``run`` runs the program once per
+stack, in turn, resetting the SDK's global state between them; a tenant stack's StackReference to the platform is
+answered with the platform's ``tenantContext`` as the platform stack would export it once applied (Kueue deployed).
+Nothing here talks to a cluster or to the Pulumi engine.
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ class Synthesis:
     as_of: dt.date = field(default_factory=dt.date.today)
     rendered: list[Any] = field(default_factory=list)  # sovcloud.render.Rendered, one per release rendered
     not_rendered: list[str] = field(default_factory=list)  # why a release was not rendered, one line each
+    stack: str = ""  # the stack these records are of; "" for a region's stacks together (``parts``)
+    parts: list[Synthesis] = field(default_factory=list)  # per stack, platform first, when several were run
+
+    def stacks(self) -> list[Synthesis]:
+        """Each stack's synthesis: the parts of a region, or this one stack."""
+        return self.parts or [self]
 
     def kubernetes_objects(self) -> list[Record]:
         return [r for r in self.records if r.custom and r.type.startswith("kubernetes:")
@@ -130,8 +138,24 @@ def _monitor_class() -> type:
 
 
 def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | None = None,
-        as_of: dt.date | None = None, policy_gate: bool = False) -> Synthesis:
-    """Run ``stacks/__main__.py`` of ``root`` as stack ``region`` under mocks (preview=False); return the record.
+        as_of: dt.date | None = None, policy_gate: bool = False, tenants: list[str] | None = None,
+        platform: bool = True) -> Synthesis:
+    """Synthesise ``region``: its platform stack (unless ``platform`` is False) and its tenant stacks (``tenants``,
+    default all with an allocation there), in turn; the records of all of them, each stack's in ``parts``."""
+    from sovcloud import stacks
+
+    names = ([stacks.platform(region)] if platform else []) + \
+        [stacks.tenant(region, t) for t in (stacks.tenants_in(cfg, region) if tenants is None else tenants)]
+    parts = [run_stack(root, name, cfg, stack_config, as_of, policy_gate) for name in names]
+    if len(parts) == 1:
+        return parts[0]
+    return Synthesis(region, [r for p in parts for r in p.records], parts[0].as_of if parts else
+                     (as_of or dt.date.today()), parts=parts)
+
+
+def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] | None = None,
+              as_of: dt.date | None = None, policy_gate: bool = False) -> Synthesis:
+    """Run ``stacks/__main__.py`` of ``root`` as ``stack`` under mocks (preview=False); return the record.
 
     ``stack_config`` adds other stack config values (e.g. ``sovcloud:managementContext``), as ``pulumi config set``
     would. ``as_of`` (default today) is the date allocation periods are judged by (stack config ``sovcloud:asOf``).
@@ -145,8 +169,20 @@ def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | Non
     from pulumi.runtime import settings
     from pulumi.runtime.stack import wait_for_rpcs
 
+    from components.region import tenant_context
+    from sovcloud import stacks
+
+    region, tenant = stacks.parse(stack)
+    day = as_of or dt.date.today()
+    raw = _stack_region_object(root, region)
+    # what the platform stack exports once applied, for a tenant stack's StackReference
+    context = tenant_context(cfg.regions[region], raw, "deployed") if tenant and region in cfg.regions else None
+
     class Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+            if args.typ == "pulumi:pulumi:StackReference":
+                return args.inputs.get("name", ""), {**args.inputs, "outputs": {stacks.CONTEXT_OUTPUT: context},
+                                                     "secretOutputNames": []}
             return f"{args.name}-id", args.inputs  # state = inputs: outputs such as metadata.name resolve
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
@@ -164,10 +200,11 @@ def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | Non
     # them forever (the SDK's own test decorator clears the same state)
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
-    pulumi.runtime.set_mocks(mocks, project="sovcloud", stack=region, preview=False, monitor=monitor)
-    raw = _stack_region_object(root, region)
-    pulumi.runtime.set_all_config({config_loader.REGION_KEY: json.dumps(raw),
-                                   "sovcloud:asOf": (as_of or dt.date.today()).isoformat(), **(stack_config or {})})
+    pulumi.runtime.set_mocks(mocks, project="sovcloud", stack=stack, preview=False, monitor=monitor,
+                             organization="organization")
+    # a tenant stack's config holds no region: it reads the platform's output
+    own = {config_loader.REGION_KEY: json.dumps(raw)} if tenant is None else {}
+    pulumi.runtime.set_all_config({**own, "sovcloud:asOf": day.isoformat(), **(stack_config or {})})
     config_loader.preload(root, cfg)
     # The SDK keeps about a hundred objects alive per resource until the run ends, and the run makes little cyclic
     # garbage: with the cyclic collector on, it rescans the growing heap again and again to free almost nothing (a
@@ -199,7 +236,7 @@ def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | Non
         loop.close()
         asyncio.set_event_loop(None)
     # registrations complete in whatever order the event loop runs them: sort for stable output
-    return Synthesis(region, sorted(monitor.records, key=lambda r: r.urn), as_of or dt.date.today())
+    return Synthesis(region, sorted(monitor.records, key=lambda r: r.urn), day, stack=stack)
 
 
 def render_releases(synthesis: Synthesis, chart_folders: list[Path]) -> None:

@@ -33,6 +33,7 @@ class Monitor(resource_pb2_grpc.ResourceMonitorServicer, engine_pb2_grpc.EngineS
     registrations: list[Record] = field(default_factory=list)  # what synth records, as the engine is sent it
     logs: list[str] = field(default_factory=list)
     root: str = ""
+    stack_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # what a StackReference reads, by stack
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ResourceMonitor
@@ -53,6 +54,14 @@ class Monitor(resource_pb2_grpc.ResourceMonitorServicer, engine_pb2_grpc.EngineS
         state.CopyFrom(request.object)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=f"{request.name}-id" if request.custom else "",
                                                      object=state)
+
+    def ReadResource(self, request: Any, context: Any) -> Any:
+        """A read; here only a StackReference's, answered as the engine does: the referenced stack's outputs."""
+        urn = engine_urn(self.stack, self.project, request.parent, request.type, request.name)
+        props = json_format.MessageToDict(request.properties)
+        state = struct_pb2.Struct()
+        state.update({**props, "outputs": self.stack_outputs.get(props.get("name", ""), {}), "secretOutputNames": []})
+        return resource_pb2.ReadResourceResponse(urn=urn, properties=state)
 
     def RegisterResourceOutputs(self, request: Any, context: Any) -> Any:
         return empty_pb2.Empty()

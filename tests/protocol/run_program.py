@@ -17,14 +17,16 @@ import pulumi.runtime
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    for flag in ("--project", "--stack", "--parallel", "--dry_run", "--pwd", "--monitor", "--engine"):
+    for flag in ("--project", "--stack", "--parallel", "--dry_run", "--pwd", "--monitor", "--engine",
+                 "--organization"):
         ap.add_argument(flag)
     ap.add_argument("PROGRAM")
     args = ap.parse_args()
     pulumi.runtime.set_all_config(pulumi.runtime.get_config_env(), pulumi.runtime.get_config_secret_keys_env())
     pulumi.runtime.configure(pulumi.runtime.Settings(
         monitor=args.monitor, engine=args.engine, project=args.project, stack=args.stack,
-        parallel=int(args.parallel), dry_run=args.dry_run == "true"))
+        parallel=int(args.parallel), dry_run=args.dry_run == "true",
+        organization=args.organization))
     if args.pwd:
         os.chdir(args.pwd)
     sys.argv = [args.PROGRAM]
