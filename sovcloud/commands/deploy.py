@@ -1,6 +1,8 @@
 """`sovcloud preview|up|destroy|drift`: the real deployment path, on the Pulumi Automation API.
 
-Runs the `stacks/` project (the same program `pulumi up` runs) with the policy pack always attached. State goes to
+Runs the `stacks/` project (the same program `pulumi up` runs) with the policy pack always attached, per stack: a
+region's platform stack first, then its tenant stacks (REGION.t.TENANT) with bounded parallelism; destroy the other
+way round. A region whose platform stack fails runs none of its tenant stacks. State goes to
 `PULUMI_BACKEND_URL` when set, else to a local file backend in `.pulumi-state/` under the config tree, visible and
 backed up like any other file; the secrets passphrase comes from the environment. Needs the Pulumi CLI.
 """
@@ -21,13 +23,17 @@ from sovcloud.commands.common import (
     EXIT_INVALID,
     EXIT_OK,
     EXIT_USAGE,
+    changed_since_option,
     err,
     error_line,
     fail,
     load_or_exit,
     out,
+    platform_only_option,
     project_root,
     root_option,
+    stack_selection,
+    tenant_option,
 )
 from sovcloud.config.model import Config
 from sovcloud.engine.deploy import Outcome, cluster_identity, run_operation, tenant_namespaces_in_state
@@ -95,19 +101,38 @@ def check_cluster(cfg: Config, regions: list[str], kubeconfig: Path | None, cont
                  f"kubernetes.clusterId is {expected}); pass the right --kubeconfig/--context")
 
 
-def run_regions(root: Path, cfg: Config, regions: list[str], operation: str, parallel: int | None,
+def run_regions(root: Path, cfg: Config, selection: dict[str, list[str]], operation: str, parallel: int | None,
                 jobs: int, yes: bool = True, diff: bool = False, skip_preview: bool = False) -> list[Outcome]:
+    """Each region of ``selection`` in turn: its platform stack (when selected) first, then its selected tenant
+    stacks, ``jobs`` at once; for destroy, the tenant stacks first. Progress per stack."""
+    from sovcloud import stacks
+    from sovcloud.engine.deploy import stack_policy_configs
+
     require_cli()
     env = backend_env(root)
     confirm = confirmer(yes)
     if not yes and sys.stdin.isatty():
         jobs = 1  # one question at a time
+    outcomes: list[Outcome] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err) as progress, \
-            concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(jobs, len(regions)))) as pool:
-        futures = [pool.submit(run_operation, root, cfg, r, operation, parallel, env, progress, confirm, diff,
-                               skip_preview) for r in regions]
-        return [f.result() for f in futures]
+    with Progress(*columns, console=err) as progress:
+        for region, names in selection.items():
+            policies = stack_policy_configs(root, cfg, region, names)
+            platform = [n for n in names if stacks.parse(n)[1] is None]
+            tenants = [n for n in names if stacks.parse(n)[1] is not None]
+            waves = [tenants, platform] if operation == "destroy" else [platform, tenants]
+            for wave in waves:
+                if not wave:
+                    continue
+                if outcomes and not all(o.ok for o in outcomes if stacks.parse(o.region)[0] == region):
+                    outcomes += [Outcome(n, operation, ok=False, error="not run: an earlier stack of the region "
+                                         "failed") for n in wave]
+                    continue
+                with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(jobs, len(wave)))) as pool:
+                    futures = [pool.submit(run_operation, root, cfg, n, operation, parallel, env, progress, confirm,
+                                           diff, skip_preview, policies[n]) for n in wave]
+                    outcomes += [f.result() for f in futures]
+    return outcomes
 
 
 def report(outcomes: list[Outcome], show_preview: bool = False) -> int:
@@ -141,6 +166,19 @@ def _regions(cfg: Config, regions: tuple[str, ...], all_regions: bool) -> list[s
     return list(regions)
 
 
+def _selection(tree: Path, cfg: Config, regions: list[str], tenants: tuple[str, ...], platform_only: bool,
+               changed_since: str | None) -> dict[str, list[str]]:
+    selection = stack_selection(tree, cfg, regions, list(tenants), changed_since, platform_only)
+    if not selection:
+        err.print(f"no stack's inputs changed since {changed_since}: nothing to do")
+        sys.exit(EXIT_OK)
+    return selection
+
+
+def _stack_options(command: click.Command) -> click.Command:
+    return tenant_option(platform_only_option(changed_since_option(command)))
+
+
 kubeconfig_option = click.option(
     "--kubeconfig", type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Kubeconfig to confirm the cluster's identity with (default: KUBECONFIG or ~/.kube/config).")
@@ -153,15 +191,19 @@ def _deploy_command(operation: str, doc: str) -> click.Command:
     @click.option("--all", "all_regions", is_flag=True, help="Every region in stacks/.")
     @click.option("--parallel", type=click.IntRange(1, 1000), default=None,
                   help="Resource operations at once within a region (Pulumi's --parallel).")
-    @click.option("--jobs", type=click.IntRange(1, 16), default=2, show_default=True, help="Regions at once.")
+    @click.option("--jobs", type=click.IntRange(1, 16), default=4, show_default=True,
+                  help="Tenant stacks of a region at once (its platform stack runs first, alone).")
     @click.option("--diff", is_flag=True, help="Show the changed fields of the preview.")
+    @_stack_options
     @root_option
     def command(regions: tuple[str, ...], all_regions: bool, parallel: int | None, jobs: int, diff: bool,
+                tenants: tuple[str, ...], platform_only: bool, changed_since: str | None,
                 root: Path | None, yes: bool = True, skip_preview: bool = False, kubeconfig: Path | None = None,
                 context: str | None = None) -> None:
         tree = project_root(root)
         cfg = load_or_exit(tree)
-        chosen = _regions(cfg, regions, all_regions)
+        selection = _selection(tree, cfg, _regions(cfg, regions, all_regions), tenants, platform_only, changed_since)
+        chosen = list(selection)
         if skip_preview:
             tenanted = [r for r in chosen if cfg.allocations_in(r)]
             if tenanted:
@@ -172,7 +214,7 @@ def _deploy_command(operation: str, doc: str) -> click.Command:
         if operation == "up":
             require_cli()
             check_cluster(cfg, chosen, kubeconfig, context)
-        sys.exit(report(run_regions(tree, cfg, chosen, operation, parallel, jobs, yes, diff, skip_preview),
+        sys.exit(report(run_regions(tree, cfg, selection, operation, parallel, jobs, yes, diff, skip_preview),
                         show_preview=diff))
 
     if operation == "up":
@@ -185,61 +227,84 @@ def _deploy_command(operation: str, doc: str) -> click.Command:
 
 
 preview = _deploy_command(
-    "preview", "Preview REGION(s) with the Pulumi engine and the policy pack attached. Needs the Pulumi CLI; exit 1 on "
-    "failure or a mandatory policy violation.")
+    "preview", "Preview REGION(s) with the Pulumi engine and the policy pack attached: the platform stack, then the "
+    "tenant stacks (REGION.t.TENANT; --tenant, --platform-only and --changed-since narrow them). Needs the Pulumi "
+    "CLI; exit 1 on failure or a mandatory policy violation.")
 up = _deploy_command(
-    "up", "Deploy REGION(s) with the Pulumi engine and the policy pack attached. Each region is previewed with the "
-    "pack first and applied only when no mandatory rule is violated (the engine runs stack rules after applying). "
-    "Needs the Pulumi CLI; exit 1 on failure or a mandatory policy violation.")
+    "up", "Deploy REGION(s) with the Pulumi engine and the policy pack attached: the platform stack, then the tenant "
+    "stacks (REGION.t.TENANT), --jobs at once; --tenant, --platform-only and --changed-since narrow them. Each stack "
+    "is previewed with the pack first and applied only when no mandatory rule is violated (the engine runs stack "
+    "rules after applying). A tenant's change also moves its regions' cohort (the platform lends what no tenant "
+    "holds): run the platform stack too, as --changed-since does. Needs the Pulumi CLI; exit 1 on failure or a "
+    "mandatory policy violation.")
 
 
 @click.command()
 @click.argument("region")
 @click.option("--delete-tenant-namespaces-and-data", "lose_data", is_flag=True,
               help="Destroy even though tenants still have namespaces (and volumes) in this region.")
+@click.option("--tenant", "tenants", multiple=True, metavar="NAME",
+              help="Destroy only this tenant's stack (REGION.t.NAME): refused while the tenant still has an "
+              "allocation there. Its namespace is retained on delete, with its volumes; repeatable.")
 @click.option("--parallel", type=click.IntRange(1, 1000), default=None)
+@click.option("--jobs", type=click.IntRange(1, 16), default=4, show_default=True, help="Tenant stacks at once.")
 @click.option("--yes", is_flag=True, help="Destroy without asking (CI); on a terminal you are asked.")
 @kubeconfig_option
 @context_option
 @root_option
-def destroy(region: str, lose_data: bool, parallel: int | None, yes: bool, kubeconfig: Path | None,
-            context: str | None, root: Path | None) -> None:
-    """Destroy REGION's stack, after a destroy preview and confirmation. Refused while any tenant still has a
-    namespace there, unless the flag naming the data loss is given, and on a cluster that is not the region's.
-    Needs the Pulumi CLI."""
+def destroy(region: str, lose_data: bool, tenants: tuple[str, ...], parallel: int | None, jobs: int, yes: bool,
+            kubeconfig: Path | None, context: str | None, root: Path | None) -> None:
+    """Destroy REGION's stacks (its tenant stacks, then its platform stack), or with --tenant one tenant's stack,
+    after a destroy preview and confirmation. Refused while any tenant still has an allocation (or, for the
+    platform, a stack or namespace) there, unless the flag naming the data loss is given, and on a cluster that is
+    not the region's. Needs the Pulumi CLI."""
+    from sovcloud import stacks
+
     tree = project_root(root)
     cfg = load_or_exit(tree)
     _regions(cfg, (region,), False)
-    tenants = sorted({t.name for t, _ in cfg.allocations_in(region)})
-    if tenants and not lose_data:
-        error_line(f"refused: {len(tenants)} tenant(s) still have namespaces in {region} "
-                  f"({', '.join(tenants)}); offboard and remove them first, or pass "
-                  "--delete-tenant-namespaces-and-data")
-        sys.exit(EXIT_INVALID)
-    if not lose_data:
-        require_cli()
-        in_state = tenant_namespaces_in_state(tree, region, backend_env(tree))
-        if in_state:
-            error_line(f"refused: the {region} stack still holds tenant namespaces "
-                      f"({', '.join(in_state)}); offboard and remove them first, or pass "
-                      "--delete-tenant-namespaces-and-data")
+    if tenants:
+        holding = sorted(t for t in tenants if t in stacks.tenants_in(cfg, region))
+        if holding and not lose_data:
+            error_line(f"refused: {', '.join(holding)} still hold(s) an allocation in {region}; remove it from "
+                       "the tenant file (or offboard) first, or pass --delete-tenant-namespaces-and-data")
             sys.exit(EXIT_INVALID)
+        selection = {region: [stacks.tenant(region, t) for t in tenants]}
+    else:
+        held = stacks.tenants_in(cfg, region)
+        if held and not lose_data:
+            error_line(f"refused: {len(held)} tenant(s) still have namespaces in {region} "
+                       f"({', '.join(held)}); offboard and remove them first, or pass "
+                       "--delete-tenant-namespaces-and-data")
+            sys.exit(EXIT_INVALID)
+        if not lose_data:
+            require_cli()
+            in_state = tenant_namespaces_in_state(tree, region, backend_env(tree))
+            if in_state:
+                error_line(f"refused: {region} still has tenant stacks or namespaces in its state "
+                           f"({', '.join(in_state)}); destroy them first (--tenant), or pass "
+                           "--delete-tenant-namespaces-and-data")
+                sys.exit(EXIT_INVALID)
+        selection = {region: stacks.region_stacks(cfg, region)}
     require_cli()
     check_cluster(cfg, [region], kubeconfig, context)
-    sys.exit(report(run_regions(tree, cfg, [region], "destroy", parallel, 1, yes)))
+    sys.exit(report(run_regions(tree, cfg, selection, "destroy", parallel, jobs, yes)))
 
 
 @click.command()
 @click.argument("region")
 @click.option("--parallel", type=click.IntRange(1, 1000), default=None)
+@click.option("--jobs", type=click.IntRange(1, 16), default=4, show_default=True, help="Tenant stacks at once.")
+@_stack_options
 @root_option
-def drift(region: str, parallel: int | None, root: Path | None) -> None:
-    """Refresh REGION in preview-only mode and list resources changed outside sovcloud; exit 1 when there are any.
-    Needs the Pulumi CLI."""
+def drift(region: str, parallel: int | None, jobs: int, tenants: tuple[str, ...], platform_only: bool,
+          changed_since: str | None, root: Path | None) -> None:
+    """Refresh REGION's stacks (platform, then tenants; --tenant, --platform-only, --changed-since narrow them) in
+    preview-only mode and list resources changed outside sovcloud; exit 1 when there are any. Needs the Pulumi CLI."""
     tree = project_root(root)
     cfg = load_or_exit(tree)
-    _regions(cfg, (region,), False)
-    sys.exit(report(run_regions(tree, cfg, [region], "drift", parallel, 1)))
+    selection = _selection(tree, cfg, _regions(cfg, (region,), False), tenants, platform_only, changed_since)
+    sys.exit(report(run_regions(tree, cfg, selection, "drift", parallel, jobs)))
 
 
 COMMANDS = (preview, up, destroy, drift)

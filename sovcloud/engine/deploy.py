@@ -1,5 +1,7 @@
-"""Running a region's stack on the Pulumi Automation API, with the policy pack attached: the engine path behind
-`sovcloud preview|up|destroy|drift` (needs the Pulumi CLI).
+"""Running a region's stacks (its platform stack and a stack per tenant, ``sovcloud.stacks``) on the Pulumi
+Automation API, with the policy pack attached: the engine path behind `sovcloud preview|up|destroy|drift` (needs the
+Pulumi CLI). Each stack gets its own policy config: the region-wide rules see the other tenants' sums and, in a
+tenant stack, the platform resources they read (``sovcloud.engine.policy_config``).
 
 ``up`` never applies before the stack rules have run: the engine runs a stack policy's AnalyzeStack only after all
 steps of an update are applied, so an ``up`` is a preview with the pack first, and the update runs only when that
@@ -26,7 +28,7 @@ from sovcloud.keys import TENANT
 
 @dataclass
 class Outcome:
-    region: str
+    region: str  # the stack: a region's platform stack, or REGION.t.TENANT
     operation: str
     ok: bool = True
     summary: dict[str, int] = field(default_factory=dict)
@@ -62,21 +64,40 @@ class _Events:
                 self.outcome.summary = {str(k): v for k, v in event.summary_event.resource_changes.items()}
 
 
+def stack_policy_configs(root: Path, cfg: Config, region: str, names: list[str],
+                         day: dt.date | None = None) -> dict[str, dict[str, Any]]:
+    """Per stack of ``names`` (the region's), the pack's config: the platform stack's resources the tenant stacks'
+    rules read come from an offline synthesis of the platform (the same program, under mocks)."""
+    from sovcloud import stacks
+    from sovcloud.engine import capacity, synth
+    from sovcloud.engine.policy_config import platform_resources, policy_config
+
+    day = day or dt.date.today()
+    given: list[dict[str, Any]] = []
+    if any(stacks.parse(n)[1] for n in names):
+        given = platform_resources(synth.run(root, region, cfg, as_of=day, tenants=[]).records)
+    fig = capacity.figures(cfg, region, day)
+    return {n: policy_config(cfg, region, day, stack=n, platform=given, figures=fig) for n in names}
+
+
 def run_operation(root: Path, cfg: Config, region: str, operation: str, parallel: int | None, env: dict[str, str],
                   progress: Progress, confirm: Callable[[Outcome], bool] = lambda _: True, diff: bool = False,
-                  skip_preview: bool = False) -> Outcome:
-    """One region: select (or create) its stack, attach the policy pack with the region's config, run."""
+                  skip_preview: bool = False, policy: dict[str, Any] | None = None) -> Outcome:
+    """One stack (``region``: a platform stack, or REGION.t.TENANT): select (or create) it, attach the policy pack
+    with ``policy`` (default: the stack's own, from ``stack_policy_configs``), run."""
     from pulumi import automation as auto
 
-    from sovcloud.engine.policy_config import policy_config
+    from sovcloud import stacks
 
+    if policy is None:
+        policy = stack_policy_configs(root, cfg, stacks.parse(region)[0], [region])[region]
     outcome = Outcome(region, operation)
     # total unknown until the engine has run the program: the bar counts resources done
     task = progress.add_task(f"{region}: starting", total=None)
     events = _Events(progress, task, outcome)
     with tempfile.TemporaryDirectory() as tmp:
         policy_file = Path(tmp) / f"{region}.policy.json"
-        policy_file.write_text(json.dumps(policy_config(cfg, region, dt.date.today())), encoding="utf-8")
+        policy_file.write_text(json.dumps(policy), encoding="utf-8")
         packs = {"policy_packs": [str(root / "policies")], "policy_pack_configs": [str(policy_file)]}
         try:
             # the pack is attached to every operation here, so the program's own gate would only repeat it
@@ -164,16 +185,23 @@ def cluster_identity(kubeconfig: Path | None = None, context: str | None = None)
 
 
 def tenant_namespaces_in_state(root: Path, region: str, env: dict[str, str]) -> list[str]:
-    """Tenant namespaces the stack's state still holds (tenants removed from config included)."""
+    """What still holds tenants in the region's state: its tenant stacks in the backend (tenants removed from config
+    included), and tenant namespaces a platform stack of the one-stack layout still holds."""
     from pulumi import automation as auto
 
+    from sovcloud import stacks
+
+    names: list[str] = []
     try:
+        workspace = auto.LocalWorkspace(work_dir=str(root / "stacks"), env_vars=env)
+        names += [s.name.rsplit("/", 1)[-1] for s in workspace.list_stacks()
+                  if stacks.parse(s.name.rsplit("/", 1)[-1])[0] == region
+                  and stacks.parse(s.name.rsplit("/", 1)[-1])[1] is not None]
         stack = auto.select_stack(stack_name=region, work_dir=str(root / "stacks"),
                                   opts=auto.LocalWorkspaceOptions(env_vars=env))
         deployment = stack.export_stack().deployment or {}
     except auto.errors.CommandError:
-        return []  # no such stack yet: nothing to protect
-    names = []
+        return sorted(names)  # no such stack yet: nothing more to protect
     for res in deployment.get("resources") or []:
         if res.get("type") == "kubernetes:core/v1:Namespace":
             labels = ((res.get("outputs") or {}).get("metadata") or {}).get("labels") or {}
