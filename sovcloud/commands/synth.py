@@ -21,10 +21,14 @@ from sovcloud.commands.common import (
     format_option,
     load_or_exit,
     out,
+    platform_only_option,
     project_root,
     refuse_output_in_config,
     region_or_fail,
     root_option,
+    stack_selection,
+    stacks_phrase,
+    tenant_option,
 )
 
 
@@ -40,8 +44,10 @@ from sovcloud.commands.common import (
 @charts_option
 @click.option("--render/--no-render", "do_render", default=True, show_default=True,
               help="Render each Helm release with Helm's own engine where its chart is found.")
+@tenant_option
+@platform_only_option
 def synth(region: str, root: Path | None, out_dir: Path | None, fmt: str, today: Any, charts: tuple[Path, ...],
-          do_render: bool) -> None:
+          do_render: bool, tenants: tuple[str, ...], platform_only: bool) -> None:
     """Render REGION offline: run the stack program under the Pulumi SDK mock monitor and write what it declares.
 
     Writes one YAML file per Kubernetes object (management/ for Cluster API objects, cluster/ for cluster-scoped
@@ -59,8 +65,12 @@ def synth(region: str, root: Path | None, out_dir: Path | None, fmt: str, today:
     started = time.perf_counter()
     cfg = load_or_exit(tree, fmt)
     region_or_fail(cfg, region)
-    err.print(f"synthesising {region} ...")
-    result = synthesis.run(tree, region, cfg, as_of=today)
+    from sovcloud import stacks
+
+    names = stack_selection(tree, cfg, [region], list(tenants), None, platform_only).get(region, [])
+    err.print(f"synthesising {region} ({stacks_phrase(names)}) ...")
+    chosen = [stacks.parse(n)[1] for n in names if stacks.parse(n)[1]]
+    result = synthesis.run(tree, region, cfg, as_of=today, tenants=chosen, platform=stacks.platform(region) in names)
     folders = synthesis.chart_folders(tree, cfg, region, list(charts))
     if do_render and folders:
         synthesis.render_releases(result, folders)

@@ -383,6 +383,7 @@ def plan(synthesis: Synthesis, cfg: Config) -> dict[str, Any]:
     return {
         "region": region.name, "displayName": region.display_name, "tier": region.tier, "asOf": s["asOf"],
         "kubernetesVersion": region.kubernetes_version,
+        "stacks": {p.stack: sum(p.counts().values()) for p in synthesis.stacks()},
         "resources": {"total": sum(synthesis.counts().values()), "byType": synthesis.counts()},
         # the figures every command shares (sovcloud.engine.capacity): guaranteed counts MIG instances as GPU shares
         "gpus": {"capacity": region.gpus, "backed": capacity.backed_gpus(region),
