@@ -25,8 +25,8 @@ def manifests(*args: str) -> list[dict]:
     return list(yaml.safe_load_all(result.stdout))
 
 
-def test_a_region_runs_as_one_operator_stack_that_refreshes_and_never_destroys() -> None:
-    (stack,) = manifests("--resync", "900")
+def test_a_region_runs_as_operator_stacks_that_refresh_and_never_destroy() -> None:
+    stack, *tenants = manifests("--resync", "900")
     assert (stack["apiVersion"], stack["kind"], stack["metadata"]["name"]) == (
         "pulumi.com/v1", "Stack", "sovcloud-rdc-ulsan")
     spec = stack["spec"]
@@ -38,6 +38,21 @@ def test_a_region_runs_as_one_operator_stack_that_refreshes_and_never_destroys()
     assert spec["envRefs"] == {"PULUMI_CONFIG_PASSPHRASE": {
         "type": "Secret", "secret": {"name": "sovcloud-passphrase", "key": "passphrase"}}}
     assert spec["workspaceTemplate"]["spec"]["image"].startswith("cr.ulsan.example.kr/mirror/")
+    assert "prerequisites" not in spec
+    # a Stack per tenant stack, run only once the platform's Stack has succeeded; names without dots (the operator
+    # names the workspace's pod after it)
+    assert [(t["metadata"]["name"], t["spec"]["stack"], t["spec"]["prerequisites"]) for t in tenants] == [
+        (f"sovcloud-rdc-ulsan-t-{n}", f"rdc-ulsan.t.{n}", [{"name": "sovcloud-rdc-ulsan"}])
+        for n in ("baram-shipyard", "hyeon-motors-ai", "orbit-lm", "pixelforge")]
+    assert all(t["spec"]["destroyOnFinalize"] is False and t["spec"]["backend"] == spec["backend"] for t in tenants)
+
+
+def test_a_long_stack_name_fits_the_operators_names() -> None:
+    from sovcloud.engine.operator import stack_name
+
+    long = stack_name("rdc-gwangju.t." + "a" * 60)
+    assert len(long) == 52 and "." not in long and long.startswith("sovcloud-rdc-gwangju-t-aaa")
+    assert stack_name("rdc-gwangju.t." + "a" * 61) != long
 
 
 @pytest.mark.skipif(not CRD.is_file(), reason="upstream reference data (../shared/upstream) not present")
@@ -57,4 +72,4 @@ def test_an_unknown_region_and_output_inside_the_config_are_refused(tmp_path: Pa
     out = tmp_path / "stacks.yaml"
     result = CliRunner().invoke(main, ["operator-manifests", "rdc-ulsan", "--root", str(REPO), *ARGS,
                                        "--out", str(out)])
-    assert result.exit_code == 0 and yaml.safe_load(out.read_text())["kind"] == "Stack"
+    assert result.exit_code == 0 and {d["kind"] for d in yaml.safe_load_all(out.read_text())} == {"Stack"}

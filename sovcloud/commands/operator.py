@@ -42,8 +42,9 @@ def operator_manifests(region: str, root: Path | None, repo: str, branch: str, w
                        backend: str | None, passphrase_secret: str | None, git_secret: str | None, namespace: str,
                        service_account: str, resync_seconds: int, out_file: Path | None) -> None:
     """The Pulumi Kubernetes Operator's Stack objects (pulumi.com/v1, operator v2.9.0) that keep REGION applied:
-    cloned from the repository, refreshed and re-applied every --resync seconds. The operator attaches no policy
-    pack; the stack program's own policy gate refuses to apply while a mandatory rule fails."""
+    one for its platform stack and one per tenant stack (REGION.t.TENANT, with the platform's Stack as its
+    prerequisite), cloned from the repository, refreshed and re-applied every --resync seconds. The operator
+    attaches no policy pack; the stack program's own policy gate refuses to apply while a mandatory rule fails."""
     tree = project_root(root)
     if out_file is not None:
         refuse_output_in_config(out_file, tree, "--out")

@@ -3,8 +3,8 @@
 re-applied on a period. The operator attaches no policy pack (its Stack has no such field), so the program's own
 policy gate holds the pack's mandatory rules (``sovcloud.engine.gate``): it is on in the operator's workspaces.
 
-One Stack per region today (the region is one stack); tenant stacks, each with the platform stack as prerequisite,
-come with the stack split."""
+A Stack object per stack of the region: the platform stack, and each tenant stack (REGION.t.TENANT) with the
+platform's Stack as its prerequisite, so the operator runs a tenant only after the platform last succeeded."""
 
 from __future__ import annotations
 
@@ -27,15 +27,42 @@ class OperatorOptions:
     resync_seconds: int = 600
 
 
-def stack_name(region: str) -> str:
-    return f"sovcloud-{region}"
+def stack_name(stack: str) -> str:
+    """The Stack object's name for a stack: ``sovcloud-REGION``, ``sovcloud-REGION-t-TENANT``. The operator names
+    the workspace's StatefulSet, pod and Service after it, so no dots, and at most 52 characters (a hash keeps longer
+    ones unique) to leave room for its suffixes within a 63-character label."""
+    import hashlib
+
+    from sovcloud import stacks as names
+
+    region, tenant = names.parse(stack)
+    name = f"sovcloud-{region}" + (f"-t-{tenant}" if tenant else "")
+    if len(name) > 52:
+        name = f"{name[:43].rstrip('-')}-{hashlib.sha256(stack.encode()).hexdigest()[:8]}"
+    return name
 
 
 def stacks(cfg: Config, region: str, opts: OperatorOptions) -> list[dict[str, Any]]:
-    """The region's Stack objects."""
+    """The region's Stack objects: its platform stack's, then each tenant stack's, which waits for the platform."""
+    from sovcloud import stacks as names
+
     cfg.regions[region]  # a KeyError for an unknown region: the command names the regions
+    out = [_stack(region, opts)]
+    for tenant in names.tenants_in(cfg, region):
+        obj = _stack(names.tenant(region, tenant), opts)
+        # the base requirement: the platform's Stack is in a successful state (its last update succeeded)
+        obj["spec"]["prerequisites"] = [{"name": stack_name(region)}]
+        obj["metadata"]["labels"]["sovcloud.kr/tenant"] = tenant
+        out.append(obj)
+    return out
+
+
+def _stack(stack: str, opts: OperatorOptions) -> dict[str, Any]:
+    from sovcloud import stacks as names
+
+    region, _ = names.parse(stack)
     spec: dict[str, Any] = {
-        "stack": region,  # the stack name in the backend: the region's name, as `pulumi stack select` uses it
+        "stack": stack,  # the stack's name in the backend, as `pulumi stack select` uses it
         "projectRepo": opts.repo, "branch": opts.branch, "repoDir": "stacks",
         "refresh": True,  # what changed in the cluster outside sovcloud is seen before each update
         "continueResyncOnCommitMatch": True,  # re-applied every resync, so drift is put back without a new commit
@@ -51,7 +78,7 @@ def stacks(cfg: Config, region: str, opts: OperatorOptions) -> list[dict[str, An
             "name": opts.passphrase_secret, "key": "passphrase"}}}
     if opts.git_secret:
         spec["gitAuthSecret"] = opts.git_secret
-    return [{"apiVersion": "pulumi.com/v1", "kind": "Stack",
-             "metadata": {"name": stack_name(region), "namespace": opts.namespace,
-                          "labels": {"sovcloud.kr/region": region, "app.kubernetes.io/managed-by": "sovcloud"}},
-             "spec": spec}]
+    return {"apiVersion": "pulumi.com/v1", "kind": "Stack",
+            "metadata": {"name": stack_name(stack), "namespace": opts.namespace,
+                         "labels": {"sovcloud.kr/region": region, "app.kubernetes.io/managed-by": "sovcloud"}},
+            "spec": spec}
