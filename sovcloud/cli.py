@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from sovcloud.commands import check, deploy, diff, operator, report, status, synth, tenant, usage, validate
+from sovcloud.commands import check, deploy, diff, migrate, operator, report, status, synth, tenant, usage, validate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -21,6 +21,7 @@ def main() -> None:
 
 for command in (validate.validate, synth.synth, check.check, check.policy_config_command, diff.diff,
                 report.report, usage.usage, status.status, tenant.tenant, operator.operator_manifests,
+                migrate.migrate_stacks,
                 *deploy.COMMANDS):
     main.add_command(command)
 

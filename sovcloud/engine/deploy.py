@@ -103,7 +103,13 @@ def run_operation(root: Path, cfg: Config, region: str, operation: str, parallel
             # the pack is attached to every operation here, so the program's own gate would only repeat it
             stack = auto.create_or_select_stack(stack_name=region, work_dir=str(root / "stacks"),
                                                 opts=auto.LocalWorkspaceOptions(env_vars={**env, GATE_ENV: "off"}))
-            if operation == "preview":
+            left = unmigrated(stack, region) if operation in ("preview", "up") else []
+            if left:
+                outcome.ok = False
+                outcome.error = (f"the stack still holds {len(left)} tenant(s) of the one-stack layout ("
+                                 f"{', '.join(left[:5])}{', ...' if len(left) > 5 else ''}): an update would delete "
+                                 f"their quotas and queues; run `sovcloud migrate-stacks {region}` first")
+            elif operation == "preview":
                 outcome.preview_output = stack.preview(parallel=parallel, on_event=events, diff=diff, **packs).stdout
             elif operation == "up" and skip_preview:
                 stack.up(parallel=parallel, on_event=events, **packs)
@@ -120,6 +126,16 @@ def run_operation(root: Path, cfg: Config, region: str, operation: str, parallel
                                  else "pulumi failed")
     progress.update(task, description=f"{region}: {'done' if outcome.ok else 'failed'}")
     return outcome
+
+
+def unmigrated(stack: Any, name: str) -> list[str]:
+    """A platform stack's tenants still in the one-stack layout (none for a tenant stack)."""
+    from sovcloud import stacks
+    from sovcloud.engine.migrate import unmigrated_tenants
+
+    if stacks.parse(name)[1] is not None:
+        return []
+    return unmigrated_tenants({"deployment": stack.export_stack().deployment or {}}, name)
 
 
 def up_after_clean_preview(stack: Any, outcome: Outcome, confirm: Callable[[Outcome], bool] = lambda _: True,
