@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -265,3 +266,34 @@ def stack_selection(tree: Path, cfg: Any, regions: list[str], tenants: list[str]
                 keep_platform = bool(hit) and not tenants and names[:1] == [stacks.platform(region)]
                 chosen[region] = ([stacks.platform(region)] if keep_platform else []) + hit
     return {r: names for r, names in chosen.items() if names}
+
+
+# ------------------------------------------------------------------------------------------ the Pulumi engine
+STATE_DIR = ".pulumi-state"
+INSTALL = ("the Pulumi CLI is not installed (no `pulumi` on PATH): install it from "
+           "https://www.pulumi.com/docs/iac/download-install/ (e.g. curl -fsSL https://get.pulumi.com | sh); "
+           "`sovcloud synth` and `sovcloud check` work offline without it")
+
+
+def require_cli() -> None:
+    """Exit 2 with one line when the Pulumi CLI is missing."""
+    if shutil.which("pulumi") is None:
+        error_line(f"{INSTALL}")
+        sys.exit(EXIT_USAGE)
+
+
+def backend_env(root: Path) -> dict[str, str]:
+    """PULUMI_BACKEND_URL (or the local state directory) and the passphrase check for the local backend."""
+    env: dict[str, str] = {}
+    backend = os.environ.get("PULUMI_BACKEND_URL")
+    if not backend:
+        state = root / STATE_DIR
+        state.mkdir(exist_ok=True)
+        backend = f"file://{state}"
+        env["PULUMI_BACKEND_URL"] = backend
+    if backend.startswith("file://") and not (os.environ.get("PULUMI_CONFIG_PASSPHRASE")
+                                              or os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")):
+        error_line("the local state backend encrypts secrets with a passphrase: set PULUMI_CONFIG_PASSPHRASE or "
+                   "PULUMI_CONFIG_PASSPHRASE_FILE")
+        sys.exit(EXIT_USAGE)
+    return env

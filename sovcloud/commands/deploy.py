@@ -10,8 +10,6 @@ backed up like any other file; the secrets passphrase comes from the environment
 from __future__ import annotations
 
 import concurrent.futures
-import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sovcloud.commands.common import (
     EXIT_INVALID,
     EXIT_OK,
-    EXIT_USAGE,
+    backend_env,
     changed_since_option,
     err,
     error_line,
@@ -31,41 +29,13 @@ from sovcloud.commands.common import (
     out,
     platform_only_option,
     project_root,
+    require_cli,
     root_option,
     stack_selection,
     tenant_option,
 )
 from sovcloud.config.model import Config
 from sovcloud.engine.deploy import Outcome, cluster_identity, run_operation, tenant_namespaces_in_state
-
-STATE_DIR = ".pulumi-state"
-INSTALL = ("the Pulumi CLI is not installed (no `pulumi` on PATH): install it from "
-           "https://www.pulumi.com/docs/iac/download-install/ (e.g. curl -fsSL https://get.pulumi.com | sh); "
-           "`sovcloud synth` and `sovcloud check` work offline without it")
-
-
-def require_cli() -> None:
-    """Exit 2 with one line when the Pulumi CLI is missing."""
-    if shutil.which("pulumi") is None:
-        error_line(f"{INSTALL}")
-        sys.exit(EXIT_USAGE)
-
-
-def backend_env(root: Path) -> dict[str, str]:
-    """PULUMI_BACKEND_URL (or the local state directory) and the passphrase check for the local backend."""
-    env: dict[str, str] = {}
-    backend = os.environ.get("PULUMI_BACKEND_URL")
-    if not backend:
-        state = root / STATE_DIR
-        state.mkdir(exist_ok=True)
-        backend = f"file://{state}"
-        env["PULUMI_BACKEND_URL"] = backend
-    if backend.startswith("file://") and not (os.environ.get("PULUMI_CONFIG_PASSPHRASE")
-                                              or os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")):
-        error_line("the local state backend encrypts secrets with a passphrase: set PULUMI_CONFIG_PASSPHRASE or "
-                   "PULUMI_CONFIG_PASSPHRASE_FILE")
-        sys.exit(EXIT_USAGE)
-    return env
 
 
 def confirmer(yes: bool) -> Any:

@@ -15,6 +15,7 @@ from sovcloud.commands.common import (
     EXIT_INVALID,
     EXIT_OK,
     atomic_write,
+    backend_env,
     err,
     error_line,
     fail,
@@ -23,6 +24,7 @@ from sovcloud.commands.common import (
     project_root,
     refuse_output_in_config,
     region_or_fail,
+    require_cli,
     root_option,
 )
 from sovcloud.engine import migrate
@@ -108,8 +110,6 @@ def _refuse(problems: list[str]) -> None:
 def _export(tree: Path, region: str) -> dict[str, Any]:
     from pulumi import automation as auto
 
-    from sovcloud.commands.deploy import backend_env, require_cli
-
     require_cli()
     env = backend_env(tree)
     try:
@@ -125,8 +125,6 @@ def _import(tree: Path, region: str, states: dict[str, dict[str, Any]]) -> None:
     """Tenant stacks first (refused where one already holds resources), the platform last; each import read back.
     Nothing is imported before every tenant stack is known empty."""
     from pulumi import automation as auto
-
-    from sovcloud.commands.deploy import backend_env
 
     env = backend_env(tree)
     opts = auto.LocalWorkspaceOptions(env_vars=env)
