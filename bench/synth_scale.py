@@ -25,16 +25,21 @@ figure pays for the SDK's import; the project's own imports at synth time are pa
 measurement is repeated ``--repeat`` times (each in its own subprocess) and the best time is kept. Peak RSS is the
 largest ``ru_maxrss`` reported by the measured subprocesses. Phase times of the synth runs go to stderr.
 
-Targets on this machine (2 cores): synth_seconds / floor_seconds <= 1.3 at N = 1,000, and
-time(2N) / time(N) <= 2.2.
+A region is a platform stack and a stack per tenant: synth runs the platform, then shares the tenant stacks out to
+as many forked workers as the machine has cores (what ``sovcloud synth`` does). ``one_tenant_check_seconds`` is the
+wall time of ``sovcloud check REGION --tenant NAME`` (one tenant's pull request: its stack and the platform's
+synthesised, the region-wide rules fed every tenant's config) in a fresh process, at N and at 2N.
+
+Targets on this machine (2 cores): synth_seconds / same_kinds_floor_seconds <= 1.2 at N = 1,000, time(2N) / time(N)
+<= 2.1, peak RSS <= 1 GiB, one_tenant_check_seconds <= 2.
 
     python bench/synth_scale.py --tenants 1000 [--region ncc-haenam] [--repeat 1]
 
 Prints one JSON object:
 {"region": .., "tenants": N, "resources": R, "synth_seconds": .., "floor_seconds": .., "ratio": synth/floor,
  "resources_per_second": R/synth_seconds, "same_kinds_floor_seconds": .., "ratio_to_same_kinds_floor": ..,
- "same_kinds_floor_over_floor": .., "peak_rss_mib": ..,
- "scaling": {"tenants_2n": 2N, "synth_seconds_2n": .., "time_2n_over_n": ..}}.
+ "same_kinds_floor_over_floor": .., "peak_rss_mib": .., "one_tenant_check_seconds": ..,
+ "scaling": {"tenants_2n": 2N, "synth_seconds_2n": .., "time_2n_over_n": .., "one_tenant_check_seconds_2n": ..}}.
 Exits 1 with the first errors if the generated tree does not load, or if a measurement fails.
 """
 
@@ -205,7 +210,7 @@ def measure_synth(root: Path, region: str, out: Path, records: Path | None = Non
     if region not in cfg.regions:
         sys.exit(f"no region {region} in {root} (one of: {', '.join(sorted(cfg.regions))})")
     t1 = time.perf_counter()
-    result = synth.run(root, region, cfg)
+    result = synth.run(root, region, cfg, workers=os.cpu_count() or 1)  # as `sovcloud synth` runs it
     t2 = time.perf_counter()
     plan = synth.plan(result, cfg)
     t3 = time.perf_counter()
@@ -258,6 +263,22 @@ def best(mode: str, root: Path, region: str, tmp: Path, repeat: int, label: str,
     else:
         print(f"{label}: {fastest['seconds']:.2f} s, {fastest['resources']} resources", file=sys.stderr)
     return fastest, max(r["peak_rss_mib"] for r in runs)
+
+
+def one_tenant_check(root: Path, region: str) -> float:
+    """Wall seconds of ``sovcloud check REGION --tenant <the first tenant>`` in a fresh process (a pull request's
+    check); exits 1 when the check cannot run."""
+    tenant = min(p.stem for p in (root / config.TENANTS_DIR).glob("*.yaml"))
+    os.sync()
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "sovcloud.cli", "check", region, "--tenant", tenant, "--root",
+                           str(root), "--format", "json"], capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if proc.returncode not in (0, 1) or not proc.stdout.strip().startswith("{"):
+        sys.stderr.write(proc.stderr)
+        sys.exit(f"check --tenant {tenant} on {root} failed (exit {proc.returncode})")
+    print(f"check {region} --tenant {tenant}: {seconds:.2f} s", file=sys.stderr)
+    return seconds
 
 
 # ---------------------------------------------------------------------------------------------------- entry
@@ -319,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{label} registered {measured['resources']} resources, expected {resources}", file=sys.stderr)
                 return 1
         synth_2n, rss_2n = best("synth", tree2, args.region, tmp, args.repeat, f"2N={n2}")
+        check_n = min(one_tenant_check(tree, args.region) for _ in range(args.repeat))
+        check_2n = min(one_tenant_check(tree2, args.region) for _ in range(args.repeat))
 
     synth_s, floor_s, kinds_s = synth_n["seconds"], floor["seconds"], kinds["seconds"]
     print(json.dumps({
@@ -328,8 +351,10 @@ def main(argv: list[str] | None = None) -> int:
         "same_kinds_floor_seconds": round(kinds_s, 3), "ratio_to_same_kinds_floor": round(synth_s / kinds_s, 3),
         "same_kinds_floor_over_floor": round(kinds_s / floor_s, 3),
         "peak_rss_mib": round(max(rss_n, rss_floor, rss_kinds, rss_2n), 1),
+        "one_tenant_check_seconds": round(check_n, 3),
         "scaling": {"tenants_2n": n2, "synth_seconds_2n": round(synth_2n["seconds"], 3),
-                    "time_2n_over_n": round(synth_2n["seconds"] / synth_s, 3)},
+                    "time_2n_over_n": round(synth_2n["seconds"] / synth_s, 3),
+                    "one_tenant_check_seconds_2n": round(check_2n, 3)},
     }))
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,8 +47,10 @@ from sovcloud.commands.common import (
               help="Render each Helm release with Helm's own engine where its chart is found.")
 @tenant_option
 @platform_only_option
+@click.option("--jobs", type=click.IntRange(1, 64), default=None,
+              help="Worker processes the tenant stacks are shared out to (default: the machine's cores).")
 def synth(region: str, root: Path | None, out_dir: Path | None, fmt: str, today: Any, charts: tuple[Path, ...],
-          do_render: bool, tenants: tuple[str, ...], platform_only: bool) -> None:
+          do_render: bool, tenants: tuple[str, ...], platform_only: bool, jobs: int | None) -> None:
     """Render REGION offline: run the stack program under the Pulumi SDK mock monitor and write what it declares.
 
     Writes one YAML file per Kubernetes object (management/ for Cluster API objects, cluster/ for cluster-scoped
@@ -70,7 +73,8 @@ def synth(region: str, root: Path | None, out_dir: Path | None, fmt: str, today:
     names = stack_selection(tree, cfg, [region], list(tenants), None, platform_only).get(region, [])
     err.print(f"synthesising {region} ({stacks_phrase(names)}) ...")
     chosen = [stacks.parse(n)[1] for n in names if stacks.parse(n)[1]]
-    result = synthesis.run(tree, region, cfg, as_of=today, tenants=chosen, platform=stacks.platform(region) in names)
+    result = synthesis.run(tree, region, cfg, as_of=today, tenants=chosen, platform=stacks.platform(region) in names,
+                           workers=jobs or os.cpu_count() or 1)
     folders = synthesis.chart_folders(tree, cfg, region, list(charts))
     if do_render and folders:
         synthesis.render_releases(result, folders)

@@ -661,15 +661,24 @@ Progress = Callable[[int, int], None]
 
 
 _preloaded: dict[Path, Config] = {}
+_preloaded_objects: dict[Path, dict[str, Any]] = {}
 
 
-def preload(root: Path, cfg: Config | None) -> None:
+def preload(root: Path, cfg: Config | None, region_objects: dict[str, Any] | None = None) -> None:
     """Hand an already loaded config to the stack program run in this process (``sovcloud synth``), so the
-    program does not load and validate the same files a second time; None forgets it."""
+    program does not load and validate the same files a second time; None forgets it. ``region_objects``: the
+    regions' objects as their stack files have them, already read."""
     if cfg is None:
         _preloaded.pop(root.resolve(), None)
+        _preloaded_objects.pop(root.resolve(), None)
     else:
         _preloaded[root.resolve()] = cfg
+        _preloaded_objects[root.resolve()] = dict(region_objects or {})
+
+
+def _file_object(root: Path, stack: str) -> Any:
+    known = _preloaded_objects.get(root.resolve(), {})
+    return known[stack] if stack in known else file_region_object(root, stack)
 
 
 def load_for_program(root: Path, stack: str, declared: Any = None) -> Config:
@@ -677,7 +686,7 @@ def load_for_program(root: Path, stack: str, declared: Any = None) -> Config:
     hands it over (from ``Pulumi.<stack>.yaml``, ``pulumi config set``, an environment or the Automation API): when
     given, it is the region, validated like a file. What synth preloaded serves when it is the same object."""
     preloaded = _preloaded.get(root.resolve())
-    if preloaded is not None and (declared is None or declared == file_region_object(root, stack)):
+    if preloaded is not None and (declared is None or declared == _file_object(root, stack)):
         return preloaded
     return load(root, region_objects={stack: declared} if declared is not None else None)
 
@@ -686,7 +695,7 @@ def load_for_tenant_stack(root: Path, region: str, tenant: str, declared: Any) -
     """The config for a tenant stack: ``declared`` is the region as the platform stack applied it (its output), the
     tenant its own file; the other tenants are not read. What synth preloaded serves when the region is the same."""
     preloaded = _preloaded.get(root.resolve())
-    if preloaded is not None and declared == file_region_object(root, region):
+    if preloaded is not None and declared == _file_object(root, region):
         return preloaded
     return load(root, tenant_paths=[root / TENANTS_DIR / f"{tenant}.yaml"], region_objects={region: declared})
 

@@ -186,11 +186,11 @@ def evaluate_stacks(parts: list[Any], cfg: Config, region: str, day: dt.date, fo
 
 
 def check_region(root: str, region: str, today: str | None, charts: list[str] | None = None,
-                 stack_names: list[str] | None = None) -> dict[str, Any]:
+                 stack_names: list[str] | None = None, workers: int = 1) -> dict[str, Any]:
     """Worker entry (one process per region): load, synthesise, evaluate. Returns plain data with timings. With
     ``charts`` (or the region's chartSources), the pack renders each release from there; a release whose chart is
     not found is named in ``notRendered``. ``stack_names``: only those of the region's stacks (their region-wide rules
-    still judge every tenant's config)."""
+    still judge every tenant's config). ``workers``: processes the tenant stacks' synthesis is shared out to."""
     import policies.pack  # noqa: F401 (imported before the clocks start: a process cost, not evaluation time)
     from sovcloud import config as config_loader
     from sovcloud.engine import synth
@@ -203,7 +203,7 @@ def check_region(root: str, region: str, today: str | None, charts: list[str] | 
 
     with_platform = stack_names is None or stacks.platform(region) in stack_names
     tenants = None if stack_names is None else [t for t in map(lambda s: stacks.parse(s)[1], stack_names) if t]
-    synthesis = synth.run(tree, region, cfg, as_of=day, tenants=tenants, platform=with_platform)
+    synthesis = synth.run(tree, region, cfg, as_of=day, tenants=tenants, platform=with_platform, workers=workers)
     # a tenant's stacks judge the region with the platform's resources: synthesised, not judged
     platform = None if with_platform else synth.run(tree, region, cfg, as_of=day, tenants=[])
     synth_seconds = time.perf_counter() - started
@@ -248,8 +248,12 @@ def check_regions(jobs: list[tuple[str, str]], today: str | None, charts: list[s
     failed: dict[tuple[str, str], str] = {}
     workers = max(1, min(workers, len(jobs)))
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=1)
-    futures = {pool.submit(check_region, tree, region, today, charts, (selection or {}).get(region)): (tree, region)
-               for tree, region in jobs}
+    import os
+
+    # the machine's cores shared by the regions checked at once, for their tenant stacks' synthesis
+    per_region = max(1, (os.cpu_count() or 1) // workers)
+    futures = {pool.submit(check_region, tree, region, today, charts, (selection or {}).get(region), per_region):
+               (tree, region) for tree, region in jobs}
     waves = -(-len(jobs) // workers)
     try:
         for future in concurrent.futures.as_completed(futures, timeout=timeout * max(1, waves)):

@@ -139,22 +139,84 @@ def _monitor_class() -> type:
 
 def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | None = None,
         as_of: dt.date | None = None, policy_gate: bool = False, tenants: list[str] | None = None,
-        platform: bool = True) -> Synthesis:
+        platform: bool = True, workers: int = 1) -> Synthesis:
     """Synthesise ``region``: its platform stack (unless ``platform`` is False) and its tenant stacks (``tenants``,
-    default all with an allocation there), in turn; the records of all of them, each stack's in ``parts``."""
+    default all with an allocation there); the records of all of them, each stack's in ``parts``. With ``workers``
+    above 1, the tenant stacks are shared out to that many forked worker processes, each running its share of
+    the stack programs in turn (the SDK's state is global to a process); the platform runs here first."""
     from sovcloud import stacks
 
     names = ([stacks.platform(region)] if platform else []) + \
         [stacks.tenant(region, t) for t in (stacks.tenants_in(cfg, region) if tenants is None else tenants)]
-    parts = [run_stack(root, name, cfg, stack_config, as_of, policy_gate) for name in names]
+    tenant_names = [n for n in names if stacks.parse(n)[1] is not None]
+    if workers > 1 and len(tenant_names) >= 4 * workers and _can_fork():
+        head = _run_series(root, region, cfg, names[:len(names) - len(tenant_names)], stack_config, as_of,
+                           policy_gate)
+        parts = head + _run_forked(root, region, cfg, tenant_names, stack_config, as_of, policy_gate, workers)
+    else:
+        parts = _run_series(root, region, cfg, names, stack_config, as_of, policy_gate)
     if len(parts) == 1:
         return parts[0]
     return Synthesis(region, [r for p in parts for r in p.records], parts[0].as_of if parts else
                      (as_of or dt.date.today()), parts=parts)
 
 
+def _can_fork() -> bool:
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+_FORKED: dict[str, Any] = {}  # what a forked worker inherits: the tree, the loaded config, the run's options
+
+
+def _forked_series(names: list[str]) -> list[Synthesis]:
+    f = _FORKED
+    return _run_series(f["root"], f["region"], f["cfg"], names, f["stack_config"], f["as_of"], f["policy_gate"])
+
+
+def _run_forked(root: Path, region: str, cfg: Config, names: list[str], stack_config: dict[str, str] | None,
+                as_of: dt.date | None, policy_gate: bool, workers: int) -> list[Synthesis]:
+    """``names`` in ``workers`` forked processes, contiguous shares in order (a fork inherits the loaded config and
+    the imported SDK, so a worker starts in milliseconds); the parts come back in ``names``' order."""
+    import multiprocessing
+
+    _FORKED.update(root=root, region=region, cfg=cfg, stack_config=stack_config, as_of=as_of, policy_gate=policy_gate)
+    size = -(-len(names) // (workers * 4))  # a few shares per worker, so an uneven share does not hold up the end
+    shares = [names[i:i + size] for i in range(0, len(names), size)]
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return [part for done in pool.map(_forked_series, shares) for part in done]
+    finally:
+        _FORKED.clear()
+
+
+def _run_series(root: Path, region: str, cfg: Config, names: list[str], stack_config: dict[str, str] | None,
+                as_of: dt.date | None, policy_gate: bool) -> list[Synthesis]:
+    """The stacks ``names`` of ``region``, one after another in this process."""
+    if not names:
+        return []
+    # one collector pass, one event loop and one read of the region's file for all the stacks (run_stack on its own
+    # does each per stack: tens of milliseconds a stack, most of a small tenant stack's cost)
+    was_enabled = gc.isenabled()
+    gc.unfreeze()
+    gc.collect()
+    gc.disable()
+    loop = asyncio.new_event_loop()
+    raw = _stack_region_object(root, region)
+    try:
+        return [run_stack(root, name, cfg, stack_config, as_of, policy_gate, _shared=(loop, raw)) for name in names]
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
 def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] | None = None,
-              as_of: dt.date | None = None, policy_gate: bool = False) -> Synthesis:
+              as_of: dt.date | None = None, policy_gate: bool = False,
+              _shared: tuple[Any, Any] | None = None) -> Synthesis:
     """Run ``stacks/__main__.py`` of ``root`` as ``stack`` under mocks (preview=False); return the record.
 
     ``stack_config`` adds other stack config values (e.g. ``sovcloud:managementContext``), as ``pulumi config set``
@@ -164,6 +226,7 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
     Memory, for callers that live long: the run ends with ``gc.freeze()``, so every object alive then (the caller's
     too) is out of the cyclic collector's sight until the next ``run``, which starts with ``gc.unfreeze()`` and a
     collection (unfreezing whatever else was frozen, too). A one-shot command never pays for that collection.
+    ``_shared`` (``run``'s): the event loop and region object of a series of stacks, the collector handled there.
     """
     import pulumi
     from pulumi.runtime import settings
@@ -174,7 +237,7 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
 
     region, tenant = stacks.parse(stack)
     day = as_of or dt.date.today()
-    raw = _stack_region_object(root, region)
+    raw = _shared[1] if _shared is not None else _stack_region_object(root, region)
     # what the platform stack exports once applied, for a tenant stack's StackReference
     context = tenant_context(cfg.regions[region], raw, "deployed") if tenant and region in cfg.regions else None
 
@@ -191,7 +254,7 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
     program = root / PROGRAM
     if not program.is_file():
         raise FileNotFoundError(f"{program} not found: the stack program synth runs")
-    loop = asyncio.new_event_loop()
+    loop = _shared[0] if _shared is not None else asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     mocks = Mocks()
     monitor = _monitor_class()(mocks)
@@ -205,7 +268,7 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
     # a tenant stack's config holds no region: it reads the platform's output
     own = {config_loader.REGION_KEY: json.dumps(raw)} if tenant is None else {}
     pulumi.runtime.set_all_config({**own, "sovcloud:asOf": day.isoformat(), **(stack_config or {})})
-    config_loader.preload(root, cfg)
+    config_loader.preload(root, cfg, {region: raw})
     # The SDK keeps about a hundred objects alive per resource until the run ends, and the run makes little cyclic
     # garbage: with the cyclic collector on, it rescans the growing heap again and again to free almost nothing (a
     # third of the run at 10,000 resources), and once the run is over the first collection walks every object it
@@ -213,9 +276,10 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
     # out of the collector's sight) rather than scanned. The next run unfreezes and collects it first: a process that
     # synthesises many times (the tests) frees each run's garbage, a one-shot command never pays for it.
     was_enabled = gc.isenabled()
-    gc.unfreeze()
-    gc.collect()
-    gc.disable()
+    if _shared is None:
+        gc.unfreeze()
+        gc.collect()
+        gc.disable()
     # under mocks the program is being checked, not applied: its own policy gate (which runs this) stays off
     from sovcloud.engine.gate import GATE_ENV
 
@@ -229,12 +293,15 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
             os.environ.pop(GATE_ENV, None)
         else:
             os.environ[GATE_ENV] = gate_before
-        gc.freeze()
-        if was_enabled:
-            gc.enable()
         config_loader.preload(root, None)
-        loop.close()
-        asyncio.set_event_loop(None)
+        if _shared is None:
+            gc.freeze()
+            if was_enabled:
+                gc.enable()
+            loop.close()
+            asyncio.set_event_loop(None)
+        else:
+            gc.collect(1)  # the young garbage of this stack's run; what outlives it waits for run's end
     # registrations complete in whatever order the event loop runs them: sort for stable output
     return Synthesis(region, sorted(monitor.records, key=lambda r: r.urn), day, stack=stack)
 
