@@ -162,22 +162,29 @@ def _print_violations(results: list[dict[str, Any]]) -> None:
 
 
 @click.command("policy-config")
-@click.argument("region")
+@click.argument("stack")
 @root_option
 @click.option("--date", "today", type=DATE, default=None,
               help="Judge allocation periods as of this date (default: today).")
 @charts_option
-def policy_config_command(region: str, root: Path | None, today: Any, charts: tuple[Path, ...]) -> None:
-    """Print REGION's policy pack config as JSON, for the Pulumi CLI:
+def policy_config_command(stack: str, root: Path | None, today: Any, charts: tuple[Path, ...]) -> None:
+    """Print STACK's policy pack config as JSON, for the Pulumi CLI. STACK is a region (its platform stack) or
+    REGION.t.TENANT; a tenant stack's config carries the other tenants' sums and the platform resources its
+    region-wide rules read (the platform synthesised offline):
 
-    sovcloud policy-config ncc-haenam > ncc-haenam.policy.json &&
-    cd stacks && pulumi preview -s ncc-haenam --policy-pack ../policies --policy-pack-config ../ncc-haenam.policy.json
+    sovcloud policy-config ncc-haenam.t.orbit-lm > orbit-lm.policy.json && cd stacks &&
+    pulumi preview -s ncc-haenam.t.orbit-lm --policy-pack ../policies --policy-pack-config ../orbit-lm.policy.json
     """
-    from sovcloud.engine.policy_config import policy_config
+    from sovcloud import stacks
+    from sovcloud.engine.deploy import stack_policy_configs
     from sovcloud.engine.synth import chart_folders
 
     tree = project_root(root)
     cfg = load_or_exit(tree)
+    region, tenant = stacks.parse(stack)
     region_or_fail(cfg, region)
-    click.echo(json.dumps(policy_config(cfg, region, today, chart_folders(tree, cfg, region, list(charts))),
-                          indent=2))
+    if tenant is not None and tenant not in stacks.tenants_in(cfg, region):
+        fail(f"no stack {stack}: tenant {tenant} has no allocation in {region}")
+    config = stack_policy_configs(tree, cfg, region, [stack], today,
+                                  chart_folders(tree, cfg, region, list(charts)))[stack]
+    click.echo(json.dumps(config, indent=2))

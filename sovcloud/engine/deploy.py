@@ -64,8 +64,8 @@ class _Events:
                 self.outcome.summary = {str(k): v for k, v in event.summary_event.resource_changes.items()}
 
 
-def stack_policy_configs(root: Path, cfg: Config, region: str, names: list[str],
-                         day: dt.date | None = None) -> dict[str, dict[str, Any]]:
+def stack_policy_configs(root: Path, cfg: Config, region: str, names: list[str], day: dt.date | None = None,
+                         chart_folders: list[Path] | None = None) -> dict[str, dict[str, Any]]:
     """Per stack of ``names`` (the region's), the pack's config: the platform stack's resources the tenant stacks'
     rules read come from an offline synthesis of the platform (the same program, under mocks)."""
     from sovcloud import stacks
@@ -77,7 +77,7 @@ def stack_policy_configs(root: Path, cfg: Config, region: str, names: list[str],
     if any(stacks.parse(n)[1] for n in names):
         given = platform_resources(synth.run(root, region, cfg, as_of=day, tenants=[]).records)
     fig = capacity.figures(cfg, region, day)
-    return {n: policy_config(cfg, region, day, stack=n, platform=given, figures=fig) for n in names}
+    return {n: policy_config(cfg, region, day, chart_folders, stack=n, platform=given, figures=fig) for n in names}
 
 
 def run_operation(root: Path, cfg: Config, region: str, operation: str, parallel: int | None, env: dict[str, str],
