@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from sovcloud import config
+from sovcloud.config import schema, yamlsafe
 from sovcloud.config.errors import ConfigError, ConfigInvalid
 from sovcloud.config.model import Config
 
@@ -283,3 +284,48 @@ def test_key_with_newline_error_is_one_line(key: str) -> None:
     alloc = ("allocations: [{region: rdc-ulsan, pool: gb200-nvl72, gpus: 1, cpu: '1', memory: 1Gi, storage: 1Gi, "
              "period: {start: 2026-01-01, end: 2027-01-01}}]\n")
     _with_tenant(f"{_TENANT}{alloc}{key}: 1\n".encode())
+
+
+# ---------------------------------------------------------------------------------------------------- fast path
+# sovcloud.config.schema skips jsonschema for a document jsonschema-rs finds valid: that must never let through one
+# jsonschema refuses (the other direction only costs time: jsonschema then runs and gives the messages).
+
+SAFE = {rel: yamlsafe.load(REPO / rel)[0].data for rel in FILES}
+
+
+@settings(max_examples=400, deadline=None, database=None, report_multiple_bugs=False,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_document_the_fast_validator_accepts_jsonschema_accepts(data: Any) -> None:
+    rel = data.draw(st.sampled_from(FILES))
+    doc = copy.deepcopy(SAFE[rel])
+    obj = doc["config"][REGION_KEY] if _is_stack(rel) else doc
+    name = "region" if _is_stack(rel) else "tenant"
+    node = obj
+    for _ in range(data.draw(st.integers(0, 5))):
+        items = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+        inner = [v for _, v in items if isinstance(v, dict | list) and v]
+        if not inner:
+            break
+        node = data.draw(st.sampled_from(inner))
+    slots = list(node) if isinstance(node, dict) else list(range(len(node)))
+    op = data.draw(st.sampled_from(["replace", "delete", "add"] if slots else ["add"]))
+    if op == "add" and isinstance(node, dict):
+        node[data.draw(keys.map(str))] = data.draw(values)
+    elif op == "add":
+        node.append(data.draw(values))
+    elif op == "delete":
+        del node[data.draw(st.sampled_from(slots))]
+    else:
+        node[data.draw(st.sampled_from(slots))] = data.draw(values)
+    if schema.fast_valid(name, obj):
+        assert list(schema.validator(name).iter_errors(obj)) == [], (rel, obj)
+
+
+def test_the_fast_validator_is_in_use_and_refuses_what_jsonschema_refuses() -> None:
+    assert schema.fast_validator("tenant") is not None  # installed with sovcloud: the load figures count on it
+    tenant = copy.deepcopy(SAFE["tenants/orbit-lm.yaml"])
+    assert schema.fast_valid("tenant", tenant)
+    tenant["allocations"][0]["period"]["start"] = "2026-13-01"
+    assert not schema.fast_valid("tenant", tenant)
+    assert list(schema.validator("tenant").iter_errors(tenant))
