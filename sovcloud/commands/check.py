@@ -102,7 +102,7 @@ def check(regions: tuple[str, ...], root: Path | None, fmt: str, junit_file: Pat
 
     # every region in a fresh process of its own (the Pulumi SDK keeps global state), each with a deadline
     results, failed = check_regions([(str(tree), r) for r in chosen], day, [str(c) for c in charts], jobs, timeout,
-                                    progress, selection)
+                                    progress, selection, cfg)
     for line in failed.values():
         error_line(line)
     results.sort(key=lambda r: r["region"])

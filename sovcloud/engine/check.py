@@ -196,7 +196,7 @@ def check_region(root: str, region: str, today: str | None, charts: list[str] | 
     from sovcloud.engine import synth
 
     tree = Path(root)
-    cfg = config_loader.load(tree)
+    cfg = _INHERITED.get(root) or config_loader.load(tree)
     started = time.perf_counter()
     day = dt.date.fromisoformat(today) if today else dt.date.today()
     from sovcloud import stacks
@@ -233,22 +233,37 @@ def _not_rendered(synthesis: Any, folders: list[Path]) -> list[str]:
     return render.missing([helm_spec(rec.inputs) for rec in synthesis.helm_releases()], render.ChartIndex(folders))
 
 
+_INHERITED: dict[str, Config] = {}  # config trees already loaded, by path: what a forked check inherits
+
+
 def check_regions(jobs: list[tuple[str, str]], today: str | None, charts: list[str], workers: int,
                   timeout: float, on_result: Any = None, selection: dict[str, list[str]] | None = None,
-                  ) -> tuple[list[dict[str, Any]], dict[tuple[str, str], str]]:
+                  cfg: Config | None = None) -> tuple[list[dict[str, Any]], dict[tuple[str, str], str]]:
     """Check each (config tree, region) in a fresh process of its own (``selection``: per region, only those of its
-    stacks; a region not named there whole) (the SDK keeps global state, and a process
-    whose program failed never finishes another), with a deadline per region. Returns the results and, per job that
-    failed or ran out of time, one line saying so."""
+    stacks; a region not named there whole), as the SDK keeps global state and a process whose program failed
+    never finishes another, with a deadline per region. Returns the results and, per job that failed or ran out of
+    time, one line saying so.
+
+    Where every job gets a process at once and the system forks, the processes are forked: they inherit ``cfg``
+    (the trees' loaded config, when the caller has it) and the imports, so a one-tenant check does not load and
+    import everything a second time; elsewhere they are spawned, one job per process."""
     import concurrent.futures
     import multiprocessing
+    import os
 
-    context = multiprocessing.get_context("spawn")
     results: list[dict[str, Any]] = []
     failed: dict[tuple[str, str], str] = {}
+    fork = len(jobs) <= workers and "fork" in multiprocessing.get_all_start_methods()
     workers = max(1, min(workers, len(jobs)))
-    pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=1)
-    import os
+    if fork:
+        if cfg is not None:
+            _INHERITED.update({tree: cfg for tree, _ in jobs})
+        # all processes start at once, one per job
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(
+            "fork"))
+    else:
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(
+            "spawn"), max_tasks_per_child=1)
 
     # the machine's cores shared by the regions checked at once, for their tenant stacks' synthesis
     per_region = max(1, (os.cpu_count() or 1) // workers)
@@ -274,6 +289,8 @@ def check_regions(jobs: list[tuple[str, str]], today: str | None, charts: list[s
         for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.kill()
         pool.shutdown(wait=False, cancel_futures=True)
+        _INHERITED.clear()
         return results, failed
     pool.shutdown(wait=True)
+    _INHERITED.clear()
     return results, failed
