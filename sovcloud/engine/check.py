@@ -11,6 +11,7 @@ the same verdicts.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -92,9 +93,29 @@ def _describe(rec: Any) -> str:
     return f"{rec.type.rsplit(':', 1)[-1]} {rec.inputs.get('name') or rec.name}"
 
 
-def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any]]) -> list[Violation]:
-    """Run every policy of the pack over the synthesised region; return what they report."""
+def _through_struct(given: dict[str, Any], memo: dict[str, Any] | None) -> dict[str, Any]:
+    """A policy's config as the pack's server reads it back from the engine's Struct. With ``memo``, each property
+    crosses once per check (the platform resources and the GPU catalog every tenant stack shares): a Struct's
+    fields convert one by one, so the parts give the same as the whole."""
     from google.protobuf import json_format
+
+    from sovcloud.engine import analyzer
+
+    if memo is None:
+        return json_format.MessageToDict(analyzer.struct(given))
+    out = {}
+    for name, value in given.items():
+        key = json.dumps([name, value], sort_keys=True, default=str)
+        if key not in memo:
+            memo[key] = json_format.MessageToDict(analyzer.struct({name: value})).get(name)
+        out[name] = memo[key]
+    return out
+
+
+def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any]],
+             memo: dict[str, Any] | None = None) -> list[Violation]:
+    """Run every policy of the pack over the synthesised region; return what they report. ``memo``: policy
+    configs already through the protocol's Struct, shared by the stacks of one check (read only)."""
     from pulumi_policy import (
         PolicyCustomTimeouts,
         PolicyProviderResource,
@@ -135,8 +156,8 @@ def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any
     found: list[Violation] = []
     for policy in policies():
         # the engine sends the whole config (schema defaults filled in) as a Struct; the server reads it back as is
-        config = json_format.MessageToDict(analyzer.struct({**config_defaults(policy),
-                                                            **region_config.get(policy.name, {})}))
+        given = {**config_defaults(policy), **region_config.get(policy.name, {})}
+        config = _through_struct(given, memo)
         enforcement = policy.enforcement_level.value if policy.enforcement_level else "advisory"
         severity = policy.severity.value if policy.severity else "low"
 
@@ -175,9 +196,10 @@ def evaluate_stacks(parts: list[Any], cfg: Config, region: str, day: dt.date, fo
     fig = capacity.figures(cfg, region, day)
     seen: set[tuple[str, str, str]] = set()
     found: list[Violation] = []
+    memo: dict[str, Any] = {}
     for part in parts:
         config = policy_config(cfg, region, day, folders, stack=part.stack, platform=given, figures=fig)
-        for v in evaluate(part, cfg, config):
+        for v in evaluate(part, cfg, config, memo):
             key = (v.policy, v.message, v.urn)
             if key not in seen:
                 seen.add(key)
