@@ -167,3 +167,10 @@ def test_the_tenant_stack_program_reads_only_its_own_tenant_file(tree: Tree) -> 
     cfg = config.load_for_tenant_stack(tree.root, "rdc-ulsan", "orbit-lm", declared)
     assert list(cfg.tenants) == ["orbit-lm"]
     assert cfg.regions["rdc-ulsan"].pool("gb200-nvl72") is not None
+
+
+def test_a_tenant_stacks_config_file_is_not_a_region(tree: Tree) -> None:
+    # `pulumi config set -s rdc-ulsan.t.orbit-lm` writes stacks/Pulumi.rdc-ulsan.t.orbit-lm.yaml: no region
+    tree.write("stacks/Pulumi.rdc-ulsan.t.orbit-lm.yaml", "config:\n  sovcloud:kubeconfig:\n    secure: v1:abc\n")
+    cfg = config.load(tree.root)
+    assert sorted(cfg.regions) == ["ncc-haenam", "rdc-gwangju", "rdc-ulsan"]

@@ -226,7 +226,11 @@ def _changed(tree: Path, ref: str) -> tuple[bool, set[str], set[str]]:
             continue  # outside the config tree, synth's output, documentation
         if path.parent == stacks_dir and path.name.startswith("Pulumi.") and path.name != "Pulumi.yaml" \
                 and path.suffix == ".yaml":
-            whole.add(path.name.removeprefix("Pulumi.").removesuffix(".yaml"))
+            region, tenant = stacks.parse(path.name.removeprefix("Pulumi.").removesuffix(".yaml"))
+            if tenant is None:
+                whole.add(region)
+            else:  # a tenant stack's own config (its kubeconfig)
+                tenants.add(tenant)
         elif path.parent == tenants_dir and path.suffix == ".yaml":
             tenants.add(path.stem)
         else:

@@ -59,9 +59,13 @@ def find_root(start: Path | None = None) -> Path | None:
 
 
 def stack_files(root: Path) -> list[Path]:
-    """``stacks/Pulumi.<region>.yaml``, sorted; the project file ``Pulumi.yaml`` is not a region."""
+    """``stacks/Pulumi.<region>.yaml``, sorted; the project file ``Pulumi.yaml`` is not a region, nor a tenant
+    stack's config file ``Pulumi.<region>.t.<tenant>.yaml`` (its kubeconfig, written by `pulumi config set` or
+    `sovcloud migrate-stacks`; the tenant stack reads its region from the platform stack)."""
     d = root / STACKS_DIR
-    return sorted(p for p in d.glob("Pulumi.*.yaml") if p.name != "Pulumi.yaml") if d.is_dir() else []
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.glob("Pulumi.*.yaml") if p.name != "Pulumi.yaml" and ".t." not in p.name)
 
 
 def tenant_files(root: Path) -> list[Path]:
