@@ -61,11 +61,19 @@ def received(value: Any) -> Any:
     return value
 
 
-def context_problem(context: Any, region: str, pools: list[str], priority_class: str) -> str | None:
-    """Why a tenant stack cannot be applied on the platform stack's output as it stands, or None."""
+def missing_context(context: Any, region: str) -> str | None:
+    """Why the platform stack's output cannot serve a tenant stack at all (not applied yet), or None."""
     if not isinstance(context, dict) or not isinstance(context.get("region"), dict):
         return (f"the platform stack {platform(region)} has no output {CONTEXT_OUTPUT}: apply it first "
                 f"(sovcloud up {region} applies the platform before its tenants)")
+    return None
+
+
+def context_problem(context: Any, region: str, pools: list[str], priority_class: str) -> str | None:
+    """Why a tenant stack cannot be applied on the platform stack's output as it stands, or None."""
+    missing = missing_context(context, region)
+    if missing is not None:
+        return missing
     status = (context.get("kueue") or {}).get("status")
     if status != "deployed":
         return (f"Kueue in {platform(region)} is not deployed (release status: {status or 'unknown'}): the tenant's "

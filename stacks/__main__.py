@@ -96,9 +96,9 @@ def tenant(stack: str, region_name: str, tenant_name: str, settings: pulumi.Conf
     # the components need the region as plain data to decide what to declare, so the output is awaited here, as the
     # SDK awaits a synchronous invoke (a StackReference is a read: its outputs are known during preview too)
     context = stacks.received(_sync_await(ref.get_output_details(stacks.CONTEXT_OUTPUT)).value)
-    problem = stacks.context_problem(context, region_name, [], "")
-    if problem is not None and "has no output" in problem:
-        raise pulumi.RunError(problem)
+    missing = stacks.missing_context(context, region_name)
+    if missing is not None:
+        raise pulumi.RunError(f"stack {stack}: {missing}")
     try:
         cfg = config_loader.load_for_tenant_stack(ROOT, region_name, tenant_name, context["region"])
     except ConfigInvalid as exc:

@@ -27,7 +27,7 @@ def _region_object(region: str) -> object:
     return doc.data["config"]["sovcloud:region"]
 
 
-def run_program(stack: str, dry_run: bool) -> Monitor:
+def run_program(stack: str, dry_run: bool, kueue_status: str = "deployed", ok: bool = True) -> Monitor:
     from components.region import tenant_context
     from sovcloud import config, stacks
 
@@ -36,7 +36,7 @@ def run_program(stack: str, dry_run: bool) -> Monitor:
     if tenant is not None:  # what the engine reads for the StackReference: the applied platform stack's outputs
         declared = _region_object(region)
         monitor.stack_outputs[stacks.reference("organization", "sovcloud", region)] = {
-            stacks.CONTEXT_OUTPUT: tenant_context(config.load(REPO).regions[region], declared, "deployed")}
+            stacks.CONTEXT_OUTPUT: tenant_context(config.load(REPO).regions[region], declared, kueue_status)}
     server, port = serve(monitor)
     own = {"sovcloud:region": json.dumps(_region_object(region))} if tenant is None else {}
     env = {**os.environ, "PULUMI_CONFIG": json.dumps({**own, "sovcloud:asOf": AS_OF.isoformat()}),
@@ -49,7 +49,11 @@ def run_program(stack: str, dry_run: bool) -> Monitor:
                               env=env, capture_output=True, text=True, timeout=240)
     finally:
         server.stop(grace=None)
-    assert done.returncode == 0, done.stderr[-3000:] + "\n".join(monitor.logs)[-3000:]
+    if ok:
+        assert done.returncode == 0, done.stderr[-3000:] + "\n".join(monitor.logs)[-3000:]
+    else:
+        assert done.returncode != 0
+        monitor.logs.append(done.stderr)
     return monitor
 
 
@@ -77,3 +81,10 @@ def test_the_program_registers_what_synth_records(shipped_synthesis, stack: str,
             differences.append(f"{urn}: inputs differ")
     assert differences == []
     assert len(recorded) > (50 if stacks.parse(stack)[1] is None else 8)
+
+
+def test_a_tenant_stack_registers_nothing_while_the_platforms_kueue_is_not_deployed() -> None:
+    monitor = run_program("rdc-ulsan.t.orbit-lm", True, kueue_status="failed", ok=False)
+    assert monitor.registrations == []
+    assert ("stack rdc-ulsan.t.orbit-lm: Kueue in rdc-ulsan is not deployed (release status: failed)"
+            in "\n".join(monitor.logs))
