@@ -16,6 +16,9 @@ from typing import Any
 
 SEPARATOR = ".t."
 CONTEXT_OUTPUT = "tenantContext"
+# the platform stack's config ``sovcloud:stackLayout``: the program runs a platform stack only where it is ``split``
+# (its tenants are in stacks of their own, or it never had any)
+LAYOUT = "split"
 
 
 def platform(region: str) -> str:

@@ -35,13 +35,17 @@ from sovcloud.engine import gate
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _provider(name: str, cfg: pulumi.Config, kubeconfig_key: str, context_key: str) -> k8s.Provider | None:
+def _provider(name: str, cfg: pulumi.Config, kubeconfig_key: str, context_key: str,
+              cluster_id: str | None = None) -> k8s.Provider | None:
     kubeconfig = cfg.get_secret(kubeconfig_key)
     context = cfg.get(context_key)
     if kubeconfig is None and context is None and name != "workload":
         return None
-    # with no kubeconfig in config, the provider reads KUBECONFIG / ~/.kube/config itself
-    return k8s.Provider(name, kubeconfig=kubeconfig, context=context, enable_server_side_apply=True)
+    # with no kubeconfig in config, the provider reads KUBECONFIG / ~/.kube/config itself. clusterIdentifier (the
+    # region's kube-system UID, where config gives it): the provider is replaced only when it changes, so a rotated
+    # or re-pointed kubeconfig, copied into every tenant stack, never replaces the objects of all of them
+    return k8s.Provider(name, kubeconfig=kubeconfig, context=context, enable_server_side_apply=True,
+                        cluster_identifier=cluster_id)
 
 
 def _gate(stack: str) -> None:
@@ -72,10 +76,19 @@ def platform(stack: str, settings: pulumi.Config) -> None:
     if stack not in cfg.regions:
         raise pulumi.RunError(f"stack {stack} has no region (set sovcloud:region in stacks/Pulumi.{stack}.yaml; "
                               f"regions: {', '.join(sorted(cfg.regions))})")
+    # A region deployed as one stack still holds its tenants' objects in this stack's state: this program declares
+    # none, so an update would delete their quotas and queues. `sovcloud migrate-stacks` moves them to the tenant
+    # stacks and then sets the layout; a new region sets it in its stack file.
+    if settings.get("stackLayout") != stacks.LAYOUT:
+        raise pulumi.RunError(
+            f"stack {stack}: sovcloud:stackLayout is not {stacks.LAYOUT!r}, so this stack may still hold its tenants "
+            f"as one stack, and an update would delete their quotas and queues: move them first (sovcloud "
+            f"migrate-stacks {stack}, which sets it), or, for a region never deployed, set sovcloud:stackLayout: "
+            f"{stacks.LAYOUT} in stacks/Pulumi.{stack}.yaml")
     _gate(stack)
     # an SDK-side transformation, so it runs under the mock monitor too (engine-side transforms do not)
     pulumi.runtime.register_stack_transformation(record_retain_on_delete)
-    workload = _provider("workload", settings, "kubeconfig", "context")
+    workload = _provider("workload", settings, "kubeconfig", "context", cfg.regions[stack].cluster_id)
     management = _provider("management", settings, "managementKubeconfig", "managementContext")
     region = Region(stack, region_args(cfg, stack, _as_of(settings), management),
                     pulumi.ResourceOptions(providers={"kubernetes": workload} if workload else None))
@@ -95,7 +108,8 @@ def tenant(stack: str, region_name: str, tenant_name: str, settings: pulumi.Conf
                                                             region_name))
     # the components need the region as plain data to decide what to declare, so the output is awaited here, as the
     # SDK awaits a synchronous invoke (a StackReference is a read: its outputs are known during preview too)
-    context = stacks.received(_sync_await(ref.get_output_details(stacks.CONTEXT_OUTPUT)).value)
+    details = _sync_await(ref.get_output_details(stacks.CONTEXT_OUTPUT))
+    context = stacks.received(details.value if details.value is not None else details.secret_value)
     missing = stacks.missing_context(context, region_name)
     if missing is not None:
         raise pulumi.RunError(f"stack {stack}: {missing}")
@@ -116,7 +130,7 @@ def tenant(stack: str, region_name: str, tenant_name: str, settings: pulumi.Conf
         raise pulumi.RunError(f"stack {stack}: {problem}")
     _gate(stack)
     pulumi.runtime.register_stack_transformation(record_retain_on_delete)
-    workload = _provider("workload", settings, "kubeconfig", "context")
+    workload = _provider("workload", settings, "kubeconfig", "context", region.cluster_id)
     made = Tenant(f"{region_name}-{tenant_name}", args,
                   pulumi.ResourceOptions(providers={"kubernetes": workload} if workload else None))
     pulumi.export("namespace", made.namespace)

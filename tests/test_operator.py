@@ -44,15 +44,32 @@ def test_a_region_runs_as_operator_stacks_that_refresh_and_never_destroy() -> No
     assert [(t["metadata"]["name"], t["spec"]["stack"], t["spec"]["prerequisites"]) for t in tenants] == [
         (f"sovcloud-rdc-ulsan-t-{n}", f"rdc-ulsan.t.{n}", [{"name": "sovcloud-rdc-ulsan"}])
         for n in ("baram-shipyard", "hyeon-motors-ai", "orbit-lm", "pixelforge")]
-    assert all(t["spec"]["destroyOnFinalize"] is False and t["spec"]["backend"] == spec["backend"] for t in tenants)
+    assert all(t["spec"]["destroyOnFinalize"] is False and t["spec"]["backend"] == spec["backend"]
+               and t["spec"]["workspaceReclaimPolicy"] == "Delete" for t in tenants)
 
 
 def test_a_long_stack_name_fits_the_operators_names() -> None:
     from sovcloud.engine.operator import stack_name
 
     long = stack_name("rdc-gwangju.t." + "a" * 60)
-    assert len(long) == 52 and "." not in long and long.startswith("sovcloud-rdc-gwangju-t-aaa")
+    assert len(long) <= 42 and "." not in long and long.startswith("sovcloud-rdc-gwangju-t-aaa")
     assert stack_name("rdc-gwangju.t." + "a" * 61) != long
+    assert stack_name("rdc-ulsan.t.pixelforge") == "sovcloud-rdc-ulsan-t-pixelforge"
+
+
+@pytest.mark.skipif(not CRD.is_file(), reason="upstream reference data (../shared/upstream) not present")
+def test_stack_names_keep_the_crds_length_rule() -> None:
+    import cel
+
+    from sovcloud.engine.operator import stack_name
+
+    crd = yaml.safe_load(CRD.read_text(encoding="utf-8"))
+    v1 = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
+    rules = [r["rule"] for r in v1["schema"]["openAPIV3Schema"].get("x-kubernetes-validations", [])]
+    assert rules == ["size(self.metadata.name) <= 42"]
+    for stack in ("ncc-haenam", "rdc-gwangju.t." + "a" * 63, "ncc-haenam.t.hanbit-llm-lab"):
+        assert cel.evaluate(rules[0], {"self": {"metadata": {"name": stack_name(stack)}}}) is True, stack
+    assert cel.evaluate(rules[0], {"self": {"metadata": {"name": "x" * 43}}}) is False
 
 
 @pytest.mark.skipif(not CRD.is_file(), reason="upstream reference data (../shared/upstream) not present")

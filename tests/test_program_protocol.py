@@ -27,7 +27,8 @@ def _region_object(region: str) -> object:
     return doc.data["config"]["sovcloud:region"]
 
 
-def run_program(stack: str, dry_run: bool, kueue_status: str = "deployed", ok: bool = True) -> Monitor:
+def run_program(stack: str, dry_run: bool, kueue_status: str = "deployed", ok: bool = True,
+                layout: str = "split") -> Monitor:
     from components.region import tenant_context
     from sovcloud import config, stacks
 
@@ -38,7 +39,8 @@ def run_program(stack: str, dry_run: bool, kueue_status: str = "deployed", ok: b
         monitor.stack_outputs[stacks.reference("organization", "sovcloud", region)] = {
             stacks.CONTEXT_OUTPUT: tenant_context(config.load(REPO).regions[region], declared, kueue_status)}
     server, port = serve(monitor)
-    own = {"sovcloud:region": json.dumps(_region_object(region))} if tenant is None else {}
+    own = {"sovcloud:region": json.dumps(_region_object(region)), "sovcloud:stackLayout": layout} \
+        if tenant is None else {}
     env = {**os.environ, "PULUMI_CONFIG": json.dumps({**own, "sovcloud:asOf": AS_OF.isoformat()}),
            "PULUMI_CONFIG_SECRET_KEYS": "[]"}
     try:
@@ -88,3 +90,11 @@ def test_a_tenant_stack_registers_nothing_while_the_platforms_kueue_is_not_deplo
     assert monitor.registrations == []
     assert ("stack rdc-ulsan.t.orbit-lm: Kueue in rdc-ulsan is not deployed (release status: failed)"
             in "\n".join(monitor.logs))
+
+
+def test_a_platform_stack_not_marked_split_registers_nothing() -> None:
+    # a region deployed as one stack: its state still holds the tenants, which this program would delete
+    monitor = run_program("rdc-ulsan", True, ok=False, layout="")
+    assert monitor.registrations == []
+    assert "stack rdc-ulsan: sovcloud:stackLayout is not 'split'" in "\n".join(monitor.logs)
+    assert "sovcloud migrate-stacks rdc-ulsan" in "\n".join(monitor.logs)

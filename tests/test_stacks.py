@@ -174,3 +174,13 @@ def test_a_tenant_stacks_config_file_is_not_a_region(tree: Tree) -> None:
     tree.write("stacks/Pulumi.rdc-ulsan.t.orbit-lm.yaml", "config:\n  sovcloud:kubeconfig:\n    secure: v1:abc\n")
     cfg = config.load(tree.root)
     assert sorted(cfg.regions) == ["ncc-haenam", "rdc-gwangju", "rdc-ulsan"]
+
+
+def test_every_stacks_provider_is_tied_to_the_regions_cluster(tree: Tree) -> None:
+    uid = "0f6e2b1c-7d4a-4c55-9a1e-3b2d8c7f6a10"
+    tree.edit_region("rdc-gwangju", lambda r: r["kubernetes"].update(clusterId=uid))
+    s = synth.run(tree.root, "rdc-gwangju", config.load(tree.root), as_of=DAY)
+    providers = [r for r in s.records if r.type == "pulumi:providers:kubernetes"]
+    assert len(providers) == len(s.stacks())  # each stack has its own
+    # replaced only when the cluster changes: a kubeconfig rotated in every tenant stack replaces nothing
+    assert {p.inputs.get("clusterIdentifier") for p in providers} == {uid}

@@ -49,7 +49,9 @@ def migrate_stacks(region: str, state_file: Path | None, out_dir: Path | None, t
     change), and verifies the result against what the new programs declare (synthesised offline): a resource the
     next update would delete or replace refuses the whole move and nothing is written. Then imports each tenant
     stack, and the platform's state last. With --from-file, works on an exported file and writes the stacks' states
-    to --out. Without it, needs the Pulumi CLI and the region's backend (PULUMI_BACKEND_URL), as `up` does.
+    to --out. Without it, needs the Pulumi CLI and the region's backend (PULUMI_BACKEND_URL), as `up` does; stop
+    the region's updates meanwhile (suspend its operator Stack). Last, sets the platform stack's
+    sovcloud:stackLayout to split, without which the program refuses to run a platform stack.
     """
     from sovcloud.engine import synth
 
@@ -91,11 +93,12 @@ def migrate_stacks(region: str, state_file: Path | None, out_dir: Path | None, t
         for stack, deployment in states.items():
             atomic_write(out_dir / f"{stack}.json", json.dumps(deployment, indent=1) + "\n")
         out.print(f"{len(states)} stack states written to {out_dir}; import the tenant stacks first (`pulumi stack "
-                  "import -s STACK --file STACK.json`), the platform's last")
+                  "import -s STACK --file STACK.json`, each with the platform's kubeconfig config), the platform's "
+                  f"last, then set sovcloud:stackLayout: split in stacks/Pulumi.{region}.yaml")
         sys.exit(EXIT_OK)
-    _import(tree, region, states)
-    out.print(f"{region}: moved {len(moved.tenants)} tenant stacks; the next `sovcloud preview {region}` shows no "
-              "deletion")
+    _import(tree, region, states, before)
+    out.print(f"{region}: moved {len(moved.tenants)} tenant stacks and set sovcloud:stackLayout: split in "
+              f"stacks/Pulumi.{region}.yaml (commit it); the next `sovcloud preview {region}` shows no deletion")
 
 
 def _refuse(problems: list[str]) -> None:
@@ -121,34 +124,46 @@ def _export(tree: Path, region: str) -> dict[str, Any]:
     return {"version": exported.version, "deployment": exported.deployment}
 
 
-def _import(tree: Path, region: str, states: dict[str, dict[str, Any]]) -> None:
-    """Tenant stacks first (refused where one already holds resources), the platform last; each import read back.
-    Nothing is imported before every tenant stack is known empty."""
+def _import(tree: Path, region: str, states: dict[str, dict[str, Any]], before: dict[str, Any]) -> None:
+    """Tenant stacks first, the platform last, each read back; then the platform's ``sovcloud:stackLayout``.
+    Nothing is imported before every tenant stack is known empty and the region's stack is known unchanged since
+    it was exported (an update in between would be lost)."""
     from pulumi import automation as auto
+
+    from sovcloud import stacks
 
     env = backend_env(tree)
     opts = auto.LocalWorkspaceOptions(env_vars=env)
+    work_dir = str(tree / "stacks")
     order = [s for s in states if s != region] + [region]
     try:
-        # the tenant stacks take the platform stack's config (its kubeconfig and contexts, secrets re-encrypted for
-        # each stack), not its region: the provider they were applied with stays the same provider
-        platform_config = {k: v for k, v in auto.select_stack(stack_name=region, work_dir=str(tree / "stacks"),
-                                                              opts=opts).get_all_config().items()
-                           if k != "sovcloud:region"}
+        platform = auto.select_stack(stack_name=region, work_dir=work_dir, opts=opts)
+        tenant_stacks = {}
         for name in order[:-1]:
-            stack = auto.create_or_select_stack(stack_name=name, work_dir=str(tree / "stacks"), opts=opts)
+            stack = auto.create_or_select_stack(stack_name=name, work_dir=work_dir, opts=opts)
             held = [r for r in migrate.resources({"deployment": stack.export_stack().deployment or {}})
                     if r.get("type") != migrate.STACK_TYPE]
             if held:
                 fail(f"{name}: the stack already holds {len(held)} resources; nothing was moved")
+            tenant_stacks[name] = stack
+        now = platform.export_stack()
+        if migrate.resources({"deployment": now.deployment or {}}) != migrate.resources(before):
+            fail(f"{region}: the stack changed since it was exported (an update ran); nothing was moved: run "
+                 "migrate-stacks again, with the region's updates stopped (suspend its operator Stack)")
+        # the tenant stacks take the platform stack's config (its kubeconfig and contexts, secrets re-encrypted for
+        # each stack), not its region: the provider they were applied with stays the same provider
+        platform_config = {k: v for k, v in platform.get_all_config().items()
+                           if k not in ("sovcloud:region", "sovcloud:stackLayout")}
+        for stack in tenant_stacks.values():
             stack.set_all_config(platform_config)
         for name in order:
-            stack = auto.select_stack(stack_name=name, work_dir=str(tree / "stacks"), opts=opts)
+            stack = tenant_stacks.get(name) or platform
             stack.import_stack(auto.Deployment(version=3, deployment=states[name]["deployment"]))
             back = {r["urn"] for r in migrate.resources({"deployment": stack.export_stack().deployment or {}})}
             if back != {r["urn"] for r in migrate.resources(states[name])}:
                 fail(f"{name}: the imported state reads back differently; the region's stack is "
                      f"{'unchanged' if name != region else 'imported'}: compare with `pulumi stack export`")
             err.print(f"imported {name}")
+        platform.set_config("sovcloud:stackLayout", auto.ConfigValue(stacks.LAYOUT))
     except auto.errors.CommandError as exc:
         fail(f"import failed: {' '.join(str(exc).split())[-300:]}")

@@ -25,6 +25,8 @@ from sovcloud.config.model import Config
 from sovcloud.engine.gate import GATE_ENV
 from sovcloud.keys import TENANT
 
+_SELECT = threading.Lock()
+
 
 @dataclass
 class Outcome:
@@ -101,8 +103,11 @@ def run_operation(root: Path, cfg: Config, region: str, operation: str, parallel
         packs = {"policy_packs": [str(root / "policies")], "policy_pack_configs": [str(policy_file)]}
         try:
             # the pack is attached to every operation here, so the program's own gate would only repeat it
-            stack = auto.create_or_select_stack(stack_name=region, work_dir=str(root / "stacks"),
-                                                opts=auto.LocalWorkspaceOptions(env_vars={**env, GATE_ENV: "off"}))
+            # `stack select` writes the workspace file: one stack at a time selects (pulumi/pulumi#8186); the
+            # operations after it name their stack
+            with _SELECT:
+                stack = auto.create_or_select_stack(stack_name=region, work_dir=str(root / "stacks"),
+                                                    opts=auto.LocalWorkspaceOptions(env_vars={**env, GATE_ENV: "off"}))
             left = unmigrated(stack, region) if operation in ("preview", "up") else []
             if left:
                 outcome.ok = False

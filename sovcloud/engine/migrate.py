@@ -118,17 +118,21 @@ def split(deployment: dict[str, Any], region: str) -> Split:
                 provider.pop("dependencies", None)
                 copied_providers[stack, copied_urn] = provider
                 out["deployment"]["resources"].insert(1, provider)
-        for key in ("dependencies",):
-            if key in r:
-                new[key] = [moved[d] for d in r[key] if d in moved]
+        mine = [u for u in r.get("dependencies", []) if owner.get(u) == tenant]
+        if "dependencies" in r:
+            new["dependencies"] = [moved[d] for d in mine]
         if "propertyDependencies" in r:
-            new["propertyDependencies"] = {k: [moved[d] for d in v if d in moved]
+            new["propertyDependencies"] = {k: [moved[d] for d in v if owner.get(d) == tenant]
                                            for k, v in r["propertyDependencies"].items()}
-        if r.get("deletedWith"):
-            if r["deletedWith"] in moved:
-                new["deletedWith"] = moved[r["deletedWith"]]
-            else:
-                new.pop("deletedWith")
+        for key in ("deletedWith", "viewOf"):  # one URN: kept when it moves along, else it lies in another stack
+            if r.get(key):
+                if owner.get(r[key]) == tenant:
+                    new[key] = moved[r[key]]
+                else:
+                    new.pop(key)
+        if r.get("replaceWith"):
+            new["replaceWith"] = [moved[u] for u in r["replaceWith"] if owner.get(u) == tenant]
+        new.pop("aliases", None)  # the old URNs they name are the region stack's
         out["deployment"]["resources"].append(new)
     platform = {**deployment, "deployment": {**body, "resources": platform_resources}}
     return Split(platform, dict(sorted(tenants.items())), moved)
@@ -179,9 +183,32 @@ def plan(states: dict[str, dict[str, Any]], records: dict[str, list[Any]]) -> Pl
     return Plan(deletes, replaces, creates, updates)
 
 
-def verify_split(before: dict[str, Any], result: Split) -> list[str]:
-    """The move itself kept every resource once, with its id, inputs and outputs (a provider copied per stack)."""
+def integrity_problems(stack: str, deployment: dict[str, Any]) -> list[str]:
+    """What `pulumi stack import`'s integrity check would refuse: a resource whose parent, provider, dependencies or
+    deletedWith come after it or are not in the stack, or a URN twice."""
     problems = []
+    seen: set[str] = set()
+    for r in resources(deployment):
+        urn = r["urn"]
+        named = [r.get("parent") or "", (r.get("provider") or "").rpartition("::")[0], *r.get("dependencies", []),
+                 *(u for v in (r.get("propertyDependencies") or {}).values() for u in v), r.get("deletedWith") or "",
+                 *(r.get("replaceWith") or [])]
+        missing = sorted({u for u in named if u and u not in seen})
+        if missing:
+            problems.append(f"{stack}: {urn} refers to {missing[0]}, which is not before it in the stack")
+        if urn in seen:
+            problems.append(f"{stack}: {urn} twice")
+        seen.add(urn)
+    return problems
+
+
+def verify_split(before: dict[str, Any], result: Split) -> list[str]:
+    """The move itself kept every resource once, with its id, inputs and outputs (a provider copied per stack), and
+    each stack's state passes the import's integrity check."""
+    problems = []
+    region = _parts(resources(before)[0]["urn"])[0] if resources(before) else ""
+    for stack, deployment in [(region, result.platform), *result.tenants.items()]:
+        problems += integrity_problems(stack, deployment)
     after: dict[str, dict[str, Any]] = {}
     for deployment in [result.platform, *result.tenants.values()]:
         for r in resources(deployment):

@@ -29,16 +29,17 @@ class OperatorOptions:
 
 def stack_name(stack: str) -> str:
     """The Stack object's name for a stack: ``sovcloud-REGION``, ``sovcloud-REGION-t-TENANT``. The operator names
-    the workspace's StatefulSet, pod and Service after it, so no dots, and at most 52 characters (a hash keeps longer
-    ones unique) to leave room for its suffixes within a 63-character label."""
+    the workspace's StatefulSet, pod and Service after it, so no dots, and at most 42 characters (the v2.9.0 CRD's
+    rule ``size(self.metadata.name) <= 42``: the pod's controller-revision-hash label must fit 63); a hash keeps a
+    shortened name unique."""
     import hashlib
 
     from sovcloud import stacks as names
 
     region, tenant = names.parse(stack)
     name = f"sovcloud-{region}" + (f"-t-{tenant}" if tenant else "")
-    if len(name) > 52:
-        name = f"{name[:43].rstrip('-')}-{hashlib.sha256(stack.encode()).hexdigest()[:8]}"
+    if len(name) > 42:
+        name = f"{name[:33].rstrip('-')}-{hashlib.sha256(stack.encode()).hexdigest()[:8]}"
     return name
 
 
@@ -52,6 +53,8 @@ def stacks(cfg: Config, region: str, opts: OperatorOptions) -> list[dict[str, An
         obj = _stack(names.tenant(region, tenant), opts)
         # the base requirement: the platform's Stack is in a successful state (its last update succeeded)
         obj["spec"]["prerequisites"] = [{"name": stack_name(region)}]
+        # hundreds of tenant Stacks: their workspace pods go once an update succeeded (the platform's stays)
+        obj["spec"]["workspaceReclaimPolicy"] = "Delete"
         obj["metadata"]["labels"]["sovcloud.kr/tenant"] = tenant
         out.append(obj)
     return out

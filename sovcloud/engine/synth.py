@@ -266,7 +266,7 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
     pulumi.runtime.set_mocks(mocks, project="sovcloud", stack=stack, preview=False, monitor=monitor,
                              organization="organization")
     # a tenant stack's config holds no region: it reads the platform's output
-    own = {config_loader.REGION_KEY: json.dumps(raw)} if tenant is None else {}
+    own = {config_loader.REGION_KEY: json.dumps(raw), **_stack_settings(root, region)} if tenant is None else {}
     pulumi.runtime.set_all_config({**own, "sovcloud:asOf": day.isoformat(), **(stack_config or {})})
     config_loader.preload(root, cfg, {region: raw})
     # The SDK keeps about a hundred objects alive per resource until the run ends, and the run makes little cyclic
@@ -324,6 +324,19 @@ def chart_folders(root: Path, cfg: Config, region: str, given: list[Path] | None
         return list(given)
     source = cfg.regions[region].registries.chart_sources
     return [root / source] if source else []
+
+
+def _stack_settings(root: Path, region: str) -> dict[str, str]:
+    """The platform stack file's plain sovcloud settings the program reads besides the region (``stackLayout``),
+    as the CLI hands them over."""
+    from sovcloud.config import yamlsafe
+
+    doc, _ = yamlsafe.load(root / config_loader.STACKS_DIR / f"Pulumi.{region}.yaml")
+    settings = (doc.data.get("config") or {}) if doc is not None and isinstance(doc.data, dict) else {}
+    return {k: str(v) for k, v in settings.items() if k == LAYOUT_KEY and isinstance(v, str)}
+
+
+LAYOUT_KEY = "sovcloud:stackLayout"
 
 
 def _stack_region_object(root: Path, region: str) -> Any:
