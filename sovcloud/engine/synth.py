@@ -205,7 +205,12 @@ def _run_series(root: Path, region: str, cfg: Config, names: list[str], stack_co
     loop = asyncio.new_event_loop()
     raw = _stack_region_object(root, region)
     try:
-        return [run_stack(root, name, cfg, stack_config, as_of, policy_gate, _shared=(loop, raw)) for name in names]
+        parts = []
+        for i, name in enumerate(names, 1):
+            parts.append(run_stack(root, name, cfg, stack_config, as_of, policy_gate, _shared=(loop, raw)))
+            if i % 20 == 0:
+                gc.collect(1)  # the young garbage of the last stacks' runs; what outlives them waits for the end
+        return parts
     finally:
         gc.freeze()
         if was_enabled:
@@ -300,8 +305,6 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
                 gc.enable()
             loop.close()
             asyncio.set_event_loop(None)
-        else:
-            gc.collect(1)  # the young garbage of this stack's run; what outlives it waits for run's end
     # registrations complete in whatever order the event loop runs them: sort for stable output
     return Synthesis(region, sorted(monitor.records, key=lambda r: r.urn), day, stack=stack)
 
