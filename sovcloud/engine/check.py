@@ -224,7 +224,7 @@ def check_region(root: str, region: str, today: str | None, charts: list[str] | 
     from sovcloud import stacks
 
     with_platform = stack_names is None or stacks.platform(region) in stack_names
-    tenants = None if stack_names is None else [t for t in map(lambda s: stacks.parse(s)[1], stack_names) if t]
+    tenants = None if stack_names is None else [t for _, t in map(stacks.parse, stack_names) if t]
     synthesis = synth.run(tree, region, cfg, as_of=day, tenants=tenants, platform=with_platform, workers=workers)
     # a tenant's stacks judge the region with the platform's resources: synthesised, not judged
     platform = None if with_platform else synth.run(tree, region, cfg, as_of=day, tenants=[])
