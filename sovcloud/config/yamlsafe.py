@@ -77,6 +77,7 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
 
 _DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]{0,30})")  # what a config number looks like (and no more digits)
 _PLAIN_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
+_STR = "tag:yaml.org,2002:str"
 
 
 def _build(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int], loader: Any) -> Any:
@@ -89,6 +90,8 @@ def _build(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], 
             raise _Fail(line, f"'{node.value[:40]}' is not a plain decimal number (YAML 1.1 would read it as "
                         "octal, base 60, hex or a huge number; write it as digits, or quote it if it is text)",
                         "number", json_path(path))
+        if node.tag == _STR:  # most scalars: the text itself (what SafeConstructor.construct_yaml_str gives)
+            return node.value
         return loader.construct_object(node)
     if node.tag not in _PLAIN_TAGS:
         raise _Fail(line, f"YAML tag {node.tag} is not supported (plain mappings and lists only)", "yaml",
@@ -152,7 +155,7 @@ def load(path: Path, display: str | None = None) -> tuple[Document | None, list[
         root = loader.get_single_node()
         if root is None:
             return fail(1, "file is empty (a YAML mapping is expected)", "empty")
-        if _expanded_size(root, {}) > MAX_NODES:
+        if "*" in text and _expanded_size(root, {}) > MAX_NODES:  # only an alias (*name) can expand
             return fail(root.start_mark.line + 1,
                         f"aliases expand to more than {MAX_NODES} values (alias bomb?); write the values out",
                         "alias-bomb")

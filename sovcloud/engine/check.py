@@ -225,9 +225,13 @@ def check_region(root: str, region: str, today: str | None, charts: list[str] | 
 
     with_platform = stack_names is None or stacks.platform(region) in stack_names
     tenants = None if stack_names is None else [t for _, t in map(stacks.parse, stack_names) if t]
-    synthesis = synth.run(tree, region, cfg, as_of=day, tenants=tenants, platform=with_platform, workers=workers)
-    # a tenant's stacks judge the region with the platform's resources: synthesised, not judged
-    platform = None if with_platform else synth.run(tree, region, cfg, as_of=day, tenants=[])
+    # a tenant's stacks judge the region with the platform's resources: synthesised always, judged when chosen
+    synthesis = synth.run(tree, region, cfg, as_of=day, tenants=tenants, workers=workers)
+    platform = None
+    if not with_platform:
+        platform, *judged = synthesis.stacks()
+        synthesis = synth.Synthesis(region, [r for p in judged for r in p.records], day, parts=judged) \
+            if len(judged) != 1 else judged[0]
     synth_seconds = time.perf_counter() - started
     started = time.perf_counter()
     folders = synth.chart_folders(tree, cfg, region, [Path(c) for c in charts or []])

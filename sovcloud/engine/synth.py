@@ -219,8 +219,9 @@ def _run_series(root: Path, region: str, cfg: Config, names: list[str], stack_co
     # one collector pass, one event loop and one read of the region's file for all the stacks (run_stack on its own
     # does each per stack: tens of milliseconds a stack, most of a small tenant stack's cost)
     was_enabled = gc.isenabled()
-    gc.unfreeze()
-    gc.collect()
+    if gc.get_freeze_count():  # an earlier synthesis in this process: free what it left (nothing to free before)
+        gc.unfreeze()
+        gc.collect()
     gc.disable()
     loop = _new_loop()
     raw = _stack_region_object(root, region)
