@@ -184,3 +184,19 @@ def test_every_stacks_provider_is_tied_to_the_regions_cluster(tree: Tree) -> Non
     assert len(providers) == len(s.stacks())  # each stack has its own
     # replaced only when the cluster changes: a kubeconfig rotated in every tenant stack replaces nothing
     assert {p.inputs.get("clusterIdentifier") for p in providers} == {uid}
+
+
+def test_a_region_not_marked_split_is_refused_in_one_line(tree: Tree) -> None:
+    # a centre's stack file from the one-stack layout: synth says what to do, no traceback
+    from click.testing import CliRunner
+
+    from sovcloud.cli import main
+
+    path = tree.region_path("rdc-ulsan")
+    path.write_text(path.read_text().replace("  sovcloud:stackLayout: split\n", ""))
+    result = CliRunner().invoke(main, ["synth", "rdc-ulsan", "--root", str(tree.root), "--no-render"])
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1
+    assert "sovcloud:stackLayout is not 'split'" in lines[0] and "sovcloud migrate-stacks rdc-ulsan" in lines[0]
+    assert "Traceback" not in result.output

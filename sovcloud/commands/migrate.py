@@ -53,6 +53,7 @@ def migrate_stacks(region: str, state_file: Path | None, out_dir: Path | None, t
     the region's updates meanwhile (suspend its operator Stack). Last, sets the platform stack's
     sovcloud:stackLayout to split, without which the program refuses to run a platform stack.
     """
+    from sovcloud import stacks
     from sovcloud.engine import synth
 
     tree = project_root(root)
@@ -77,14 +78,16 @@ def migrate_stacks(region: str, state_file: Path | None, out_dir: Path | None, t
         err.print(f"{region}: no tenant resources in the region's stack: nothing to move")
         sys.exit(EXIT_OK)
     err.print(f"{region}: synthesising the new stacks to verify the move ...")
-    records = {p.stack: p.records for p in synth.run(tree, region, cfg, as_of=today or dt.date.today()).stacks()}
+    # the programs as they run after the move, when the platform stack's layout is split
+    after = synth.run(tree, region, cfg, {synth.LAYOUT_KEY: stacks.LAYOUT}, as_of=today or dt.date.today())
+    records = {p.stack: p.records for p in after.stacks()}
     states = {region: moved.platform, **moved.tenants}
     problems = migrate.verify_split(before, moved) + migrate.plan(states, records).problems()
     if problems:
         _refuse(problems)
-    after = migrate.plan(states, records)
+    planned = migrate.plan(states, records)
     for stack, deployment in states.items():
-        made, changed = len(after.creates.get(stack, [])), len(after.updates.get(stack, []))
+        made, changed = len(planned.creates.get(stack, [])), len(planned.updates.get(stack, []))
         out.print(f"{stack}: {len(migrate.resources(deployment))} resources in state, "
                   + (f"{made} to create and {changed} to update on the next update (config changed since the "
                      "last one)" if made or changed else "no change on the next update"))

@@ -181,6 +181,18 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """Close a run's loop; RPCs a program that raised left pending are cancelled first (closing over them would
+    print asyncio's warnings after the program's one-line error)."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
 def _can_fork() -> bool:
     import multiprocessing
 
@@ -236,8 +248,7 @@ def _run_series(root: Path, region: str, cfg: Config, names: list[str], stack_co
         gc.freeze()
         if was_enabled:
             gc.enable()
-        loop.close()
-        asyncio.set_event_loop(None)
+        _close(loop)
 
 
 def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] | None = None,
@@ -324,8 +335,7 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
             gc.freeze()
             if was_enabled:
                 gc.enable()
-            loop.close()
-            asyncio.set_event_loop(None)
+            _close(loop)
     # registrations complete in whatever order the event loop runs them: sort for stable output
     return Synthesis(region, sorted(monitor.records, key=lambda r: r.urn), day, stack=stack)
 
