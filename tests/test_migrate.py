@@ -93,6 +93,9 @@ def test_a_tenant_gone_from_the_config_refuses_the_move(before: dict, declared: 
     pending["deployment"]["pending_operations"] = [{"type": "creating", "resource": {}}]
     with pytest.raises(migrate.MigrationRefused, match="1 pending operation"):
         migrate.split(pending, "rdc-ulsan")
+    for broken in ([], {"version": 3, "deployment": {"resources": [{"urn": "x"}]}}):
+        with pytest.raises(migrate.MigrationRefused):
+            migrate.split(broken, "rdc-ulsan")
 
 
 def test_the_command_writes_each_stacks_state_or_nothing(tmp_path: Path, before: dict) -> None:

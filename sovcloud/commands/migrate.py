@@ -75,7 +75,8 @@ def migrate_stacks(region: str, state_file: Path | None, out_dir: Path | None, t
     except migrate.MigrationRefused as exc:
         _refuse(exc.problems)
     if not moved.tenants:
-        err.print(f"{region}: no tenant resources in the region's stack: nothing to move")
+        err.print(f"{region}: no tenant resources in the region's stack: nothing to move (set sovcloud:stackLayout: "
+                  f"split in stacks/Pulumi.{region}.yaml)")
         sys.exit(EXIT_OK)
     err.print(f"{region}: synthesising the new stacks to verify the move ...")
     # the programs as they run after the move, when the platform stack's layout is split

@@ -60,10 +60,16 @@ def resources(deployment: dict[str, Any]) -> list[dict[str, Any]]:
 def split(deployment: dict[str, Any], region: str) -> Split:
     """The region's one-stack deployment as the platform's and each tenant's. Raises MigrationRefused when the
     state cannot be moved as it stands (pending operations, an unknown format)."""
-    if deployment.get("version") != 3 or not isinstance(deployment.get("deployment"), dict):
+    if not isinstance(deployment, dict) or deployment.get("version") != 3 \
+            or not isinstance(deployment.get("deployment"), dict):
         raise MigrationRefused([f"{region}: not a version 3 deployment (export it with `pulumi stack export` or the "
                                 "Automation API's export_stack)"])
     body = deployment["deployment"]
+    for i, r in enumerate(body.get("resources") or []):
+        if not (isinstance(r, dict) and isinstance(r.get("urn"), str) and r["urn"].startswith("urn:pulumi:")
+                and r["urn"].count("::") >= 3 and isinstance(r.get("type"), str)):
+            raise MigrationRefused([f"{region}: resources[{i}] is not a state resource (a urn:pulumi: URN and a "
+                                    "type); give the file `pulumi stack export` wrote"])
     if body.get("pending_operations"):
         raise MigrationRefused([f"{region}: the stack has {len(body['pending_operations'])} pending operation(s): "
                                 "finish them (pulumi refresh) or cancel them first"])
