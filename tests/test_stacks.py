@@ -149,6 +149,44 @@ def test_changed_since_takes_the_stacks_whose_inputs_changed(tree: Tree) -> None
         stack_selection(tree.root, cfg, [], [], "no-such-ref")
 
 
+def test_changed_since_takes_the_platform_a_removed_tenant_or_allocation_leaves(tree: Tree) -> None:
+    # the config tree in a folder of its repository, as a centre's repo would hold it
+    repo = tree.root
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "base")
+    (repo / "tenants" / "pixelforge.yaml").unlink()  # offboarded and removed: its regions' cohorts grow
+    cfg = config.load(repo)
+    assert stack_selection(repo, cfg, [], [], "HEAD") == {"rdc-gwangju": ["rdc-gwangju"], "rdc-ulsan": ["rdc-ulsan"]}
+    _git(repo, "checkout", "-q", "--", "tenants/pixelforge.yaml")
+
+    def drop_ulsan(d):
+        d["allocations"] = [a for a in d["allocations"] if a["region"] != "rdc-ulsan"]
+    tree.edit_tenant("pixelforge", drop_ulsan)
+    cfg = config.load(repo)
+    assert stack_selection(repo, cfg, [], [], "HEAD") == {
+        "rdc-gwangju": ["rdc-gwangju", "rdc-gwangju.t.pixelforge"], "rdc-ulsan": ["rdc-ulsan"]}
+    assert stack_selection(repo, cfg, ["rdc-ulsan"], [], "HEAD", platform_only=True) == {"rdc-ulsan": ["rdc-ulsan"]}
+
+
+def test_changed_since_sees_new_files_of_a_tree_below_the_repositorys_top(tmp_path: Path) -> None:
+    import shutil
+
+    from tests.conftest import REPO
+
+    tree = tmp_path / "platform" / "config"
+    for d in ("stacks", "tenants"):
+        shutil.copytree(REPO / d, tree / d)
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-qm", "base")
+    data = (tree / "tenants" / "orbit-lm.yaml").read_text().replace("name: orbit-lm", "name: orbit-two", 1)
+    data = data.replace("sovcloud:orbit-lm:admins", "sovcloud:orbit-two:admins")
+    (tree / "tenants" / "orbit-two.yaml").write_text(data.replace("segment: 261", "segment: 300"))
+    cfg = config.load(tree)
+    assert "rdc-ulsan.t.orbit-two" in stack_selection(tree, cfg, [], [], "HEAD")["rdc-ulsan"]
+
+
 def test_tenant_and_platform_only_select_stacks(tree: Tree) -> None:
     cfg = config.load(tree.root)
     assert stack_selection(tree.root, cfg, [], ["orbit-lm"]) == {

@@ -210,15 +210,37 @@ def changed_files(tree: Path, ref: str) -> list[Path]:
         return done.stdout
 
     top = Path(git("rev-parse", "--show-toplevel").strip())
-    names = git("diff", "--name-only", ref, "--").splitlines()
-    names += git("ls-files", "--others", "--exclude-standard").splitlines()
+    # paths from the repository's top, NUL-separated (names as they are), a renamed file under its old name too
+    names = git("diff", "--name-only", "--no-renames", "-z", ref, "--").split("\0")
+    names += git("ls-files", "--others", "--exclude-standard", "--full-name", "-z").split("\0")
     return [(top / n).resolve() for n in names if n]
 
 
-def _changed(tree: Path, ref: str) -> tuple[bool, set[str], set[str]]:
-    """(every stack changed, regions whose stack file changed, tenants whose file changed) since ``ref``."""
+def _regions_at(tree: Path, ref: str, path: Path) -> set[str]:
+    """The regions a tenant file at ``ref`` had allocations in (none where it did not exist or does not parse)."""
+    import yaml
+
+    top = subprocess.run(["git", "-C", str(tree), "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                         check=False).stdout.strip()
+    if not top:
+        return set()
+    rel = path.resolve().relative_to(Path(top).resolve()).as_posix()
+    done = subprocess.run(["git", "-C", str(tree), "show", f"{ref}:{rel}"], capture_output=True, text=True,
+                          check=False)
+    try:
+        data = yaml.safe_load(done.stdout) if done.returncode == 0 else None
+    except yaml.YAMLError:
+        return set()
+    allocations = data.get("allocations") if isinstance(data, dict) else None
+    return {str(a.get("region")) for a in allocations or [] if isinstance(a, dict) and a.get("region")}
+
+
+def _changed(tree: Path, ref: str) -> tuple[bool, set[str], set[str], set[str]]:
+    """(every stack changed, regions whose stack file changed, tenants whose file changed, regions a changed tenant
+    file had allocations in at ``ref``) since ``ref``."""
     whole: set[str] = set()
     tenants: set[str] = set()
+    before: set[str] = set()
     root = tree.resolve()
     stacks_dir, tenants_dir, out_dir = root / STACKS_DIR, root / TENANTS_DIR, root / "out"
     for path in changed_files(tree, ref):
@@ -233,9 +255,10 @@ def _changed(tree: Path, ref: str) -> tuple[bool, set[str], set[str]]:
                 tenants.add(tenant)
         elif path.parent == tenants_dir and path.suffix == ".yaml":
             tenants.add(path.stem)
+            before |= _regions_at(tree, ref, path)  # a removed allocation or file moves that region's cohort
         else:
-            return True, whole, tenants
-    return False, whole, tenants
+            return True, whole, tenants, before
+    return False, whole, tenants, before
 
 
 def stack_selection(tree: Path, cfg: Any, regions: list[str], tenants: list[str] = (),  # type: ignore[assignment]
@@ -260,14 +283,16 @@ def stack_selection(tree: Path, cfg: Any, regions: list[str], tenants: list[str]
     if platform_only:
         chosen = {r: names[:1] for r, names in chosen.items()}
     if changed_since is not None:
-        everything, whole, changed = _changed(tree, changed_since)
+        everything, whole, changed, before = _changed(tree, changed_since)
         if not everything:
             for region, names in chosen.items():
                 if region in whole:
                     continue  # every stack of the region reads the region's file
                 hit = [s for s in names if stacks.parse(s)[1] in changed]
-                # the platform's cohort lends what no tenant holds: a tenant's change is its regions' platform's too
-                keep_platform = bool(hit) and not tenants and names[:1] == [stacks.platform(region)]
+                # the platform's cohort lends what no tenant holds: a tenant's change, now or at REF, is its regions'
+                # platform's too (unless --tenant asked for tenant stacks only)
+                touched = region in before or any(t in changed for t in stacks.tenants_in(cfg, region))
+                keep_platform = touched and not tenants and names[:1] == [stacks.platform(region)]
                 chosen[region] = ([stacks.platform(region)] if keep_platform else []) + hit
     return {r: names for r, names in chosen.items() if names}
 
