@@ -83,8 +83,10 @@ class NationalRules:
 
 
 def fmt_gpus(value: float) -> str:
-    """A GPU figure as people read it: whole numbers as such, MIG shares to one decimal."""
-    return f"{value:.0f}" if abs(value - round(value)) < 1e-9 else f"{value:.1f}"
+    """A GPU figure as people read it: whole numbers as such, MIG shares to one decimal. Within a millionth of a
+    whole number is that number: sums of MIG shares (sevenths) carry float error, and the same total summed in
+    another order (another stack) must read the same."""
+    return f"{value:.0f}" if abs(value - round(value)) < 1e-6 else f"{value:.1f}"
 
 
 def mig_share(profile: str, gpu_compute_slices: int) -> float:

@@ -238,3 +238,16 @@ def test_a_region_not_marked_split_is_refused_in_one_line(tree: Tree) -> None:
     assert len(lines) == 1
     assert "sovcloud:stackLayout is not 'split'" in lines[0] and "sovcloud migrate-stacks rdc-ulsan" in lines[0]
     assert "Traceback" not in result.output
+
+
+def test_shares_caps_and_the_budget_judged_per_stack_find_what_the_region_shows(tree: Tree) -> None:
+    # a region whose sector reservations, per-tenant cap and national budget are all broken by its tenants
+    def tighten(r):
+        r["allocation"]["reservedShares"] = {"public": 0.9}
+        r["allocation"]["perTenantGpuCap"] = 1
+        r["allocation"]["nationalGpuBudget"] = 10
+    tree.edit_region("rdc-gwangju", tighten)
+    per_stack, whole = _per_stack_and_whole(tree.root, "rdc-gwangju", DAY)
+    assert per_stack == whole
+    assert {p for p, level, _ in per_stack if level == "mandatory"} >= {"shares-and-caps", "national-budget"}
+    assert len([m for p, _, m in per_stack if p == "shares-and-caps" and m.startswith("tenant ")]) >= 2

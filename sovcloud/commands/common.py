@@ -178,15 +178,16 @@ def refuse_output_in_config(out: Path, root: Path, flag: str) -> None:
 tenant_option = click.option(
     "--tenant", "tenants", multiple=True, metavar="NAME",
     help="Only this tenant's stacks (REGION.t.NAME), in each given region where it has an allocation; repeatable. "
-    "Region-wide rules still judge every tenant's config.")
+    "The region's sums (capacity, shares, MIG layouts, the national budget) still count every tenant's config.")
 platform_only_option = click.option(
     "--platform-only", is_flag=True, default=False,
     help="Only the platform stack of each region (pools, GPU operator, Kueue, cohort, guardrails, fabric).")
 changed_since_option = click.option(
     "--changed-since", "changed_since", metavar="REF", default=None,
     help="Only the stacks whose inputs changed since this git revision (committed, staged, unstaged and new "
-    "files): a tenant file is its stacks and its regions' platform stacks (the cohort lends what no tenant "
-    "holds), a region's stack file the whole region, any other file (program, components, pack) every stack.")
+    "files): a tenant file is its stacks and the platform stacks of the regions it has or had an allocation in "
+    "(the cohort lends what no tenant holds), a region's stack file the whole region, any other file (program, "
+    "components, pack) every stack.")
 
 
 def stacks_phrase(names: list[str]) -> str:

@@ -76,7 +76,6 @@ def run_regions(root: Path, cfg: Config, selection: dict[str, list[str]], operat
     """Each region of ``selection`` in turn: its platform stack (when selected) first, then its selected tenant
     stacks, ``jobs`` at once; for destroy, the tenant stacks first. Progress per stack."""
     from sovcloud import stacks
-    from sovcloud.engine.deploy import stack_policy_configs
 
     require_cli()
     env = backend_env(root)
@@ -87,7 +86,9 @@ def run_regions(root: Path, cfg: Config, selection: dict[str, list[str]], operat
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err) as progress:
         for region, names in selection.items():
-            policies = stack_policy_configs(root, cfg, region, names)
+            # the pack goes with preview and up; a refresh and a destroy run without it
+            policies = _policy_configs(root, cfg, region, names) if operation in ("preview", "up") else \
+                {n: {} for n in names}
             platform = [n for n in names if stacks.parse(n)[1] is None]
             tenants = [n for n in names if stacks.parse(n)[1] is not None]
             waves = [tenants, platform] if operation == "destroy" else [platform, tenants]
@@ -103,6 +104,18 @@ def run_regions(root: Path, cfg: Config, selection: dict[str, list[str]], operat
                                            diff, skip_preview, policies[n]) for n in wave]
                     outcomes += [f.result() for f in futures]
     return outcomes
+
+
+def _policy_configs(root: Path, cfg: Config, region: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Each stack's pack config; a platform program that refuses (a region not marked split) is one line."""
+    from pulumi import RunError
+
+    from sovcloud.engine.deploy import stack_policy_configs
+
+    try:
+        return stack_policy_configs(root, cfg, region, names)
+    except RunError as exc:
+        fail(f"{region}: the stack program refused: {' '.join(str(exc).split())}")
 
 
 def report(outcomes: list[Outcome], show_preview: bool = False) -> int:

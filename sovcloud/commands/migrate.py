@@ -80,7 +80,12 @@ def migrate_stacks(region: str, state_file: Path | None, out_dir: Path | None, t
         sys.exit(EXIT_OK)
     err.print(f"{region}: synthesising the new stacks to verify the move ...")
     # the programs as they run after the move, when the platform stack's layout is split
-    after = synth.run(tree, region, cfg, {synth.LAYOUT_KEY: stacks.LAYOUT}, as_of=today or dt.date.today())
+    from pulumi import RunError
+
+    try:
+        after = synth.run(tree, region, cfg, {synth.LAYOUT_KEY: stacks.LAYOUT}, as_of=today or dt.date.today())
+    except RunError as exc:
+        fail(f"{region}: the stack program refused: {' '.join(str(exc).split())}")
     records = {p.stack: p.records for p in after.stacks()}
     states = {region: moved.platform, **moved.tenants}
     problems = migrate.verify_split(before, moved) + migrate.plan(states, records).problems()
@@ -124,7 +129,8 @@ def _export(tree: Path, region: str) -> dict[str, Any]:
                                   opts=auto.LocalWorkspaceOptions(env_vars=env))
         exported = stack.export_stack()
     except auto.errors.CommandError as exc:
-        fail(f"{region}: cannot export the region's stack: {str(exc).strip().splitlines()[-1:]}")
+        last = (str(exc).strip().splitlines() or ["pulumi failed"])[-1]
+        fail(f"{region}: cannot export the region's stack: {last}")
     return {"version": exported.version, "deployment": exported.deployment}
 
 

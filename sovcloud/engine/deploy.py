@@ -105,9 +105,10 @@ def run_operation(root: Path, cfg: Config, region: str, operation: str, parallel
             # the pack is attached to every operation here, so the program's own gate would only repeat it
             # `stack select` writes the workspace file: one stack at a time selects (pulumi/pulumi#8186); the
             # operations after it name their stack
-            with _SELECT:
-                stack = auto.create_or_select_stack(stack_name=region, work_dir=str(root / "stacks"),
-                                                    opts=auto.LocalWorkspaceOptions(env_vars={**env, GATE_ENV: "off"}))
+            with _SELECT:  # destroy and drift act on a stack that exists: a misspelt one is an error, not created
+                select = auto.select_stack if operation in ("destroy", "drift") else auto.create_or_select_stack
+                stack = select(stack_name=region, work_dir=str(root / "stacks"),
+                               opts=auto.LocalWorkspaceOptions(env_vars={**env, GATE_ENV: "off"}))
             left = unmigrated(stack, region) if operation in ("preview", "up") else []
             if left:
                 outcome.ok = False
@@ -122,6 +123,10 @@ def run_operation(root: Path, cfg: Config, region: str, operation: str, parallel
                 up_after_clean_preview(stack, outcome, confirm, parallel=parallel, on_event=events, diff=diff, **packs)
             elif operation == "destroy":
                 destroy_after_preview(stack, outcome, confirm, parallel=parallel, on_event=events)
+                if outcome.ok and stacks.parse(region)[1] is not None:
+                    # a destroyed tenant stack goes from the backend, so the region's platform can follow
+                    with _SELECT:
+                        stack.workspace.remove_stack(region)
             elif operation == "drift":
                 stack.preview_refresh(parallel=parallel, on_event=events)
         except auto.errors.CommandError as exc:
