@@ -26,6 +26,7 @@ from sovcloud.commands.common import (
     load_or_exit,
     out,
     platform_only_option,
+    program_refusal,
     project_root,
     region_or_fail,
     root_option,
@@ -185,11 +186,7 @@ def policy_config_command(stack: str, root: Path | None, today: Any, charts: tup
     region_or_fail(cfg, region)
     if tenant is not None and tenant not in stacks.tenants_in(cfg, region):
         fail(f"no stack {stack}: tenant {tenant} has no allocation in {region}")
-    from pulumi import RunError
-
-    try:
+    with program_refusal(region):
         config = stack_policy_configs(tree, cfg, region, [stack], today,
                                       chart_folders(tree, cfg, region, list(charts)))[stack]
-    except RunError as exc:  # the platform program refused (a region not marked split): one line
-        fail(f"{region}: the stack program refused: {' '.join(str(exc).split())}")
     click.echo(json.dumps(config, indent=2))

@@ -3,6 +3,7 @@ common options. Commands import this module; nothing in the core imports a comma
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -12,7 +13,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -171,6 +172,18 @@ def refuse_output_in_config(out: Path, root: Path, flag: str) -> None:
             sys.exit(EXIT_USAGE)
 
 
+@contextlib.contextmanager
+def program_refusal(region: str) -> Iterator[None]:
+    """The stack program's refusal (``pulumi.RunError``: its config, a region not marked split) run offline, as one
+    line naming the region; exit 1."""
+    from pulumi import RunError
+
+    try:
+        yield
+    except RunError as exc:
+        fail(f"{region}: the stack program refused: {' '.join(str(exc).split())}")
+
+
 # ------------------------------------------------------------------------------------------ a region's stacks
 # A region is its platform stack and one stack per tenant with an allocation there (sovcloud.stacks). Without
 # --tenant, --platform-only or --changed-since a command takes every stack of each region it is given.
@@ -198,8 +211,9 @@ def stacks_phrase(names: list[str]) -> str:
     return " + ".join(parts) or "no stack"
 
 
-def changed_files(tree: Path, ref: str) -> list[Path]:
-    """Files changed since ``ref`` (to the working tree, untracked ones included), as absolute paths."""
+def changed_files(tree: Path, ref: str) -> tuple[Path, list[Path]]:
+    """The repository's top, and the files changed since ``ref`` (to the working tree, untracked ones included) as
+    absolute paths."""
     def git(*args: str) -> str:
         try:
             done = subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True, timeout=60)
@@ -214,18 +228,14 @@ def changed_files(tree: Path, ref: str) -> list[Path]:
     # paths from the repository's top, NUL-separated (names as they are), a renamed file under its old name too
     names = git("diff", "--name-only", "--no-renames", "-z", ref, "--").split("\0")
     names += git("ls-files", "--others", "--exclude-standard", "--full-name", "-z").split("\0")
-    return [(top / n).resolve() for n in names if n]
+    return top, [(top / n).resolve() for n in names if n]
 
 
-def _regions_at(tree: Path, ref: str, path: Path) -> set[str]:
+def _regions_at(tree: Path, top: Path, ref: str, path: Path) -> set[str]:
     """The regions a tenant file at ``ref`` had allocations in (none where it did not exist or does not parse)."""
     import yaml
 
-    top = subprocess.run(["git", "-C", str(tree), "rev-parse", "--show-toplevel"], capture_output=True, text=True,
-                         check=False).stdout.strip()
-    if not top:
-        return set()
-    rel = path.resolve().relative_to(Path(top).resolve()).as_posix()
+    rel = path.resolve().relative_to(top.resolve()).as_posix()
     done = subprocess.run(["git", "-C", str(tree), "show", f"{ref}:{rel}"], capture_output=True, text=True,
                           check=False)
     try:
@@ -244,7 +254,8 @@ def _changed(tree: Path, ref: str) -> tuple[bool, set[str], set[str], set[str]]:
     before: set[str] = set()
     root = tree.resolve()
     stacks_dir, tenants_dir, out_dir = root / STACKS_DIR, root / TENANTS_DIR, root / "out"
-    for path in changed_files(tree, ref):
+    top, changed = changed_files(tree, ref)
+    for path in changed:
         if root not in path.parents or out_dir in path.parents or path.suffix == ".md":
             continue  # outside the config tree, synth's output, documentation
         if path.parent == stacks_dir and path.name.startswith("Pulumi.") and path.name != "Pulumi.yaml" \
@@ -256,7 +267,7 @@ def _changed(tree: Path, ref: str) -> tuple[bool, set[str], set[str], set[str]]:
                 tenants.add(tenant)
         elif path.parent == tenants_dir and path.suffix == ".yaml":
             tenants.add(path.stem)
-            before |= _regions_at(tree, ref, path)  # a removed allocation or file moves that region's cohort
+            before |= _regions_at(tree, top, ref, path)  # a removed allocation or file moves that region's cohort
         else:
             return True, whole, tenants, before
     return False, whole, tenants, before

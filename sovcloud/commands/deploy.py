@@ -28,6 +28,7 @@ from sovcloud.commands.common import (
     load_or_exit,
     out,
     platform_only_option,
+    program_refusal,
     project_root,
     require_cli,
     root_option,
@@ -108,14 +109,10 @@ def run_regions(root: Path, cfg: Config, selection: dict[str, list[str]], operat
 
 def _policy_configs(root: Path, cfg: Config, region: str, names: list[str]) -> dict[str, dict[str, Any]]:
     """Each stack's pack config; a platform program that refuses (a region not marked split) is one line."""
-    from pulumi import RunError
-
     from sovcloud.engine.deploy import stack_policy_configs
 
-    try:
+    with program_refusal(region):
         return stack_policy_configs(root, cfg, region, names)
-    except RunError as exc:
-        fail(f"{region}: the stack program refused: {' '.join(str(exc).split())}")
 
 
 def report(outcomes: list[Outcome], show_preview: bool = False) -> int:

@@ -21,6 +21,7 @@ from sovcloud.commands.common import (
     fail,
     load_or_exit,
     out,
+    program_refusal,
     project_root,
     refuse_output_in_config,
     region_or_fail,
@@ -80,12 +81,8 @@ def migrate_stacks(region: str, state_file: Path | None, out_dir: Path | None, t
         sys.exit(EXIT_OK)
     err.print(f"{region}: synthesising the new stacks to verify the move ...")
     # the programs as they run after the move, when the platform stack's layout is split
-    from pulumi import RunError
-
-    try:
+    with program_refusal(region):
         after = synth.run(tree, region, cfg, {synth.LAYOUT_KEY: stacks.LAYOUT}, as_of=today or dt.date.today())
-    except RunError as exc:
-        fail(f"{region}: the stack program refused: {' '.join(str(exc).split())}")
     records = {p.stack: p.records for p in after.stacks()}
     states = {region: moved.platform, **moved.tenants}
     problems = migrate.verify_split(before, moved) + migrate.plan(states, records).problems()

@@ -23,6 +23,7 @@ from sovcloud.commands.common import (
     load_or_exit,
     out,
     platform_only_option,
+    program_refusal,
     project_root,
     refuse_output_in_config,
     region_or_fail,
@@ -73,13 +74,9 @@ def synth(region: str, root: Path | None, out_dir: Path | None, fmt: str, today:
     names = stack_selection(tree, cfg, [region], list(tenants), None, platform_only).get(region, [])
     err.print(f"synthesising {region} ({stacks_phrase(names)}) ...")
     chosen = [stacks.parse(n)[1] for n in names if stacks.parse(n)[1]]
-    from pulumi import RunError
-
-    try:
+    with program_refusal(region):
         result = synthesis.run(tree, region, cfg, as_of=today, tenants=chosen,
                                platform=stacks.platform(region) in names, workers=jobs or os.cpu_count() or 1)
-    except RunError as exc:  # the program refused (its config, its stack's layout): one line
-        fail(f"{region}: the stack program refused: {' '.join(str(exc).split())}")
     folders = synthesis.chart_folders(tree, cfg, region, list(charts))
     if do_render and folders:
         synthesis.render_releases(result, folders)

@@ -16,9 +16,10 @@ from sovcloud.config.loader import (
     load_for_program,
     load_for_tenant_stack,
     preload,
+    stack_file_config,
     stack_files,
     tenant_files,
 )
 
 __all__ = ["REGION_KEY", "STACKS_DIR", "TENANTS_DIR", "file_region_object", "find_root", "load", "load_for_program",
-           "load_for_tenant_stack", "preload", "stack_files", "tenant_files"]
+           "load_for_tenant_stack", "preload", "stack_file_config", "stack_files", "tenant_files"]

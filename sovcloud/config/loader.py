@@ -704,9 +704,16 @@ def load_for_tenant_stack(root: Path, region: str, tenant: str, declared: Any) -
     return load(root, tenant_paths=[root / TENANTS_DIR / f"{tenant}.yaml"], region_objects={region: declared})
 
 
-def file_region_object(root: Path, stack: str) -> Any:
+def stack_file_config(root: Path, stack: str) -> dict[str, Any]:
+    """The ``config`` block of ``stacks/Pulumi.<stack>.yaml`` as the CLI hands it to the program (dates stay text);
+    empty where the file does not load."""
     doc, _ = yamlsafe.load(root / STACKS_DIR / f"Pulumi.{stack}.yaml")
-    return ((doc.data.get("config") or {}).get(REGION_KEY)) if doc is not None and isinstance(doc.data, dict) else None
+    block = doc.data.get("config") if doc is not None and isinstance(doc.data, dict) else None
+    return block if isinstance(block, dict) else {}
+
+
+def file_region_object(root: Path, stack: str) -> Any:
+    return stack_file_config(root, stack).get(REGION_KEY)
 
 
 def load(root: Path, *, tenant_paths: Iterable[Path] | None = None, progress: Progress | None = None,

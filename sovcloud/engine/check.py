@@ -188,18 +188,16 @@ def evaluate_stacks(parts: list[Any], cfg: Config, region: str, day: dt.date, fo
     read); a finding two stacks share (a region-wide sum) is reported once. ``platform``: the platform stack's
     synthesis, when ``parts`` lack it (a tenant's check)."""
     from sovcloud import stacks
-    from sovcloud.engine import capacity
-    from sovcloud.engine.policy_config import platform_resources, policy_config
+    from sovcloud.engine.policy_config import stack_configs
 
     base = next((p for p in parts if stacks.parse(p.stack)[1] is None), platform)
-    given = platform_resources(base.records) if base is not None else []
-    fig = capacity.figures(cfg, region, day)
+    configs = stack_configs(cfg, region, day, [p.stack for p in parts], base.records if base is not None else [],
+                            folders)
     seen: set[tuple[str, str, str]] = set()
     found: list[Violation] = []
     memo: dict[str, Any] = {}
     for part in parts:
-        config = policy_config(cfg, region, day, folders, stack=part.stack, platform=given, figures=fig)
-        for v in evaluate(part, cfg, config, memo):
+        for v in evaluate(part, cfg, configs[part.stack], memo):
             key = (v.policy, v.message, v.urn)
             if key not in seen:
                 seen.add(key)

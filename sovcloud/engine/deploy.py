@@ -71,15 +71,13 @@ def stack_policy_configs(root: Path, cfg: Config, region: str, names: list[str],
     """Per stack of ``names`` (the region's), the pack's config: the platform stack's resources the tenant stacks'
     rules read come from an offline synthesis of the platform (the same program, under mocks)."""
     from sovcloud import stacks
-    from sovcloud.engine import capacity, synth
-    from sovcloud.engine.policy_config import platform_resources, policy_config
+    from sovcloud.engine import synth
+    from sovcloud.engine.policy_config import stack_configs
 
     day = day or dt.date.today()
-    given: list[dict[str, Any]] = []
-    if any(stacks.parse(n)[1] for n in names):
-        given = platform_resources(synth.run(root, region, cfg, as_of=day, tenants=[]).records)
-    fig = capacity.figures(cfg, region, day)
-    return {n: policy_config(cfg, region, day, chart_folders, stack=n, platform=given, figures=fig) for n in names}
+    records = synth.run(root, region, cfg, as_of=day, tenants=[]).records if any(
+        stacks.parse(n)[1] for n in names) else []
+    return stack_configs(cfg, region, day, names, records, chart_folders)
 
 
 def run_operation(root: Path, cfg: Config, region: str, operation: str, parallel: int | None, env: dict[str, str],
@@ -220,9 +218,8 @@ def tenant_namespaces_in_state(root: Path, region: str, env: dict[str, str]) -> 
     names: list[str] = []
     try:
         workspace = auto.LocalWorkspace(work_dir=str(root / "stacks"), env_vars=env)
-        names += [s.name.rsplit("/", 1)[-1] for s in workspace.list_stacks()
-                  if stacks.parse(s.name.rsplit("/", 1)[-1])[0] == region
-                  and stacks.parse(s.name.rsplit("/", 1)[-1])[1] is not None]
+        listed = [s.name.rsplit("/", 1)[-1] for s in workspace.list_stacks()]  # org/project/stack on a cloud
+        names += [n for n in listed if stacks.parse(n)[0] == region and stacks.parse(n)[1] is not None]
         stack = auto.select_stack(stack_name=region, work_dir=str(root / "stacks"),
                                   opts=auto.LocalWorkspaceOptions(env_vars=env))
         deployment = stack.export_stack().deployment or {}

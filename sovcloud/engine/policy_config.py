@@ -33,6 +33,18 @@ def policy_config(cfg: Config, region: str, today: dt.date | None = None,
     return out
 
 
+def stack_configs(cfg: Config, region: str, day: dt.date, names: list[str], platform_records: list[Any],
+                  chart_folders: list[Path] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per stack of ``names`` (the region's), the pack's config: ``platform_records`` (the platform stack's
+    synthesis; only read where a tenant stack is among ``names``) give the resources its region-wide rules read."""
+    from sovcloud import stacks
+    from sovcloud.engine import capacity
+
+    given = platform_resources(platform_records) if any(stacks.parse(n)[1] for n in names) else []
+    fig = capacity.figures(cfg, region, day)
+    return {n: policy_config(cfg, region, day, chart_folders, stack=n, platform=given, figures=fig) for n in names}
+
+
 # what a tenant stack's region-wide rules read of the platform (policies/resources.py): node pools, flavors, the
 # admission guardrails; the GPU operator's release (only the names of its device-plugin and MIG ConfigMaps) and
 # those ConfigMaps

@@ -236,11 +236,12 @@ def _run_series(root: Path, region: str, cfg: Config, names: list[str], stack_co
         gc.collect()
     gc.disable()
     loop = _new_loop()
-    raw = _stack_region_object(root, region)
+    platform_config = _platform_config(root, region)
     try:
         parts = []
         for i, name in enumerate(names, 1):
-            parts.append(run_stack(root, name, cfg, stack_config, as_of, policy_gate, _shared=(loop, raw)))
+            parts.append(run_stack(root, name, cfg, stack_config, as_of, policy_gate,
+                                   _shared=(loop, platform_config)))
             if i % 20 == 0:
                 gc.collect(1)  # the young garbage of the last stacks' runs; what outlives them waits for the end
         return parts
@@ -263,7 +264,8 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
     Memory, for callers that live long: the run ends with ``gc.freeze()``, so every object alive then (the caller's
     too) is out of the cyclic collector's sight until the next ``run``, which starts with ``gc.unfreeze()`` and a
     collection (unfreezing whatever else was frozen, too). A one-shot command never pays for that collection.
-    ``_shared`` (``run``'s): the event loop and region object of a series of stacks, the collector handled there.
+    ``_shared`` (``run``'s): the event loop and platform stack config of a series of stacks, the collector handled
+    there.
     """
     import pulumi
     from pulumi.runtime import settings
@@ -274,7 +276,8 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
 
     region, tenant = stacks.parse(stack)
     day = as_of or dt.date.today()
-    raw = _shared[1] if _shared is not None else _stack_region_object(root, region)
+    platform_config = _shared[1] if _shared is not None else _platform_config(root, region)
+    raw = json.loads(platform_config[config_loader.REGION_KEY])
     # what the platform stack exports once applied, for a tenant stack's StackReference
     context = tenant_context(cfg.regions[region], raw, "deployed") if tenant and region in cfg.regions else None
 
@@ -303,7 +306,7 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
     pulumi.runtime.set_mocks(mocks, project="sovcloud", stack=stack, preview=False, monitor=monitor,
                              organization="organization")
     # a tenant stack's config holds no region: it reads the platform's output
-    own = {config_loader.REGION_KEY: json.dumps(raw), **_stack_settings(root, region)} if tenant is None else {}
+    own = platform_config if tenant is None else {}
     pulumi.runtime.set_all_config({**own, "sovcloud:asOf": day.isoformat(), **(stack_config or {})})
     config_loader.preload(root, cfg, {region: raw})
     # The SDK keeps about a hundred objects alive per resource until the run ends, and the run makes little cyclic
@@ -360,26 +363,15 @@ def chart_folders(root: Path, cfg: Config, region: str, given: list[Path] | None
     return [root / source] if source else []
 
 
-def _stack_settings(root: Path, region: str) -> dict[str, str]:
-    """The platform stack file's plain sovcloud settings the program reads besides the region (``stackLayout``),
-    as the CLI hands them over."""
-    from sovcloud.config import yamlsafe
-
-    doc, _ = yamlsafe.load(root / config_loader.STACKS_DIR / f"Pulumi.{region}.yaml")
-    settings = (doc.data.get("config") or {}) if doc is not None and isinstance(doc.data, dict) else {}
-    return {k: str(v) for k, v in settings.items() if k == LAYOUT_KEY and isinstance(v, str)}
-
-
 LAYOUT_KEY = "sovcloud:stackLayout"
 
 
-def _stack_region_object(root: Path, region: str) -> Any:
-    """What the Pulumi CLI would hand the program as ``sovcloud:region``: the object in the stack file, read as the
-    loader reads it (dates stay text, as the CLI passes them)."""
-    from sovcloud.config import yamlsafe
-
-    doc, _ = yamlsafe.load(root / config_loader.STACKS_DIR / f"Pulumi.{region}.yaml")
-    return doc.data["config"][config_loader.REGION_KEY] if doc is not None else {}
+def _platform_config(root: Path, region: str) -> dict[str, str]:
+    """What the Pulumi CLI hands the platform stack's program from its stack file: ``sovcloud:region`` (as JSON
+    text) and the plain settings it reads besides (``stackLayout``)."""
+    block = config_loader.stack_file_config(root, region)
+    return {config_loader.REGION_KEY: json.dumps(block.get(config_loader.REGION_KEY, {})),
+            **{k: v for k, v in block.items() if k == LAYOUT_KEY and isinstance(v, str)}}
 
 
 # ---------------------------------------------------------------------------------------------------- writing
