@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import yaml
 
 from policies.resources import (
@@ -25,8 +27,13 @@ from sovcloud import allocation
 
 def _layouts(resources) -> dict[str, dict]:
     """MIG layouts by config name, from the mig-manager ConfigMap the gpu-operator release points at."""
-    text = operator_config_data(resources, "migManager").get("config.yaml", "")
-    configs = (yaml.safe_load(text or "{}") or {}).get("mig-configs") or {}
+    return _parsed_layouts(operator_config_data(resources, "migManager").get("config.yaml", "") or "{}")
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_layouts(text: str) -> dict[str, dict]:
+    """``_layouts`` of one ConfigMap text (read only: cached, as every stack of a region reads the same one)."""
+    configs = (yaml.safe_load(text) or {}).get("mig-configs") or {}
     out = {}
     for config_name, devices in configs.items():
         merged: dict[str, int] = {}

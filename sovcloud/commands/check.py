@@ -153,12 +153,14 @@ def _print_violations(results: list[dict[str, Any]]) -> None:
             out.print(f"    at {v['file']}:{v['line']}")
         out.print(f"  fix: {policy.remediation_steps}")
     table = Table(title="policy check", title_justify="left")
-    for col in ("region", "resources", "mandatory", "advisory", "synth s", "policies s"):
+    # seconds: synthesis and judging together (the workers judge each stack as they synthesise it); policies s:
+    # the judging alone, summed over the processes
+    for col in ("region", "resources", "mandatory", "advisory", "seconds", "policies s"):
         table.add_column(col, justify="left" if col == "region" else "right")
     for r in results:
         m = sum(1 for v in r["violations"] if v["enforcement"] == "mandatory")
         table.add_row(r["region"], str(r["resources"]), str(m), str(len(r["violations"]) - m),
-                      f"{r['synthSeconds']:.2f}", f"{r['policySeconds']:.3f}")
+                      f"{r['seconds']:.2f}", f"{r['policySeconds']:.3f}")
     out.print(table)
 
 

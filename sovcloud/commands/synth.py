@@ -74,22 +74,33 @@ def synth(region: str, root: Path | None, out_dir: Path | None, fmt: str, today:
     names = stack_selection(tree, cfg, [region], list(tenants), None, platform_only).get(region, [])
     err.print(f"synthesising {region} ({stacks_phrase(names)}) ...")
     chosen = [stacks.parse(n)[1] for n in names if stacks.parse(n)[1]]
-    with program_refusal(region):
-        result = synthesis.run(tree, region, cfg, as_of=today, tenants=chosen,
-                               platform=stacks.platform(region) in names, workers=jobs or os.cpu_count() or 1)
-    folders = synthesis.chart_folders(tree, cfg, region, list(charts))
-    if do_render and folders:
-        synthesis.render_releases(result, folders)
-        for note in result.not_rendered:
-            err.print(f"note: {note}")
-        for r in result.rendered:
-            if r.error:
-                error_line(f"release {r.release}: chart {r.chart} {r.version} does not render: {r.error}")
-    plan = synthesis.plan(result, cfg)
     try:
-        target = synthesis.write(result, out_dir, plan)
+        # each stack's files are written where it was synthesised (the workers write their share), then swapped in
+        writer = synthesis.Writer(out_dir, region)
     except OSError as exc:
         fail(f"cannot write to {out_dir}: {exc.strerror or exc}")
+    try:
+        with program_refusal(region):
+            result = synthesis.run(tree, region, cfg, as_of=today, tenants=chosen,
+                                   platform=stacks.platform(region) in names, workers=jobs or os.cpu_count() or 1,
+                                   each=writer, keep_records=False)
+        folders = synthesis.chart_folders(tree, cfg, region, list(charts))
+        if do_render and folders:
+            synthesis.render_releases(result, folders)
+            for note in result.not_rendered:
+                err.print(f"note: {note}")
+            for r in result.rendered:
+                if r.error:
+                    error_line(f"release {r.release}: chart {r.chart} {r.version} does not render: {r.error}")
+        plan = synthesis.plan(result, cfg)
+        written = [p.result for p in result.stacks()]
+        target = writer.finish(result, plan, written)
+    except OSError as exc:
+        writer.abort()
+        fail(f"cannot write to {out_dir}: {exc.strerror or exc}")
+    except BaseException:
+        writer.abort()
+        raise
     elapsed = time.perf_counter() - started
     if fmt == "json":
         click.echo(json.dumps({"region": region, "out": str(target), "seconds": round(elapsed, 3), "plan": plan},
@@ -98,8 +109,9 @@ def synth(region: str, root: Path | None, out_dir: Path | None, fmt: str, today:
     _print_plan(plan)
     rendered = (f", {plan['rendered']['objects']} objects rendered from {len(result.rendered)} releases"
                 if result.rendered else "")
-    out.print(f"{plan['resources']['total']} resources, {len(result.kubernetes_objects())} manifests and "
-              f"{len(result.helm_releases())} Helm releases{rendered} written to {target} in {elapsed:.1f} s")
+    helm = sum(1 for paths in written for p in paths if Path(p).parts[0] == "helm")
+    out.print(f"{plan['resources']['total']} resources, {sum(map(len, written)) - helm} manifests and "
+              f"{helm} Helm releases{rendered} written to {target} in {elapsed:.1f} s")
     if any(r.error for r in result.rendered):
         sys.exit(EXIT_INVALID)
 

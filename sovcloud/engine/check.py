@@ -11,7 +11,6 @@ the same verdicts.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -93,10 +92,11 @@ def _describe(rec: Any) -> str:
     return f"{rec.type.rsplit(':', 1)[-1]} {rec.inputs.get('name') or rec.name}"
 
 
-def _through_struct(given: dict[str, Any], memo: dict[str, Any] | None) -> dict[str, Any]:
-    """A policy's config as the pack's server reads it back from the engine's Struct. With ``memo``, each property
-    crosses once per check (the platform resources and the GPU catalog every tenant stack shares): a Struct's
-    fields convert one by one, so the parts give the same as the whole."""
+def _through_struct(given: dict[str, Any], memo: dict[Any, Any] | None) -> dict[str, Any]:
+    """A policy's config as the pack's server reads it back from the engine's Struct. With ``memo``, a property
+    value the stacks of one check share (the same object: the platform resources, the GPU catalog, the region's
+    settings) crosses once per check: a Struct's fields convert one by one, so the parts give the same as the
+    whole."""
     from google.protobuf import json_format
 
     from sovcloud.engine import analyzer
@@ -105,10 +105,11 @@ def _through_struct(given: dict[str, Any], memo: dict[str, Any] | None) -> dict[
         return json_format.MessageToDict(analyzer.struct(given))
     out = {}
     for name, value in given.items():
-        key = json.dumps([name, value], sort_keys=True, default=str)
-        if key not in memo:
-            memo[key] = json_format.MessageToDict(analyzer.struct({name: value})).get(name)
-        out[name] = memo[key]
+        hit = memo.get((name, id(value)))
+        if hit is None or hit[0] is not value:  # the value itself is kept: its id is not reused while memo lives
+            hit = (value, json_format.MessageToDict(analyzer.struct({name: value})).get(name))
+            memo[(name, id(value))] = hit
+        out[name] = hit[1]
     return out
 
 
@@ -181,33 +182,81 @@ def evaluate(synthesis: Any, cfg: Config, region_config: dict[str, dict[str, Any
     return found
 
 
+class StackJudge:
+    """The pack run over one stack of a region at a time, as the engine would (each stack's resources only, its own
+    policy config: the other tenants' sums and, for a tenant stack, the platform resources its region-wide rules
+    read). Called with the platform stack's synthesis first (it learns the platform resources from it), then with
+    tenant stacks, in this process or in a synthesis worker forked after the platform (``synth.run``'s ``each``).
+    ``judged``: the stacks whose findings are wanted (default all); the others give none."""
+
+    def __init__(self, cfg: Config, region: str, day: dt.date, folders: list[Path],
+                 judged: set[str] | None = None):
+        from sovcloud.engine import capacity
+        from sovcloud.engine.policy_config import _policy_config
+
+        self.cfg, self.region, self.day, self.folders, self.judged = cfg, region, day, folders, judged
+        self.figures = capacity.figures(cfg, region, day)
+        self.base = _policy_config(cfg, region, day, folders)  # the stacks' shared part, computed once
+        self.platform: list[dict[str, Any]] | None = None
+        self.memo: dict[Any, Any] = {}
+
+    def learn(self, platform: Any) -> None:
+        from sovcloud.engine.policy_config import platform_resources
+
+        self.platform = platform_resources(platform.records)
+
+    def __call__(self, part: Any) -> list[Violation]:
+        from sovcloud import stacks
+        from sovcloud.engine.policy_config import policy_config
+
+        tenant = stacks.parse(part.stack)[1]
+        if tenant is None:
+            self.learn(part)
+        if self.judged is not None and part.stack not in self.judged:
+            return []
+        if tenant is not None and self.platform is None:
+            raise RuntimeError(f"{part.stack} judged before its platform stack's synthesis was seen")
+        config = policy_config(self.cfg, self.region, self.day, self.folders, stack=part.stack,
+                               platform=self.platform if tenant is not None else [], figures=self.figures,
+                               base=self.base)
+        return evaluate(part, self.cfg, config, self.memo)
+
+    def timed(self, part: Any) -> tuple[list[Violation], float]:
+        """``synth.run``'s ``each``: the findings and the seconds judging took."""
+        started = time.perf_counter()
+        found = self(part)
+        return found, time.perf_counter() - started
+
+
+def unique(found: list[list[Violation]]) -> list[Violation]:
+    """The stacks' findings in order, a finding two stacks share (a region-wide sum) once."""
+    seen: set[tuple[str, str, str]] = set()
+    out: list[Violation] = []
+    for v in (v for vs in found for v in vs):
+        key = (v.policy, v.message, v.urn)
+        if key not in seen:
+            seen.add(key)
+            out.append(v)
+    return out
+
+
 def evaluate_stacks(parts: list[Any], cfg: Config, region: str, day: dt.date, folders: list[Path],
                     platform: Any = None) -> list[Violation]:
-    """Run the pack over each of the region's stacks as the engine would (each stack's resources only, its own
-    policy config: the other tenants' sums and, for a tenant stack, the platform resources its region-wide rules
-    read); a finding two stacks share (a region-wide sum) is reported once. ``platform``: the platform stack's
-    synthesis, when ``parts`` lack it (a tenant's check)."""
+    """Run the pack over each of the region's synthesised stacks (``StackJudge``); a finding two stacks share is
+    reported once. ``platform``: the platform stack's synthesis, when ``parts`` lack it (a tenant's check)."""
     from sovcloud import stacks
-    from sovcloud.engine.policy_config import stack_configs
 
+    judge = StackJudge(cfg, region, day, folders)
     base = next((p for p in parts if stacks.parse(p.stack)[1] is None), platform)
-    configs = stack_configs(cfg, region, day, [p.stack for p in parts], base.records if base is not None else [],
-                            folders)
-    seen: set[tuple[str, str, str]] = set()
-    found: list[Violation] = []
-    memo: dict[str, Any] = {}
-    for part in parts:
-        for v in evaluate(part, cfg, configs[part.stack], memo):
-            key = (v.policy, v.message, v.urn)
-            if key not in seen:
-                seen.add(key)
-                found.append(v)
-    return found
+    if base is not None:
+        judge.learn(base)
+    return unique([judge(p) for p in parts])
 
 
 def check_region(root: str, region: str, today: str | None, charts: list[str] | None = None,
                  stack_names: list[str] | None = None, workers: int = 1) -> dict[str, Any]:
-    """Worker entry (one process per region): load, synthesise, evaluate. Returns plain data with timings. With
+    """Worker entry (one process per region): load, synthesise, evaluate. Returns plain data with timings
+    (``seconds``: synthesis and judging, wall; ``policySeconds``: judging alone, summed over the processes). With
     ``charts`` (or the region's chartSources), the pack renders each release from there; a release whose chart is
     not found is named in ``notRendered``. ``stack_names``: only those of the region's stacks (their region-wide rules
     still judge every tenant's config). ``workers``: processes the tenant stacks' synthesis is shared out to."""
@@ -221,25 +270,25 @@ def check_region(root: str, region: str, today: str | None, charts: list[str] | 
     day = dt.date.fromisoformat(today) if today else dt.date.today()
     from sovcloud import stacks
 
-    with_platform = stack_names is None or stacks.platform(region) in stack_names
     tenants = None if stack_names is None else [t for _, t in map(stacks.parse, stack_names) if t]
-    # a tenant's stacks judge the region with the platform's resources: synthesised always, judged when chosen
-    synthesis = synth.run(tree, region, cfg, as_of=day, tenants=tenants, workers=workers)
-    platform = None
-    if not with_platform:
-        platform, *judged = synthesis.stacks()
+    folders = synth.chart_folders(tree, cfg, region, [Path(c) for c in charts or []])
+    # a tenant's stacks judge the region with the platform's resources: synthesised always, judged when chosen. Each
+    # stack is judged where it was synthesised (the workers judge their share); only the findings come back
+    judge = StackJudge(cfg, region, day, folders, None if stack_names is None else set(stack_names))
+    synthesis = synth.run(tree, region, cfg, as_of=day, tenants=tenants, workers=workers, each=judge.timed,
+                          keep_records=False)
+    if stack_names is not None:
+        judged = [p for p in synthesis.stacks() if p.stack in stack_names]
         synthesis = synth.Synthesis(region, [r for p in judged for r in p.records], day, parts=judged) \
             if len(judged) != 1 else judged[0]
-    synth_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    folders = synth.chart_folders(tree, cfg, region, [Path(c) for c in charts or []])
-    violations = evaluate_stacks(synthesis.stacks(), cfg, region, day, folders, platform)
-    policy_seconds = time.perf_counter() - started
+    violations = unique([p.result[0] for p in synthesis.stacks()])
+    seconds = time.perf_counter() - started
     not_rendered = _not_rendered(synthesis, folders)
     # resources as synth counts them: the custom resources that reach a cluster (components are not counted)
     return {"region": region, "tree": root, "resources": sum(synthesis.counts().values()),
-            "stacks": [p.stack for p in synthesis.stacks()], "synthSeconds": synth_seconds,
-            "policySeconds": policy_seconds, "violations": [v.as_dict() for v in violations],
+            "stacks": [p.stack for p in synthesis.stacks()], "seconds": seconds,
+            "policySeconds": sum(p.result[1] for p in synthesis.stacks()),
+            "violations": [v.as_dict() for v in violations],
             "rendered": bool(folders) and not not_rendered, "notRendered": not_rendered}
 
 

@@ -16,14 +16,16 @@ from sovcloud.keys import GUARDRAILS
 def policy_config(cfg: Config, region: str, today: dt.date | None = None,
                   chart_folders: list[Path] | None = None, *, stack: str | None = None,
                   platform: list[dict[str, Any]] | None = None,
-                  figures: Any = None) -> dict[str, dict[str, Any]]:
+                  figures: Any = None, base: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """Per policy name, the config properties that differ from the pack's defaults for ``region``; with
     ``chart_folders`` (absolute paths), the rules that render the releases get them.
 
     With ``stack`` (one of the region's stacks), the rules that judge the region as a whole get what that stack's
     resources do not show: the other tenants' sums and, in a tenant stack, ``platform`` (``platform_resources`` of
-    the platform stack's synthesis). ``figures``: the region's ``capacity.figures`` when the caller has them."""
-    out = _policy_config(cfg, region, today, chart_folders)
+    the platform stack's synthesis). ``figures``: the region's ``capacity.figures`` when the caller has them;
+    ``base``: the region's config without a stack (``policy_config(cfg, region, today, chart_folders)``), shared
+    read-only by the stacks of a caller that judges many."""
+    out = dict(base) if base is not None else _policy_config(cfg, region, today, chart_folders)
     if stack is not None:
         from policies.pack import REGION_RULES
 
@@ -42,7 +44,9 @@ def stack_configs(cfg: Config, region: str, day: dt.date, names: list[str], plat
 
     given = platform_resources(platform_records) if any(stacks.parse(n)[1] for n in names) else []
     fig = capacity.figures(cfg, region, day)
-    return {n: policy_config(cfg, region, day, chart_folders, stack=n, platform=given, figures=fig) for n in names}
+    base = _policy_config(cfg, region, day, chart_folders)
+    return {n: policy_config(cfg, region, day, chart_folders, stack=n, platform=given, figures=fig, base=base)
+            for n in names}
 
 
 # what a tenant stack's region-wide rules read of the platform (policies/resources.py): node pools, flavors, the

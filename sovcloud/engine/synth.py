@@ -9,15 +9,16 @@ Nothing here talks to a cluster or to the Pulumi engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import gc
 import json
 import os
-import runpy
 import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ class Synthesis:
     not_rendered: list[str] = field(default_factory=list)  # why a release was not rendered, one line each
     stack: str = ""  # the stack these records are of; "" for a region's stacks together (``parts``)
     parts: list[Synthesis] = field(default_factory=list)  # per stack, platform first, when several were run
+    result: Any = None  # what ``run``'s ``each`` made of this stack, in the process that synthesised it
+    tally: dict[str, int] | None = None  # counts() of a tenant stack whose records ``run`` dropped (keep_records)
 
     def stacks(self) -> list[Synthesis]:
         """Each stack's synthesis: the parts of a region, or this one stack."""
@@ -69,6 +72,14 @@ class Synthesis:
         return [r for r in self.records if r.type == "kubernetes:helm.sh/v3:Release"]
 
     def counts(self) -> dict[str, int]:
+        """Custom resources by type; a region's parts summed (also those whose records were dropped)."""
+        if self.parts:
+            total: Counter[str] = Counter()
+            for part in self.parts:
+                total.update(part.counts())
+            return dict(sorted(total.items()))
+        if self.tally is not None:
+            return self.tally
         return dict(sorted(Counter(r.type for r in self.records if r.custom).items()))
 
 
@@ -90,9 +101,29 @@ def _monitor_class() -> type:
     class RecordingMonitor(MockMonitor):
         """The SDK's mock monitor, keeping each registration with the parent and options it arrived with."""
 
-        def __init__(self, mocks: Any):
+        def __init__(self, mocks: Any, reads: dict[Any, Any] | None = None):
             super().__init__(mocks)
             self.records: list[Record] = []
+            self.reads = reads if reads is not None else {}
+
+        def ReadResource(self, request: Any) -> Any:
+            """MockMonitor.ReadResource, its answer's properties kept for the series: every tenant stack of a region
+            reads the same platform output (a few kilobytes of region, serialized again for each stack before)."""
+            from pulumi.runtime import rpc
+            from pulumi.runtime.mocks import MockResourceArgs
+            from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+            key = (request.type, request.name, request.id, request.properties.SerializeToString(deterministic=True))
+            if key not in self.reads:
+                _ensure_event_loop()  # as the SDK's version: deserializing a resource reference needs one
+                id_, state = self.mocks.new_resource(MockResourceArgs(
+                    typ=request.type, name=request.name, inputs=rpc.deserialize_properties(request.properties),
+                    provider=request.provider, resource_id=request.id))
+                self.reads[key] = (id_, state, _sync_await(rpc.serialize_properties(state, {})))
+            id_, state, props = self.reads[key]
+            urn = self.make_urn(request.parent, request.type, request.name)
+            self.resources[urn] = MockMonitor.ResourceRegistration(urn, id_, state)
+            return resource_pb2.ReadResourceResponse(urn=urn, properties=props)
 
         def make_urn(self, parent: str, type_: str, name: str) -> str:
             """The engine's URN: the whole parent type chain, with the root stack left out (the SDK's mock keeps
@@ -139,26 +170,79 @@ def _monitor_class() -> type:
 
 def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | None = None,
         as_of: dt.date | None = None, policy_gate: bool = False, tenants: list[str] | None = None,
-        platform: bool = True, workers: int = 1) -> Synthesis:
+        platform: bool = True, workers: int = 1, each: Callable[[Synthesis], Any] | None = None,
+        keep_records: bool = True) -> Synthesis:
     """Synthesise ``region``: its platform stack (unless ``platform`` is False) and its tenant stacks (``tenants``,
     default all with an allocation there); the records of all of them, each stack's in ``parts``. With ``workers``
     above 1, the tenant stacks are shared out to that many forked worker processes, each running its share of
-    the stack programs in turn (the SDK's state is global to a process); the platform runs here first."""
+    the stack programs in turn (the SDK's state is global to a process); the platform runs here first.
+
+    ``each(part)`` runs on every stack's synthesis right after it, in the process that made it (a worker's share
+    of judging or writing), its return value kept as ``part.result``; it sees the platform first where the
+    platform is run. ``keep_records=False``: tenant stacks come back without their records (``counts()`` still
+    holds), so only what ``each`` made of them crosses back from a worker; the platform's are kept."""
     from sovcloud import stacks
 
     names = ([stacks.platform(region)] if platform else []) + \
         [stacks.tenant(region, t) for t in (stacks.tenants_in(cfg, region) if tenants is None else tenants)]
     tenant_names = [n for n in names if stacks.parse(n)[1] is not None]
     if workers > 1 and len(tenant_names) >= 4 * workers and _can_fork():
-        head = _run_series(root, region, cfg, names[:len(names) - len(tenant_names)], stack_config, as_of,
-                           policy_gate)
-        parts = head + _run_forked(root, region, cfg, tenant_names, stack_config, as_of, policy_gate, workers)
+        # the platform and the first tenant stack here: the workers inherit what the first run of each imported
+        # and compiled (pulumi_kubernetes loads a kind's module on first use: tens of milliseconds in every worker)
+        split = len(names) - len(tenant_names) + 1
+        head = _run_series(root, region, cfg, names[:split], stack_config, as_of, policy_gate, each, keep_records)
+        parts = head + _run_forked(root, region, cfg, names[split:], stack_config, as_of, policy_gate, workers, each,
+                                   keep_records)
     else:
-        parts = _run_series(root, region, cfg, names, stack_config, as_of, policy_gate)
+        parts = _run_series(root, region, cfg, names, stack_config, as_of, policy_gate, each, keep_records)
     if len(parts) == 1:
         return parts[0]
     return Synthesis(region, [r for p in parts for r in p.records], parts[0].as_of if parts else
                      (as_of or dt.date.today()), parts=parts)
+
+
+@dataclass
+class _Series:
+    """What the stacks of a series share: the event loop, the platform's stack config (and its region object),
+    the platform output a tenant stack reads, and the monitor's answers to those reads."""
+
+    loop: asyncio.AbstractEventLoop
+    platform_config: dict[str, str]
+    reads: dict[Any, Any] = field(default_factory=dict)  # the read's type, name, id, properties -> answer
+    _context: Any = None
+    _region_object: Any = None
+
+    @property
+    def region_object(self) -> Any:
+        if self._region_object is None:
+            self._region_object = json.loads(self.platform_config[config_loader.REGION_KEY])
+        return self._region_object
+
+    def context(self, cfg: Config, region: str) -> Any:
+        from components.region import tenant_context
+
+        if self._context is None and region in cfg.regions:
+            self._context = tenant_context(cfg.regions[region], self.region_object, "deployed")
+        return self._context
+
+
+@contextlib.contextmanager
+def _without_stack_traces() -> Any:
+    """The SDK walks the Python stack (``traceback.extract_stack``) for every resource, to send the engine the
+    source position and call stack it shows in diagnostics; the mock monitor keeps neither, and the walk was a tenth
+    of a tenant stack's synthesis. While synthesis runs, that step answers an empty trace; afterwards it is back."""
+    from pulumi.runtime import resource
+    from pulumi.runtime.proto import source_pb2
+
+    original = getattr(resource, "_get_stack_trace", None)
+    if original is None:  # an SDK without it: nothing to spare
+        yield
+        return
+    resource._get_stack_trace = source_pb2.StackTrace
+    try:
+        yield
+    finally:
+        resource._get_stack_trace = original
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -199,50 +283,65 @@ def _can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
+SHARE = 64  # tenant stacks a forked worker runs before it ends: its uncollected garbage stays under ~50 MiB
 _FORKED: dict[str, Any] = {}  # what a forked worker inherits: the tree, the loaded config, the run's options
 
 
 def _forked_series(names: list[str]) -> list[Synthesis]:
     f = _FORKED
-    return _run_series(f["root"], f["region"], f["cfg"], names, f["stack_config"], f["as_of"], f["policy_gate"])
+    return _run_series(f["root"], f["region"], f["cfg"], names, f["stack_config"], f["as_of"], f["policy_gate"],
+                       f["each"], f["keep_records"], forked=True)
 
 
 def _run_forked(root: Path, region: str, cfg: Config, names: list[str], stack_config: dict[str, str] | None,
-                as_of: dt.date | None, policy_gate: bool, workers: int) -> list[Synthesis]:
-    """``names`` in ``workers`` forked processes, contiguous shares in order (a fork inherits the loaded config and
-    the imported SDK, so a worker starts in milliseconds); the parts come back in ``names``' order."""
+                as_of: dt.date | None, policy_gate: bool, workers: int,
+                each: Callable[[Synthesis], Any] | None = None, keep_records: bool = True) -> list[Synthesis]:
+    """``names`` in ``workers`` processes at a time, contiguous shares in order; the parts come back in ``names``'
+    order. A fork inherits the loaded config and the imported SDK, so a worker starts in milliseconds, and each
+    worker takes one share and ends: the runs' cyclic garbage (some 5,000 objects a tenant stack) goes with the
+    process instead of being collected (a tenth of a stack's run), and a share is small enough that it never weighs
+    much (``SHARE``)."""
     import multiprocessing
 
-    _FORKED.update(root=root, region=region, cfg=cfg, stack_config=stack_config, as_of=as_of, policy_gate=policy_gate)
-    size = -(-len(names) // (workers * 4))  # a few shares per worker, so an uneven share does not hold up the end
+    _FORKED.update(root=root, region=region, cfg=cfg, stack_config=stack_config, as_of=as_of, policy_gate=policy_gate,
+                   each=each, keep_records=keep_records)
+    # a few shares per worker at least, so an uneven share does not hold up the end
+    size = min(SHARE, -(-len(names) // (workers * 4)))
     shares = [names[i:i + size] for i in range(0, len(names), size)]
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with multiprocessing.get_context("fork").Pool(workers, maxtasksperchild=1) as pool:
             return [part for done in pool.map(_forked_series, shares) for part in done]
     finally:
         _FORKED.clear()
 
 
 def _run_series(root: Path, region: str, cfg: Config, names: list[str], stack_config: dict[str, str] | None,
-                as_of: dt.date | None, policy_gate: bool) -> list[Synthesis]:
-    """The stacks ``names`` of ``region``, one after another in this process."""
+                as_of: dt.date | None, policy_gate: bool, each: Callable[[Synthesis], Any] | None = None,
+                keep_records: bool = True, forked: bool = False) -> list[Synthesis]:
+    """The stacks ``names`` of ``region``, one after another in this process. ``forked``: in a worker that ends
+    after the series (``_run_forked``), so the collector never runs: what the parent froze stays frozen (collecting
+    it would copy the parent's pages into the worker), and the series' garbage ends with the process."""
     if not names:
         return []
     # one collector pass, one event loop and one read of the region's file for all the stacks (run_stack on its own
     # does each per stack: tens of milliseconds a stack, most of a small tenant stack's cost)
     was_enabled = gc.isenabled()
-    if gc.get_freeze_count():  # an earlier synthesis in this process: free what it left (nothing to free before)
+    if gc.get_freeze_count() and not forked:  # an earlier synthesis here: free what it left (nothing before)
         gc.unfreeze()
         gc.collect()
     gc.disable()
     loop = _new_loop()
-    platform_config = _platform_config(root, region)
+    shared = _Series(loop, _platform_config(root, region))
     try:
         parts = []
         for i, name in enumerate(names, 1):
-            parts.append(run_stack(root, name, cfg, stack_config, as_of, policy_gate,
-                                   _shared=(loop, platform_config)))
-            if i % 20 == 0:
+            part = run_stack(root, name, cfg, stack_config, as_of, policy_gate, _shared=shared)
+            if each is not None:
+                part.result = each(part)
+            if not keep_records and part.stack != region:
+                part.tally, part.records = part.counts(), []
+            parts.append(part)
+            if i % 20 == 0 and not forked:
                 gc.collect(1)  # the young garbage of the last stacks' runs; what outlives them waits for the end
         return parts
     finally:
@@ -254,7 +353,7 @@ def _run_series(root: Path, region: str, cfg: Config, names: list[str], stack_co
 
 def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] | None = None,
               as_of: dt.date | None = None, policy_gate: bool = False,
-              _shared: tuple[Any, Any] | None = None) -> Synthesis:
+              _shared: _Series | None = None) -> Synthesis:
     """Run ``stacks/__main__.py`` of ``root`` as ``stack`` under mocks (preview=False); return the record.
 
     ``stack_config`` adds other stack config values (e.g. ``sovcloud:managementContext``), as ``pulumi config set``
@@ -271,15 +370,14 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
     from pulumi.runtime import settings
     from pulumi.runtime.stack import wait_for_rpcs
 
-    from components.region import tenant_context
     from sovcloud import stacks
 
     region, tenant = stacks.parse(stack)
     day = as_of or dt.date.today()
-    platform_config = _shared[1] if _shared is not None else _platform_config(root, region)
-    raw = json.loads(platform_config[config_loader.REGION_KEY])
+    shared = _shared if _shared is not None else _Series(_new_loop(), _platform_config(root, region))
+    platform_config, raw = shared.platform_config, shared.region_object
     # what the platform stack exports once applied, for a tenant stack's StackReference
-    context = tenant_context(cfg.regions[region], raw, "deployed") if tenant and region in cfg.regions else None
+    context = shared.context(cfg, region) if tenant else None
 
     class Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -294,10 +392,10 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
     program = root / PROGRAM
     if not program.is_file():
         raise FileNotFoundError(f"{program} not found: the stack program synth runs")
-    loop = _shared[0] if _shared is not None else _new_loop()
+    loop = shared.loop
     asyncio.set_event_loop(loop)
     mocks = Mocks()
-    monitor = _monitor_class()(mocks)
+    monitor = _monitor_class()(mocks, shared.reads)
     settings.ROOT.set(None)  # set_mocks keeps an earlier run's root Stack; each synthesis gets its own
     # a run the program ended with an error can leave RPCs of its closed loop behind: the next run would wait on
     # them forever (the SDK's own test decorator clears the same state)
@@ -326,8 +424,9 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
     gate_before = os.environ.get(GATE_ENV)
     os.environ[GATE_ENV] = "off" if not policy_gate else "on"
     try:
-        runpy.run_path(str(program), run_name="__main__")
-        loop.run_until_complete(wait_for_rpcs())
+        with _without_stack_traces():
+            _run_program(program)
+            loop.run_until_complete(wait_for_rpcs())
     finally:
         if gate_before is None:
             os.environ.pop(GATE_ENV, None)
@@ -341,6 +440,36 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
             _close(loop)
     # registrations complete in whatever order the event loop runs them: sort for stable output
     return Synthesis(region, sorted(monitor.records, key=lambda r: r.urn), day, stack=stack)
+
+
+_COMPILED: dict[tuple[str, int, int], Any] = {}
+
+
+def _run_program(program: Path) -> None:
+    """``runpy.run_path(program, run_name="__main__")``, with the program compiled once per process (per path and
+    version of the file) rather than once per stack: a fresh ``__main__`` module and ``sys.argv[0]`` as runpy sets
+    them, around each run."""
+    import sys
+    import types
+
+    stat = program.stat()
+    key = (str(program), stat.st_mtime_ns, stat.st_size)
+    code = _COMPILED.get(key)
+    if code is None:
+        code = _COMPILED[key] = compile(program.read_bytes(), str(program), "exec")
+    module = types.ModuleType("__main__")
+    module.__dict__.update(__file__=str(program), __cached__=None, __loader__=None, __package__="", __spec__=None)
+    saved_main, saved_argv0 = sys.modules.get("__main__"), sys.argv[0] if sys.argv else None
+    sys.modules["__main__"] = module
+    if sys.argv:
+        sys.argv[0] = str(program)
+    try:
+        exec(code, module.__dict__)  # the stack program, as runpy runs it
+    finally:
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
+        if saved_argv0 is not None:
+            sys.argv[0] = saved_argv0
 
 
 def render_releases(synthesis: Synthesis, chart_folders: list[Path]) -> None:
@@ -410,51 +539,81 @@ def _yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
 
 
-def write(synthesis: Synthesis, out: Path, plan: dict[str, Any]) -> Path:
-    """Write manifests, Helm release specs and plan.json under ``out/<region>``, replacing it whole.
+class Writer:
+    """The files of a synthesis under ``out/<region>``, replacing it whole: written to a staging directory beside it
+    (created here), then swapped in by ``finish``; a failure (``abort``) leaves the old output intact.
 
-    Written to a temporary directory beside it first, then swapped in: a failure leaves the old output intact.
-    """
-    target = out / synthesis.region
-    out.mkdir(parents=True, exist_ok=True)
-    # a synth killed mid-write leaves its staging (or swapped-out) directory: clear the stale ones of this region
-    for stale in out.glob(f".{synthesis.region}-*"):
-        if stale.is_dir() and time.time() - stale.stat().st_mtime > 3600:
-            shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{synthesis.region}-", dir=out))
-    try:
-        made: set[Path] = set()
+    Called with each stack's synthesis (``synth.run``'s ``each``: a worker writes its share of the stacks), it writes
+    the stack's manifests and Helm release specs and returns their paths; ``finish`` adds the rendered releases and
+    plan.json, refuses two objects of one path across all stacks, and swaps."""
+
+    def __init__(self, out: Path, region: str):
+        self.region, self.target = region, out / region
+        out.mkdir(parents=True, exist_ok=True)
+        # a synth killed mid-write leaves its staging (or swapped-out) directory: clear the stale ones of this region
+        for stale in out.glob(f".{region}-*"):
+            if stale.is_dir() and time.time() - stale.stat().st_mtime > 3600:
+                shutil.rmtree(stale, ignore_errors=True)
+        self.staging = Path(tempfile.mkdtemp(prefix=f".{region}-", dir=out))
+        self._made: set[Path] = set()
+
+    def _put(self, rel: Path, text: str, written: set[Path]) -> None:
+        if rel in written:
+            raise RuntimeError(f"two objects would be written to {rel}")
+        written.add(rel)
+        if rel.parent not in self._made:
+            (self.staging / rel.parent).mkdir(parents=True, exist_ok=True)
+            self._made.add(rel.parent)
+        (self.staging / rel).write_text(text, encoding="utf-8")
+
+    def __call__(self, part: Synthesis) -> list[str]:
         written: set[Path] = set()
+        for rec in part.kubernetes_objects():
+            self._put(object_path(rec.inputs), _yaml(_manifest(rec.inputs)), written)
+        for rec in part.helm_releases():
+            self._put(Path("helm") / f"{rec.inputs.get('name', rec.name)}.yaml", _yaml(helm_spec(rec.inputs)),
+                      written)
+        return [str(p) for p in written]
 
-        def put(rel: Path, text: str) -> None:
-            if rel in written:
-                raise RuntimeError(f"two objects would be written to {rel}")
-            written.add(rel)
-            if rel.parent not in made:
-                (staging / rel.parent).mkdir(parents=True, exist_ok=True)
-                made.add(rel.parent)
-            (staging / rel).write_text(text, encoding="utf-8")
+    def finish(self, synthesis: Synthesis, plan: dict[str, Any], written: list[list[str]]) -> Path:
+        """``written``: what each stack's call returned."""
+        try:
+            seen: set[Path] = set()
+            for rel in (Path(p) for paths in written for p in paths):
+                if rel in seen:
+                    raise RuntimeError(f"two objects would be written to {rel}")
+                seen.add(rel)
+            for rendered in synthesis.rendered:
+                base = Path("rendered") / rendered.release
+                for source, obj in rendered.all_objects():
+                    self._put(base / rendered_path(source, obj), _yaml(obj), seen)
+            (self.staging / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=False) + "\n",
+                                                    encoding="utf-8")
+            old = None
+            if self.target.exists():
+                old = self.target.with_name(f".{self.region}-old-{os.getpid()}")
+                self.target.rename(old)
+            self.staging.rename(self.target)
+            if old is not None:
+                shutil.rmtree(old)
+        except BaseException:
+            self.abort()
+            raise
+        return self.target
 
-        for rec in synthesis.kubernetes_objects():
-            put(object_path(rec.inputs), _yaml(_manifest(rec.inputs)))
-        for rec in synthesis.helm_releases():
-            put(Path("helm") / f"{rec.inputs.get('name', rec.name)}.yaml", _yaml(helm_spec(rec.inputs)))
-        for rendered in synthesis.rendered:
-            base = Path("rendered") / rendered.release
-            for source, obj in rendered.all_objects():
-                put(base / rendered_path(source, obj), _yaml(obj))
-        (staging / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        old = None
-        if target.exists():
-            old = target.with_name(f".{synthesis.region}-old-{os.getpid()}")
-            target.rename(old)
-        staging.rename(target)
-        if old is not None:
-            shutil.rmtree(old)
+    def abort(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def write(synthesis: Synthesis, out: Path, plan: dict[str, Any]) -> Path:
+    """Write manifests, Helm release specs and plan.json under ``out/<region>``, replacing it whole (``Writer``)."""
+    writer = Writer(out, synthesis.region)
+    try:
+        written = [writer(part) for part in synthesis.stacks()]
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        writer.abort()
         raise
-    return target
+    return writer.finish(synthesis, plan, written)
 
 
 def rendered_path(source: str, obj: dict[str, Any]) -> Path:

@@ -1,0 +1,101 @@
+"""A region's tenant stacks synthesised, judged and written in forked workers give what one process gives."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pulumi.runtime.resource
+import pytest
+from click.testing import CliRunner
+
+from sovcloud import config
+from sovcloud.cli import main
+from sovcloud.engine import synth
+from sovcloud.engine.check import check_region
+from tests.conftest import Tree
+
+DAY = dt.date(2026, 6, 1)
+REGION = "ncc-haenam"  # nine tenant stacks: enough for two workers (synth.run forks from 4 per worker)
+
+
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many stacks each synthesis handed to forked workers."""
+    seen: list[int] = []
+    real = synth._run_forked
+
+    def spy(root, region, cfg, names, *args, **kwargs):
+        seen.append(len(names))
+        return real(root, region, cfg, names, *args, **kwargs)
+
+    monkeypatch.setattr(synth, "_run_forked", spy)
+    return seen
+
+
+def test_a_region_judged_in_workers_finds_what_one_process_finds(tree: Tree, forks: list[int]) -> None:
+    def tighten(r):  # findings in the platform stack and in every tenant stack
+        r["allocation"]["perTenantGpuCap"] = 1
+        r["allocation"]["nationalGpuBudget"] = 10
+    tree.edit_region(REGION, tighten)
+    alone = check_region(str(tree.root), REGION, DAY.isoformat(), workers=1)
+    assert forks == []
+    shared = check_region(str(tree.root), REGION, DAY.isoformat(), workers=2)
+    assert forks == [8]  # the platform and the first tenant stack ran in the parent
+    assert shared["violations"] == alone["violations"]
+    assert shared["stacks"] == alone["stacks"] and len(alone["stacks"]) == 10
+    cfg = config.load(tree.root)
+    assert shared["resources"] == alone["resources"] == sum(
+        synth.run(tree.root, REGION, cfg, as_of=DAY).counts().values())
+    capped = [v for v in shared["violations"] if v["policy"] == "shares-and-caps" and v["message"].startswith(
+        "tenant ")]
+    assert len(capped) >= 5, "the per-tenant cap is judged in the tenant stacks, in the workers"
+
+
+def test_synth_writes_the_same_files_from_workers(tree: Tree, tmp_path: Path, forks: list[int]) -> None:
+    def files(jobs: int) -> dict[str, bytes]:
+        out = tmp_path / f"jobs-{jobs}"
+        result = CliRunner().invoke(main, ["synth", REGION, "--root", str(tree.root), "--out", str(out), "--date",
+                                           DAY.isoformat(), "--no-render", "--jobs", str(jobs)],
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+    one, two = files(1), files(2)
+    assert forks == [8]
+    assert one == two
+    assert sum(1 for name in one if name.startswith(f"{REGION}/namespaces/")) > 50
+    # nothing left behind: the staging directory was swapped in
+    assert sorted(p.name for p in (tmp_path / "jobs-2").iterdir()) == [REGION]
+
+
+def _part(stack: str, name: str) -> synth.Synthesis:
+    inputs = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "a"}}
+    rec = synth.Record(urn=f"urn:pulumi:{stack}::sovcloud::kubernetes:core/v1:ConfigMap::{name}",
+                       type="kubernetes:core/v1:ConfigMap", name=name, parent="", custom=True, provider="",
+                       retain_on_delete=False, protect=False, inputs=inputs)
+    return synth.Synthesis("r", [rec], DAY, stack=stack)
+
+
+def test_two_stacks_writing_one_file_are_refused_and_the_old_output_stays(tmp_path: Path) -> None:
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "plan.json").write_text("old")
+    parts = [_part("r", "same"), _part("r.t.x", "same")]
+    writer = synth.Writer(tmp_path, "r")
+    written = [writer(p) for p in parts]  # as two workers would: each writes its own stack
+    with pytest.raises(RuntimeError, match=r"two objects would be written to namespaces/a/ConfigMap-same\.yaml"):
+        writer.finish(synth.Synthesis("r", [], DAY, parts=parts), {}, written)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+    assert (tmp_path / "r" / "plan.json").read_text() == "old"
+
+
+def test_the_sdk_walks_stack_traces_again_after_synthesis(tree: Tree) -> None:
+    before = pulumi.runtime.resource._get_stack_trace
+    cfg = config.load(tree.root)
+    synth.run(tree.root, "rdc-ulsan", cfg, as_of=DAY, tenants=["orbit-lm"])
+    assert pulumi.runtime.resource._get_stack_trace is before
+    tree.write("stacks/__main__.py", "raise RuntimeError('broken program')\n")
+    with pytest.raises(RuntimeError, match="broken program"):
+        synth.run(tree.root, "rdc-ulsan", cfg, as_of=DAY, tenants=[])
+    assert pulumi.runtime.resource._get_stack_trace is before
+    assert before.__module__ == "pulumi.runtime.resource"  # the SDK's own walk, not synthesis's stand-in
