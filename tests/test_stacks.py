@@ -251,3 +251,30 @@ def test_shares_caps_and_the_budget_judged_per_stack_find_what_the_region_shows(
     assert per_stack == whole
     assert {p for p, level, _ in per_stack if level == "mandatory"} >= {"shares-and-caps", "national-budget"}
     assert len([m for p, _, m in per_stack if p == "shares-and-caps" and m.startswith("tenant ")]) >= 2
+
+
+def test_other_tenants_are_the_sums_of_every_other_tenant(tree: Tree) -> None:
+    # each stack's otherTenants, summed over the other tenants one by one, for every stack of regions whose tenants
+    # are of several sectors and hold MIG instances (GPU shares that are fractions)
+    from sovcloud.engine import capacity
+    from sovcloud.engine.policy_config import stack_view
+
+    cfg = config.load(tree.root)
+    for region in ("ncc-haenam", "rdc-gwangju"):
+        fig = capacity.figures(cfg, region, DAY)
+        names = [stacks.platform(region)] + [stacks.tenant(region, t) for t in stacks.tenants_in(cfg, region)]
+        for name in names:
+            tenant = stacks.parse(name)[1]
+            by_pool: dict[str, int] = {}
+            for (pool, t), gpus in fig.guaranteed.items():
+                if t != tenant:
+                    by_pool[pool] = by_pool.get(pool, 0) + gpus
+            by_sector: dict[str, float] = {}
+            for t, held in fig.by_tenant().items():
+                if t != tenant:
+                    sector = fig.sectors.get(t, "")
+                    by_sector[sector] = round(by_sector.get(sector, 0) + held, 6)
+            others = stack_view(cfg, region, DAY, name, [], fig)["otherTenants"]
+            assert others["byPool"] == {k: v for k, v in by_pool.items() if v}, name
+            assert others["bySector"] == {k: v for k, v in by_sector.items() if v}, name
+        assert len(names) > 3 and len(set(fig.sectors.values())) >= 2 and any(v % 1 for v in fig.by_tenant().values())

@@ -5,6 +5,7 @@ other regions): what `sovcloud check` passes to each policy, and what `sovcloud 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,15 +90,12 @@ def stack_view(cfg: Config, region: str, day: dt.date, stack: str, platform: lis
 
     _, tenant = stacks.parse(stack)
     fig = figures if figures is not None else capacity.figures(cfg, region, day)
-    by_pool: dict[str, int] = {}
-    for (pool, t), gpus in fig.guaranteed.items():
-        if t != tenant:
-            by_pool[pool] = by_pool.get(pool, 0) + gpus
-    by_sector: dict[str, float] = {}
-    for t, held in fig.by_tenant().items():
-        if t != tenant:
-            sector = fig.sectors.get(t, "")
-            by_sector[sector] = round(by_sector.get(sector, 0) + held, 6)
+    sums = _region_sums(fig)
+    own_pools = sums.pools_of.get(tenant, {})
+    by_pool = {pool: total - own_pools.get(pool, 0) for pool, total in sums.by_pool.items()}  # whole GPUs: exact
+    own_sector = fig.sectors.get(tenant, "") if tenant in sums.held else None
+    by_sector = {sector: _running_sum(held for t, held in members if t != tenant) if sector == own_sector
+                 else sums.by_sector[sector] for sector, members in sums.sector_members.items()}
     mig = {f"{pool}/{profile}": n for (pool, profile), n in fig.mig_guaranteed.items()}
     if tenant is not None and tenant in cfg.tenants:
         t = cfg.tenants[tenant]
@@ -105,9 +103,51 @@ def stack_view(cfg: Config, region: str, day: dt.date, stack: str, platform: lis
             if a.region == region and t.holds_quota(a, day):
                 for profile, n in a.mig.items():
                     mig[f"{a.pool}/{profile}"] -= n
-    others = {"byPool": {k: v for k, v in by_pool.items() if v}, "bySector": {k: v for k, v in by_sector.items() if v},
-              "mig": {k: v for k, v in mig.items() if v}}
+    others = {"byPool": {k: v for k, v in sorted(by_pool.items()) if v},
+              "bySector": {k: v for k, v in sorted(by_sector.items()) if v},
+              "mig": {k: v for k, v in sorted(mig.items()) if v}}
     return {"otherTenants": others, **({"platformResources": platform} if tenant is not None else {})}
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """A region's tenant sums, each tenant stack's ``otherTenants`` being these less its own share."""
+
+    by_pool: dict[str, int]
+    pools_of: dict[str | None, dict[str, int]]
+    held: dict[str, float]
+    sector_members: dict[str, list[tuple[str, float]]]
+    by_sector: dict[str, float]
+
+
+def _running_sum(values: Any) -> float:
+    total: float = 0
+    for v in values:
+        total = round(total + v, 6)
+    return total
+
+
+_LAST_SUMS: list[tuple[Any, _Sums]] = []  # the last Figures' sums: the stacks of one region ask in a row
+
+
+def _region_sums(fig: Any) -> _Sums:
+    """Sums over every tenant, once per ``Figures`` (each stack's ``otherTenants`` was a pass over all tenants; a
+    sector's sum is summed again without the stack's tenant, in the same order, so the figure is the very same)."""
+    if _LAST_SUMS and _LAST_SUMS[0][0] is fig:
+        return _LAST_SUMS[0][1]
+    by_pool: dict[str, int] = {}
+    pools_of: dict[str | None, dict[str, int]] = {}
+    for (pool, t), gpus in fig.guaranteed.items():
+        by_pool[pool] = by_pool.get(pool, 0) + gpus
+        pools_of.setdefault(t, {})[pool] = pools_of.get(t, {}).get(pool, 0) + gpus
+    held = fig.by_tenant()
+    members: dict[str, list[tuple[str, float]]] = {}
+    for t, h in held.items():
+        members.setdefault(fig.sectors.get(t, ""), []).append((t, h))
+    sums = _Sums(by_pool, pools_of, held, members,
+                 {sector: _running_sum(h for _, h in ms) for sector, ms in members.items()})
+    _LAST_SUMS[:] = [(fig, sums)]
+    return sums
 
 
 def _policy_config(cfg: Config, region: str, today: dt.date | None,
