@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,9 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# the parsed-config cache of the test session (and its subprocesses): its own, never the user's
+os.environ["SOVCLOUD_CACHE_DIR"] = tempfile.mkdtemp(prefix="sovcloud-test-cache-")
+atexit.register(shutil.rmtree, os.environ["SOVCLOUD_CACHE_DIR"], True)
 AS_OF = dt.date(2026, 11, 28)  # the date tests judge allocation periods by: output must not drift with the calendar
 SHARED = REPO.parent / "shared"
 CHART_SOURCES = SHARED / "upstream" / "chart-sources"  # whole upstream charts at pinned versions

@@ -781,6 +781,7 @@ def load(root: Path, *, tenant_paths: Iterable[Path] | None = None, progress: Pr
         if progress is not None:
             progress(n, len(paths))
     _check_tenant_isolation(tenants, regions, errors)
+    yamlsafe.CACHE.save()
     if errors:
         raise ConfigInvalid(errors)
     files = tuple(_rel(root, p) for p in (*stacks, *paths))

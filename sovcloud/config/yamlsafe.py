@@ -10,8 +10,14 @@ is composed into nodes (libyaml when available), then built by hand so that:
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import marshal
+import os
 import re
 import stat
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,6 +147,17 @@ def load(path: Path, display: str | None = None) -> tuple[Document | None, list[
             return fail(0, f"file is larger than the {MAX_BYTES} bytes allowed for a config file", "file-size")
     except OSError as exc:
         return fail(0, f"cannot read: {exc.strerror}", "file")
+    key = hashlib.blake2b(raw, digest_size=16).digest()
+    parsed = CACHE.get(key)
+    if parsed is not None:
+        return Document(name, *parsed), []
+    doc, errors = _parse(raw, name, fail)
+    if doc is not None:
+        CACHE.put(key, doc.data, doc.lines)
+    return doc, errors
+
+
+def _parse(raw: bytes, name: str, fail: Any) -> tuple[Document | None, list[ConfigError]]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -183,3 +200,106 @@ def load(path: Path, display: str | None = None) -> tuple[Document | None, list[
         kind = "a list" if isinstance(data, list) else f"a {type(data).__name__} value"
         return fail(1, f"top level is {kind}; a YAML mapping (key: value) is expected", "top-level")
     return Document(name, data, lines), []
+
+
+class ParseCache:
+    """Parsed config files by the hash of their bytes, kept between runs: a one-tenant check of a region with
+    thousands of tenants reads every tenant file (the region-wide sums need them all), and parsing them was most of
+    its load. An entry is the data and line map ``load`` builds, stored with ``marshal`` (plain values only), so an
+    unchanged file is read, hashed and unmarshalled instead of parsed; only files that parse are kept (an error is
+    found again, as before). The cache file's name carries a fingerprint of this module, PyYAML and Python: a
+    change to any gives a fresh cache. Where: ``SOVCLOUD_CACHE_DIR``, else ``$XDG_CACHE_HOME/sovcloud`` (default
+    ``~/.cache/sovcloud``); ``SOVCLOUD_CACHE_DIR=off`` turns it off. A cache that cannot be read or written is
+    ignored."""
+
+    LIMIT = 100_000  # entries kept of earlier runs (those this run used are always kept)
+
+    def __init__(self) -> None:
+        self._entries: dict[bytes, bytes] | None = None
+        self._used: set[bytes] = set()
+        self._dirty = False
+        self.hits = 0
+
+    @staticmethod
+    def folder() -> Path | None:
+        given = os.environ.get("SOVCLOUD_CACHE_DIR")
+        if given is not None:
+            return None if given.strip().lower() in ("off", "") else Path(given)
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "sovcloud"
+
+    @functools.cached_property
+    def _fingerprint(self) -> str:
+        h = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=8)
+        h.update(f"{yaml.__version__} {_Base.__name__} {sys.version_info[:2]} {marshal.version}".encode())
+        return h.hexdigest()
+
+    def _file(self) -> Path | None:
+        folder = self.folder()
+        return folder / f"parsed-yaml-{self._fingerprint}.marshal" if folder is not None else None
+
+    def _load(self) -> dict[bytes, bytes]:
+        if self._entries is None:
+            self._entries = {}
+            path = self._file()
+            try:
+                if path is not None and path.is_file():
+                    entries = marshal.loads(path.read_bytes())
+                    if isinstance(entries, dict):
+                        self._entries = entries
+            except (OSError, ValueError, EOFError, TypeError):
+                pass  # unreadable or from another writer's half: parse instead
+        return self._entries
+
+    def get(self, key: bytes) -> tuple[Any, dict[tuple[Any, ...], int]] | None:
+        if self.folder() is None:
+            return None
+        blob = self._load().get(key)
+        if blob is None:
+            return None
+        try:
+            data, lines = marshal.loads(blob)
+        except (ValueError, EOFError, TypeError):
+            return None
+        self._used.add(key)
+        self.hits += 1
+        return data, lines
+
+    def put(self, key: bytes, data: Any, lines: dict[tuple[Any, ...], int]) -> None:
+        if self.folder() is None:
+            return
+        try:
+            blob = marshal.dumps((data, lines))
+        except ValueError:  # a value marshal does not take: not kept
+            return
+        self._load()[key] = blob
+        self._used.add(key)
+        self._dirty = True
+
+    def save(self) -> None:
+        """Write what this process added (atomically: a rename; a concurrent writer's file is replaced whole)."""
+        path = self._file()
+        if not self._dirty or path is None or self._entries is None:
+            return
+        entries = self._entries
+        if len(entries) > self.LIMIT + len(self._used):
+            entries = {k: v for k, v in entries.items() if k in self._used}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for old in path.parent.glob("parsed-yaml-*.marshal"):
+                if old != path:
+                    old.unlink(missing_ok=True)  # another version's cache
+            fd, tmp = tempfile.mkstemp(prefix=".parsed-yaml-", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(marshal.dumps(entries))
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            self._dirty = False
+        except OSError:
+            pass  # a read-only home, a full disk: parsed again next time
+
+
+CACHE = ParseCache()
