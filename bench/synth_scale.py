@@ -6,8 +6,9 @@ Generates ``--tenants N`` valid tenant files (with ``bench/load_scale.py``'s gen
 Allocations may exceed the pools' capacity: nothing checks capacity at synth time. Then it times, each in a fresh
 subprocess (the SDK keeps global runtime state):
 
-- synth: ``config.load`` + ``synth.run`` + ``synth.plan`` + ``synth.write``, i.e. what ``sovcloud synth`` does, at N
-  and at 2N tenants (for the scaling ratio);
+- synth: ``config.load`` + ``synth.run`` (its workers writing each stack's files: ``synth.Writer``) + ``synth.plan``
+  + ``Writer.finish``, i.e. what ``sovcloud synth`` does, at N and at 2N tenants (for the scaling ratio); the
+  records the floors need are gathered by a second, untimed synthesis;
 - floor: as many resources as synth registered (``len(synthesis.records)``, component and custom records alike),
   registered as plain ``pulumi_kubernetes.core.v1.ConfigMap`` objects with data of about the same size, by a stack
   program written into a second temporary tree and run through the very same harness, ``synth.run`` (same event
@@ -29,7 +30,8 @@ apart). Phase times of the synth runs go to stderr.
 A region is a platform stack and a stack per tenant: synth runs the platform, then shares the tenant stacks out to
 as many forked workers as the machine has cores (what ``sovcloud synth`` does). ``one_tenant_check_seconds`` is the
 wall time of ``sovcloud check REGION --tenant NAME`` (one tenant's pull request: its stack and the platform's
-synthesised, the region-wide rules fed every tenant's config) in a fresh process, at N and at 2N.
+synthesised, the region-wide rules fed every tenant's config) in a fresh process, at N and at 2N, with the
+parsed-config cache an earlier run left (the benchmark's own, in its temporary folder) and, ``_cold``, with none.
 
 Targets on this machine (2 cores): synth_seconds / same_kinds_floor_seconds <= 1.2 at N = 1,000, time(2N) / time(N)
 <= 2.1, peak RSS <= 1 GiB, one_tenant_check_seconds <= 2.
@@ -40,8 +42,9 @@ Prints one JSON object:
 {"region": .., "tenants": N, "resources": R, "synth_seconds": .., "floor_seconds": .., "ratio": synth/floor,
  "resources_per_second": R/synth_seconds, "same_kinds_floor_seconds": .., "ratio_to_same_kinds_floor": ..,
  "same_kinds_floor_over_floor": .., "peak_rss_mib": .., "peak_rss_mib_2n": .., "peak_rss_mib_floors": ..,
- "one_tenant_check_seconds": ..,
- "scaling": {"tenants_2n": 2N, "synth_seconds_2n": .., "time_2n_over_n": .., "one_tenant_check_seconds_2n": ..}}.
+ "one_tenant_check_seconds": .., "one_tenant_check_seconds_cold": ..,
+ "scaling": {"tenants_2n": 2N, "synth_seconds_2n": .., "time_2n_over_n": .., "one_tenant_check_seconds_2n": ..,
+             "one_tenant_check_seconds_cold_2n": ..}}.
 Exits 1 with the first errors if the generated tree does not load, or if a measurement fails.
 """
 
@@ -214,19 +217,24 @@ def measure_synth(root: Path, region: str, out: Path, records: Path | None = Non
     if region not in cfg.regions:
         sys.exit(f"no region {region} in {root} (one of: {', '.join(sorted(cfg.regions))})")
     t1 = time.perf_counter()
-    result = synth.run(root, region, cfg, workers=os.cpu_count() or 1)  # as `sovcloud synth` runs it
+    # as `sovcloud synth` runs it: the tenant stacks in forked workers, each writing its stacks' files
+    writer = synth.Writer(out, region)
+    result = synth.run(root, region, cfg, workers=os.cpu_count() or 1, each=writer, keep_records=False)
     t2 = time.perf_counter()
     plan = synth.plan(result, cfg)
     t3 = time.perf_counter()
-    synth.write(result, out, plan)
+    writer.finish(result, plan, [p.result for p in result.stacks()])
     t4 = time.perf_counter()
-    sizes = [len(json.dumps(r.inputs)) for r in result.records]
-    if records is not None:  # untimed: the same-kinds floor registers these again
-        records.write_text(json.dumps([{"type": r.type, "name": r.name, "custom": r.custom, "inputs": r.inputs}
-                                       for r in result.records]), encoding="utf-8")
-    return {"seconds": t4 - t0, "resources": len(result.records), "mean_inputs_bytes": sum(sizes) / len(sizes),
-            "phases": {"load": t1 - t0, "run": t2 - t1, "plan": t3 - t2, "write": t4 - t3},
-            "peak_rss_mib": peak_rss_mib()}
+    measured = {"seconds": t4 - t0, "phases": {"load": t1 - t0, "run and write": t2 - t1, "plan": t3 - t2,
+                                               "finish": t4 - t3}, "peak_rss_mib": peak_rss_mib()}
+    if records is None:
+        return {**measured, "resources": None}
+    # untimed: every record (components too), for the floors (their count, mean size and the same-kinds program)
+    every = synth.run(root, region, cfg, workers=os.cpu_count() or 1).records
+    sizes = [len(json.dumps(r.inputs)) for r in every]
+    records.write_text(json.dumps([{"type": r.type, "name": r.name, "custom": r.custom, "inputs": r.inputs}
+                                   for r in every]), encoding="utf-8")
+    return {**measured, "resources": len(every), "mean_inputs_bytes": sum(sizes) / len(sizes)}
 
 
 def measure_floor(root: Path, region: str) -> dict[str, Any]:
@@ -262,26 +270,27 @@ def best(mode: str, root: Path, region: str, tmp: Path, repeat: int, label: str,
     fastest = min(runs, key=lambda r: r["seconds"])
     if mode == "synth":
         phases = ", ".join(f"{k} {v:.2f} s" for k, v in fastest["phases"].items())
-        print(f"{label}: synth {fastest['seconds']:.2f} s ({phases}), {fastest['resources']} resources",
-              file=sys.stderr)
+        print(f"{label}: synth {fastest['seconds']:.2f} s ({phases})", file=sys.stderr)
     else:
         print(f"{label}: {fastest['seconds']:.2f} s, {fastest['resources']} resources", file=sys.stderr)
     return fastest, max(r["peak_rss_mib"] for r in runs)
 
 
-def one_tenant_check(root: Path, region: str) -> float:
+def one_tenant_check(root: Path, region: str, cold: bool = False) -> float:
     """Wall seconds of ``sovcloud check REGION --tenant <the first tenant>`` in a fresh process (a pull request's
-    check); exits 1 when the check cannot run."""
+    check), with the parsed-config cache as an earlier run left it, or with none (``cold``: every file parsed);
+    exits 1 when the check cannot run."""
     tenant = min(p.stem for p in (root / config.TENANTS_DIR).glob("*.yaml"))
     os.sync()
+    env = {**os.environ, **({"SOVCLOUD_CACHE_DIR": "off"} if cold else {})}
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "sovcloud.cli", "check", region, "--tenant", tenant, "--root",
-                           str(root), "--format", "json"], capture_output=True, text=True, check=False)
+                           str(root), "--format", "json"], capture_output=True, text=True, check=False, env=env)
     seconds = time.perf_counter() - started
     if proc.returncode not in (0, 1) or not proc.stdout.strip().startswith("{"):
         sys.stderr.write(proc.stderr)
         sys.exit(f"check --tenant {tenant} on {root} failed (exit {proc.returncode})")
-    print(f"check {region} --tenant {tenant}: {seconds:.2f} s", file=sys.stderr)
+    print(f"check {region} --tenant {tenant}{' (no parse cache)' if cold else ''}: {seconds:.2f} s", file=sys.stderr)
     return seconds
 
 
@@ -324,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     n, n2 = args.tenants, 2 * args.tenants
     with tempfile.TemporaryDirectory(prefix="sovcloud-synth-bench-") as tmp_name:
         tmp = Path(tmp_name)
+        # the parsed-config cache of the generated trees: the benchmark's own (filled by check_tree below, as a
+        # user's earlier run would), never the user's
+        os.environ["SOVCLOUD_CACHE_DIR"] = str(tmp / "cache")
         tree, tree2 = tmp / f"tree-{n}", tmp / f"tree-{n2}"
         for root, count in ((tree, n), (tree2, n2)):
             generate(root, count, args.seed, shipped, args.region)
@@ -346,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
         synth_2n, rss_2n = best("synth", tree2, args.region, tmp, args.repeat, f"2N={n2}")
         check_n = min(one_tenant_check(tree, args.region) for _ in range(args.repeat))
         check_2n = min(one_tenant_check(tree2, args.region) for _ in range(args.repeat))
+        cold_n = min(one_tenant_check(tree, args.region, cold=True) for _ in range(args.repeat))
+        cold_2n = min(one_tenant_check(tree2, args.region, cold=True) for _ in range(args.repeat))
 
     synth_s, floor_s, kinds_s = synth_n["seconds"], floor["seconds"], kinds["seconds"]
     print(json.dumps({
@@ -356,10 +370,11 @@ def main(argv: list[str] | None = None) -> int:
         "same_kinds_floor_over_floor": round(kinds_s / floor_s, 3),
         "peak_rss_mib": round(rss_n, 1), "peak_rss_mib_2n": round(rss_2n, 1),
         "peak_rss_mib_floors": round(max(rss_floor, rss_kinds), 1),
-        "one_tenant_check_seconds": round(check_n, 3),
+        "one_tenant_check_seconds": round(check_n, 3), "one_tenant_check_seconds_cold": round(cold_n, 3),
         "scaling": {"tenants_2n": n2, "synth_seconds_2n": round(synth_2n["seconds"], 3),
                     "time_2n_over_n": round(synth_2n["seconds"] / synth_s, 3),
-                    "one_tenant_check_seconds_2n": round(check_2n, 3)},
+                    "one_tenant_check_seconds_2n": round(check_2n, 3),
+                    "one_tenant_check_seconds_cold_2n": round(cold_2n, 3)},
     }))
     return 0
 
