@@ -7,8 +7,9 @@ Allocations may exceed the pools' capacity: nothing checks capacity at synth tim
 subprocess (the SDK keeps global runtime state):
 
 - synth: ``config.load`` + ``synth.run`` (its workers writing each stack's files: ``synth.Writer``) + ``synth.plan``
-  + ``Writer.finish``, i.e. what ``sovcloud synth`` does, at N and at 2N tenants (for the scaling ratio); the
-  records the floors need are gathered by a second, untimed synthesis;
+  + ``Writer.finish``, i.e. what ``sovcloud synth`` does, at N and at 2N tenants (for the scaling ratio), loading
+  without the parse cache (every file parsed); the records the floors need are gathered by a second, untimed
+  synthesis;
 - floor: as many resources as synth registered (``len(synthesis.records)``, component and custom records alike),
   registered as plain ``pulumi_kubernetes.core.v1.ConfigMap`` objects with data of about the same size, by a stack
   program written into a second temporary tree and run through the very same harness, ``synth.run`` (same event
@@ -219,7 +220,7 @@ def measure_synth(root: Path, region: str, out: Path, records: Path | None = Non
     t1 = time.perf_counter()
     # as `sovcloud synth` runs it: the tenant stacks in forked workers, each writing its stacks' files
     writer = synth.Writer(out, region)
-    result = synth.run(root, region, cfg, workers=os.cpu_count() or 1, each=writer, keep_records=False)
+    result = synth.run(root, region, cfg, workers=synth.cores(), each=writer, keep_records=False)
     t2 = time.perf_counter()
     plan = synth.plan(result, cfg)
     t3 = time.perf_counter()
@@ -230,7 +231,7 @@ def measure_synth(root: Path, region: str, out: Path, records: Path | None = Non
     if records is None:
         return {**measured, "resources": None}
     # untimed: every record (components too), for the floors (their count, mean size and the same-kinds program)
-    every = synth.run(root, region, cfg, workers=os.cpu_count() or 1).records
+    every = synth.run(root, region, cfg, workers=synth.cores()).records
     sizes = [len(json.dumps(r.inputs)) for r in every]
     records.write_text(json.dumps([{"type": r.type, "name": r.name, "custom": r.custom, "inputs": r.inputs}
                                    for r in every]), encoding="utf-8")
@@ -336,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
         # the parsed-config cache of the generated trees: the benchmark's own (filled by check_tree below, as a
         # user's earlier run would), never the user's
         os.environ["SOVCLOUD_CACHE_DIR"] = str(tmp / "cache")
+        from sovcloud.config import yamlsafe
+
+        yamlsafe.CACHE.enabled = True  # as the commands have it (synth's measurement below loads without it)
         tree, tree2 = tmp / f"tree-{n}", tmp / f"tree-{n2}"
         for root, count in ((tree, n), (tree2, n2)):
             generate(root, count, args.seed, shipped, args.region)

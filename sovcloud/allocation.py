@@ -8,6 +8,7 @@ back ``Finding``s; each side decides where a finding points (a resource URN, a c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -44,7 +45,7 @@ class Figures:
 
     @property
     def others_total(self) -> float:
-        return sum(self.others_by_sector.values())
+        return math.fsum(self.others_by_sector.values())  # exact: the same total in any order of the sectors
 
     def by_pool(self) -> dict[str, int]:
         out: dict[str, int] = dict(self.others_by_pool)

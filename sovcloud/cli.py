@@ -17,6 +17,9 @@ def main() -> None:
     Region config lives in stacks/Pulumi.<region>.yaml (key sovcloud:region), tenants in tenants/*.yaml;
     both are described by the JSON Schemas in schemas/.
     """
+    from sovcloud.config import yamlsafe
+
+    yamlsafe.CACHE.enabled = True  # the commands keep parsed config files between runs (README "Config")
 
 
 for command in (validate.validate, synth.synth, check.check, check.policy_config_command, diff.diff,

@@ -17,13 +17,14 @@ from tests.conftest import Tree
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv("SOVCLOUD_CACHE_DIR", str(folder))
-    monkeypatch.setattr(yamlsafe, "CACHE", yamlsafe.ParseCache())
+    _fresh(monkeypatch)
     return folder
 
 
-def _fresh(monkeypatch: pytest.MonkeyPatch) -> yamlsafe.ParseCache:
-    """A new process's cache: reads what the last one saved."""
+def _fresh(monkeypatch: pytest.MonkeyPatch, enabled: bool = True) -> yamlsafe.ParseCache:
+    """A new command's cache (the CLI turns it on): reads what the last one saved."""
     fresh = yamlsafe.ParseCache()
+    fresh.enabled = enabled
     monkeypatch.setattr(yamlsafe, "CACHE", fresh)
     return fresh
 
@@ -69,3 +70,71 @@ def test_a_broken_or_disabled_cache_is_ignored(tree: Tree, cache: Path, monkeypa
     path.unlink()
     assert config.load(tree.root) == expected and off.hits == 0
     assert not list(cache.glob("*"))
+
+
+TRICKY = """\
+name: "caf\u00e9 \u2603"
+anchors:
+  base: &base {cpu: 4, memory: 16Gi}
+  copy: *base
+numbers: [1, 2.5, -3, 1e3, .inf, 0]
+flags: [true, false, null, yes]
+1: a number as a key
+"quoted: colon": 'single'
+nested:
+  - [a, [b, {c: d}]]
+  - 2026-01-01
+multi: |
+  line one
+  line two
+"""
+
+
+def test_a_cached_document_is_the_parsed_one(tmp_path: Path, cache: Path, monkeypatch) -> None:
+    path = tmp_path / "tricky.yaml"
+    path.write_text(TRICKY, encoding="utf-8")
+    parsed, errors = yamlsafe.load(path, "tricky.yaml")
+    assert not errors and parsed is not None and yamlsafe.CACHE.hits == 0
+    yamlsafe.CACHE.save()
+    again = _fresh(monkeypatch)
+    cached, _ = yamlsafe.load(path, "tricky.yaml")
+    assert again.hits == 1
+    assert cached == parsed  # data, line of every path, file name
+    assert cached.data["anchors"]["copy"] == {"cpu": 4, "memory": "16Gi"} and cached.data["1"] == "a number as a key"
+    assert cached.lines[("nested", 1)] == 11 and cached.data["nested"][1] == "2026-01-01"
+    cached.data["anchors"]["copy"]["cpu"] = 99  # a caller's change never reaches the next reader
+    assert yamlsafe.load(path, "tricky.yaml")[0].data["anchors"]["copy"]["cpu"] == 4
+
+
+def test_off_unless_a_command_turns_it_on(tree: Tree, cache: Path, monkeypatch) -> None:
+    # the stack program under the Pulumi CLI (and any other caller) parses every file
+    fresh = _fresh(monkeypatch, enabled=False)
+    config.load(tree.root)
+    config.load(tree.root)
+    assert fresh.hits == 0 and not cache.exists()
+
+
+def test_no_home_no_cache(tree: Tree, monkeypatch) -> None:
+    # an arbitrary-uid container: no HOME, no passwd entry
+    for name in ("SOVCLOUD_CACHE_DIR", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+    def nowhere() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(nowhere))
+    assert yamlsafe.ParseCache.folder() is None
+    fresh = _fresh(monkeypatch)
+    assert config.load(tree.root).tenants and fresh.hits == 0
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # ignored, as the XDG rule says: still no home
+    assert yamlsafe.ParseCache.folder() is None
+
+
+def test_a_folder_others_may_write_is_not_believed(tree: Tree, cache: Path, monkeypatch) -> None:
+    config.load(tree.root)
+    cache.chmod(0o777)
+    shared = _fresh(monkeypatch)
+    config.load(tree.root)
+    assert shared.hits == 0
+    cache.chmod(0o700)
+    assert config.load(tree.root) and _fresh(monkeypatch).get(next(iter(shared._load()))) is not None

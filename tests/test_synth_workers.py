@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pulumi.runtime.resource
@@ -17,6 +18,8 @@ from tests.conftest import Tree
 
 DAY = dt.date(2026, 6, 1)
 REGION = "ncc-haenam"  # nine tenant stacks: enough for two workers (synth.run forks from 4 per worker)
+pytestmark = pytest.mark.skipif(not synth._can_fork(), reason="synthesis shares stacks out to forked workers only "
+                                "where the system forks")
 
 
 @pytest.fixture
@@ -99,3 +102,44 @@ def test_the_sdk_walks_stack_traces_again_after_synthesis(tree: Tree) -> None:
         synth.run(tree.root, "rdc-ulsan", cfg, as_of=DAY, tenants=[])
     assert pulumi.runtime.resource._get_stack_trace is before
     assert before.__module__ == "pulumi.runtime.resource"  # the SDK's own walk, not synthesis's stand-in
+
+
+def test_each_worker_runs_one_share_and_ends(tree: Tree, tmp_path: Path, monkeypatch) -> None:
+    # a worker never collects its garbage: it must end after its share, however many shares there are (Pool.map
+    # would hand a worker several shares at once were its chunk size left to it)
+    from sovcloud import stacks
+
+    cfg = config.load(tree.root)
+    names = [stacks.tenant(REGION, t) for t in stacks.tenants_in(cfg, REGION)] * 2
+    log = tmp_path / "pids"
+    real = synth._forked_series
+
+    def logged(share):
+        with log.open("a") as f:
+            f.write(f"{os.getpid()} {len(share)}\n")
+        return real(share)
+
+    logged.__module__, logged.__qualname__ = synth.__name__, "_forked_series"  # the pool sends it by name
+    monkeypatch.setattr(synth, "SHARE", 1)
+    monkeypatch.setattr(synth, "_forked_series", logged)
+    parts = synth._run_forked(tree.root, REGION, cfg, names, None, DAY, False, 2)
+    assert [p.stack for p in parts] == names
+    runs = [line.split() for line in log.read_text().splitlines()]
+    assert len(runs) == len(names) == 18 and {n for _, n in runs} == {"1"}
+    assert len({pid for pid, _ in runs}) == len(names)  # a process per share
+
+
+def test_two_objects_of_one_file_are_one_line_and_nothing_is_replaced(tree: Tree, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    out = tmp_path / "out"
+    args = ["synth", "rdc-ulsan", "--root", str(tree.root), "--out", str(out), "--date", DAY.isoformat(),
+            "--no-render"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    monkeypatch.setattr(synth, "object_path", lambda inputs: Path("cluster") / "same.yaml")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "error: rdc-ulsan: two objects would be written to cluster/same.yaml (two objects of one kind, name and "
+        "namespace: rename one)")
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before  # the old output, and no staging left

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -77,12 +76,12 @@ def synth(region: str, root: Path | None, out_dir: Path | None, fmt: str, today:
     try:
         # each stack's files are written where it was synthesised (the workers write their share), then swapped in
         writer = synthesis.Writer(out_dir, region)
-    except OSError as exc:
+    except synthesis.WriteError as exc:
         fail(f"cannot write to {out_dir}: {exc.strerror or exc}")
     try:
         with program_refusal(region):
             result = synthesis.run(tree, region, cfg, as_of=today, tenants=chosen,
-                                   platform=stacks.platform(region) in names, workers=jobs or os.cpu_count() or 1,
+                                   platform=stacks.platform(region) in names, workers=jobs or synthesis.cores(),
                                    each=writer, keep_records=False)
         folders = synthesis.chart_folders(tree, cfg, region, list(charts))
         if do_render and folders:
@@ -95,9 +94,12 @@ def synth(region: str, root: Path | None, out_dir: Path | None, fmt: str, today:
         plan = synthesis.plan(result, cfg)
         written = [p.result for p in result.stacks()]
         target = writer.finish(result, plan, written)
-    except OSError as exc:
+    except synthesis.WriteError as exc:
         writer.abort()
         fail(f"cannot write to {out_dir}: {exc.strerror or exc}")
+    except synthesis.Duplicate as exc:
+        writer.abort()
+        fail(f"{region}: {exc} (two objects of one kind, name and namespace: rename one)")
     except BaseException:
         writer.abort()
         raise

@@ -10,7 +10,6 @@ is composed into nodes (libyaml when available), then built by hand so that:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import marshal
 import os
@@ -18,6 +17,7 @@ import re
 import stat
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,70 +203,101 @@ def _parse(raw: bytes, name: str, fail: Any) -> tuple[Document | None, list[Conf
 
 
 class ParseCache:
-    """Parsed config files by the hash of their bytes, kept between runs: a one-tenant check of a region with
-    thousands of tenants reads every tenant file (the region-wide sums need them all), and parsing them was most of
-    its load. An entry is the data and line map ``load`` builds, stored with ``marshal`` (plain values only), so an
-    unchanged file is read, hashed and unmarshalled instead of parsed; only files that parse are kept (an error is
-    found again, as before). The cache file's name carries a fingerprint of this module, PyYAML and Python: a
-    change to any gives a fresh cache. Where: ``SOVCLOUD_CACHE_DIR``, else ``$XDG_CACHE_HOME/sovcloud`` (default
-    ``~/.cache/sovcloud``); ``SOVCLOUD_CACHE_DIR=off`` turns it off. A cache that cannot be read or written is
-    ignored."""
+    """Parsed config files by the hash of their bytes, kept between runs of the ``sovcloud`` commands: a one-tenant
+    check of a region with thousands of tenants reads every tenant file (the region-wide sums need them all), and
+    parsing them was most of its load. An entry is the data and line map ``load`` builds, stored with ``marshal``
+    (plain values only), so an unchanged file is read, hashed and unmarshalled instead of parsed; only files that
+    parse are kept (an error is found again, as before). The cache file's name carries a fingerprint of this module,
+    PyYAML, libyaml and Python: a change to any gives a fresh cache.
 
-    LIMIT = 100_000  # entries kept of earlier runs (those this run used are always kept)
+    Off unless a command turns it on (``sovcloud.cli``): the stack program run by the Pulumi CLI, and any other
+    caller, parses every file. Where: ``SOVCLOUD_CACHE_DIR``, else ``$XDG_CACHE_HOME/sovcloud`` (default
+    ``~/.cache/sovcloud``); ``SOVCLOUD_CACHE_DIR=off`` turns it off. The folder must belong to this user and be
+    writable by no one else (what it holds is believed as the files' content); one that is not, or a cache that
+    cannot be read or written, is ignored."""
+
+    STALE = 20_000  # entries of earlier runs kept besides those this run used
+    OLD_VERSION_DAYS = 30  # another version's cache file is removed once unused this long
 
     def __init__(self) -> None:
+        self.enabled = False
         self._entries: dict[bytes, bytes] | None = None
         self._used: set[bytes] = set()
         self._dirty = False
+        self._path: Path | bool | None = False  # False: not worked out yet
         self.hits = 0
 
     @staticmethod
     def folder() -> Path | None:
+        """The cache folder from the environment, or None when off or when there is no home to put it in."""
         given = os.environ.get("SOVCLOUD_CACHE_DIR")
         if given is not None:
             return None if given.strip().lower() in ("off", "") else Path(given)
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        base = os.environ.get("XDG_CACHE_HOME", "")
+        if not os.path.isabs(base):  # the XDG rule: a relative path is ignored
+            try:
+                base = str(Path.home() / ".cache")
+            except (RuntimeError, KeyError, OSError):  # no HOME and no passwd entry (an arbitrary-uid container)
+                return None
         return Path(base) / "sovcloud"
 
-    @functools.cached_property
-    def _fingerprint(self) -> str:
+    @staticmethod
+    def _fingerprint() -> str:
         h = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=8)
-        h.update(f"{yaml.__version__} {_Base.__name__} {sys.version_info[:2]} {marshal.version}".encode())
+        libyaml = getattr(getattr(yaml, "_yaml", None), "get_version_string", lambda: "none")()
+        h.update(f"{yaml.__version__} {libyaml} {_Base.__name__} {sys.version_info[:2]} {marshal.version}".encode())
         return h.hexdigest()
 
+    @staticmethod
+    def _trusted(path: Path) -> bool:
+        """Owned by this user and writable by no one else (a file the cache is read from, or its folder)."""
+        info = path.stat()
+        return info.st_uid == os.getuid() and not info.st_mode & 0o022
+
     def _file(self) -> Path | None:
-        folder = self.folder()
-        return folder / f"parsed-yaml-{self._fingerprint}.marshal" if folder is not None else None
+        if self._path is False:
+            self._path = None
+            if self.enabled:
+                try:
+                    folder = self.folder()
+                    if folder is not None:
+                        self._path = folder / f"parsed-yaml-{self._fingerprint()}.marshal"
+                except (OSError, RuntimeError, KeyError):  # no readable source to fingerprint: no cache
+                    self._path = None
+        return self._path  # type: ignore[return-value]
 
     def _load(self) -> dict[bytes, bytes]:
         if self._entries is None:
             self._entries = {}
             path = self._file()
             try:
-                if path is not None and path.is_file():
+                if path is not None and path.is_file() and self._trusted(path.parent) and self._trusted(path):
                     entries = marshal.loads(path.read_bytes())
-                    if isinstance(entries, dict):
+                    if isinstance(entries, dict) and all(
+                            type(k) is bytes and type(v) is bytes for k, v in entries.items()):
                         self._entries = entries
-            except (OSError, ValueError, EOFError, TypeError):
-                pass  # unreadable or from another writer's half: parse instead
+            except Exception:  # unreadable, half-written, or not this cache's: parse instead
+                pass
         return self._entries
 
     def get(self, key: bytes) -> tuple[Any, dict[tuple[Any, ...], int]] | None:
-        if self.folder() is None:
+        if self._file() is None:
             return None
         blob = self._load().get(key)
         if blob is None:
             return None
         try:
-            data, lines = marshal.loads(blob)
-        except (ValueError, EOFError, TypeError):
+            entry = marshal.loads(blob)
+        except Exception:  # a damaged entry: parse instead
+            return None
+        if not (type(entry) is tuple and len(entry) == 2 and type(entry[0]) is dict and type(entry[1]) is dict):
             return None
         self._used.add(key)
         self.hits += 1
-        return data, lines
+        return entry[0], entry[1]
 
     def put(self, key: bytes, data: Any, lines: dict[tuple[Any, ...], int]) -> None:
-        if self.folder() is None:
+        if self._file() is None:
             return
         try:
             blob = marshal.dumps((data, lines))
@@ -282,13 +313,18 @@ class ParseCache:
         if not self._dirty or path is None or self._entries is None:
             return
         entries = self._entries
-        if len(entries) > self.LIMIT + len(self._used):
-            entries = {k: v for k, v in entries.items() if k in self._used}
+        if len(entries) > self.STALE + len(self._used):  # the stale ones past the limit go
+            stale = [k for k in entries if k not in self._used][: self.STALE]
+            entries = {k: entries[k] for k in [*stale, *(k for k in entries if k in self._used)]}
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            for old in path.parent.glob("parsed-yaml-*.marshal"):
-                if old != path:
-                    old.unlink(missing_ok=True)  # another version's cache
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not self._trusted(path.parent):
+                return
+            now = time.time()
+            for old in path.parent.glob("*parsed-yaml-*"):
+                age = now - old.stat().st_mtime
+                if old != path and (age > self.OLD_VERSION_DAYS * 86400 or (old.name.startswith(".") and age > 3600)):
+                    old.unlink(missing_ok=True)  # an old version's cache, or a killed writer's half
             fd, tmp = tempfile.mkstemp(prefix=".parsed-yaml-", dir=path.parent)
             try:
                 with os.fdopen(fd, "wb") as f:

@@ -322,7 +322,8 @@ def check_regions(jobs: list[tuple[str, str]], today: str | None, charts: list[s
     import everything a second time; elsewhere they are spawned, one job per process."""
     import concurrent.futures
     import multiprocessing
-    import os
+
+    from sovcloud.engine import synth
 
     results: list[dict[str, Any]] = []
     failed: dict[tuple[str, str], str] = {}
@@ -339,7 +340,7 @@ def check_regions(jobs: list[tuple[str, str]], today: str | None, charts: list[s
             "spawn"), max_tasks_per_child=1)
 
     # the machine's cores shared by the regions checked at once, for their tenant stacks' synthesis
-    per_region = max(1, (os.cpu_count() or 1) // workers)
+    per_region = max(1, synth.cores() // workers)
     futures = {pool.submit(check_region, tree, region, today, charts, (selection or {}).get(region), per_region):
                (tree, region) for tree, region in jobs}
     waves = -(-len(jobs) // workers)

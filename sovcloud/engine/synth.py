@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import gc
+import hashlib
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from sovcloud.config.model import Config
 
 PROGRAM = Path(config_loader.STACKS_DIR) / "__main__.py"
 MANAGEMENT_GROUPS = ("cluster.x-k8s.io/", "bootstrap.cluster.x-k8s.io/", "infrastructure.cluster.x-k8s.io/")
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 CLUSTER_SCOPED = {"Namespace", "Node", "ResourceFlavor", "Cohort", "ClusterQueue", "WorkloadPriorityClass",
                   "ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass", "Topology"}
 
@@ -65,11 +67,10 @@ class Synthesis:
         return self.parts or [self]
 
     def kubernetes_objects(self) -> list[Record]:
-        return [r for r in self.records if r.custom and r.type.startswith("kubernetes:")
-                and r.type != "kubernetes:helm.sh/v3:Release"]
+        return [r for r in self.records if r.custom and r.type.startswith("kubernetes:") and r.type != HELM_RELEASE]
 
     def helm_releases(self) -> list[Record]:
-        return [r for r in self.records if r.type == "kubernetes:helm.sh/v3:Release"]
+        return [r for r in self.records if r.type == HELM_RELEASE]
 
     def counts(self) -> dict[str, int]:
         """Custom resources by type; a region's parts summed (also those whose records were dropped)."""
@@ -179,8 +180,9 @@ def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | Non
 
     ``each(part)`` runs on every stack's synthesis right after it, in the process that made it (a worker's share
     of judging or writing), its return value kept as ``part.result``; it sees the platform first where the
-    platform is run. ``keep_records=False``: tenant stacks come back without their records (``counts()`` still
-    holds), so only what ``each`` made of them crosses back from a worker; the platform's are kept."""
+    platform is run. ``keep_records=False``: tenant stacks come back without their records but their Helm releases
+    (``counts()`` still holds), so only what ``each`` made of them crosses back from a worker; the platform's are
+    kept."""
     from sovcloud import stacks
 
     names = ([stacks.platform(region)] if platform else []) + \
@@ -277,6 +279,14 @@ def _close(loop: asyncio.AbstractEventLoop) -> None:
     asyncio.set_event_loop(None)
 
 
+def cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _can_fork() -> bool:
     import multiprocessing
 
@@ -310,7 +320,8 @@ def _run_forked(root: Path, region: str, cfg: Config, names: list[str], stack_co
     shares = [names[i:i + size] for i in range(0, len(names), size)]
     try:
         with multiprocessing.get_context("fork").Pool(workers, maxtasksperchild=1) as pool:
-            return [part for done in pool.map(_forked_series, shares) for part in done]
+            # chunksize 1: a worker takes one share and ends (map's default would hand it several at once)
+            return [part for done in pool.imap(_forked_series, shares, chunksize=1) for part in done]
     finally:
         _FORKED.clear()
 
@@ -338,8 +349,8 @@ def _run_series(root: Path, region: str, cfg: Config, names: list[str], stack_co
             part = run_stack(root, name, cfg, stack_config, as_of, policy_gate, _shared=shared)
             if each is not None:
                 part.result = each(part)
-            if not keep_records and part.stack != region:
-                part.tally, part.records = part.counts(), []
+            if not keep_records and part.stack != region:  # Helm releases stay: rendering reads them
+                part.tally, part.records = part.counts(), [r for r in part.records if r.type == HELM_RELEASE]
             parts.append(part)
             if i % 20 == 0 and not forked:
                 gc.collect(1)  # the young garbage of the last stacks' runs; what outlives them waits for the end
@@ -395,7 +406,8 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
     loop = shared.loop
     asyncio.set_event_loop(loop)
     mocks = Mocks()
-    monitor = _monitor_class()(mocks, shared.reads)
+    # a tenant stack's read of the platform is answered alike in every tenant stack of the series
+    monitor = _monitor_class()(mocks, shared.reads if tenant else None)
     settings.ROOT.set(None)  # set_mocks keeps an earlier run's root Stack; each synthesis gets its own
     # a run the program ended with an error can leave RPCs of its closed loop behind: the next run would wait on
     # them forever (the SDK's own test decorator clears the same state)
@@ -442,21 +454,21 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
     return Synthesis(region, sorted(monitor.records, key=lambda r: r.urn), day, stack=stack)
 
 
-_COMPILED: dict[tuple[str, int, int], Any] = {}
+_COMPILED: dict[tuple[str, bytes], Any] = {}
 
 
 def _run_program(program: Path) -> None:
     """``runpy.run_path(program, run_name="__main__")``, with the program compiled once per process (per path and
-    version of the file) rather than once per stack: a fresh ``__main__`` module and ``sys.argv[0]`` as runpy sets
+    content of the file) rather than once per stack: a fresh ``__main__`` module and ``sys.argv[0]`` as runpy sets
     them, around each run."""
     import sys
     import types
 
-    stat = program.stat()
-    key = (str(program), stat.st_mtime_ns, stat.st_size)
+    source = program.read_bytes()
+    key = (str(program), hashlib.blake2b(source, digest_size=16).digest())
     code = _COMPILED.get(key)
-    if code is None:
-        code = _COMPILED[key] = compile(program.read_bytes(), str(program), "exec")
+    if code is None:  # as runpy compiles it: none of this module's __future__ flags
+        code = _COMPILED[key] = compile(source, str(program), "exec", dont_inherit=True)
     module = types.ModuleType("__main__")
     module.__dict__.update(__file__=str(program), __cached__=None, __loader__=None, __package__="", __spec__=None)
     saved_main, saved_argv0 = sys.modules.get("__main__"), sys.argv[0] if sys.argv else None
@@ -539,6 +551,14 @@ def _yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
 
 
+class WriteError(OSError):
+    """Writing a synthesis's files failed (the disk, permissions): the output folder's problem, not the config's."""
+
+
+class Duplicate(RuntimeError):
+    """Two objects of a synthesis would be written to one file."""
+
+
 class Writer:
     """The files of a synthesis under ``out/<region>``, replacing it whole: written to a staging directory beside it
     (created here), then swapped in by ``finish``; a failure (``abort``) leaves the old output intact.
@@ -549,22 +569,28 @@ class Writer:
 
     def __init__(self, out: Path, region: str):
         self.region, self.target = region, out / region
-        out.mkdir(parents=True, exist_ok=True)
-        # a synth killed mid-write leaves its staging (or swapped-out) directory: clear the stale ones of this region
-        for stale in out.glob(f".{region}-*"):
-            if stale.is_dir() and time.time() - stale.stat().st_mtime > 3600:
-                shutil.rmtree(stale, ignore_errors=True)
-        self.staging = Path(tempfile.mkdtemp(prefix=f".{region}-", dir=out))
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            # a synth killed mid-write leaves its staging (or swapped-out) directory: clear this region's stale ones
+            for stale in out.glob(f".{region}-*"):
+                if stale.is_dir() and time.time() - stale.stat().st_mtime > 3600:
+                    shutil.rmtree(stale, ignore_errors=True)
+            self.staging = Path(tempfile.mkdtemp(prefix=f".{region}-", dir=out))
+        except OSError as exc:
+            raise WriteError(exc.errno, exc.strerror, exc.filename) from exc
         self._made: set[Path] = set()
 
     def _put(self, rel: Path, text: str, written: set[Path]) -> None:
         if rel in written:
-            raise RuntimeError(f"two objects would be written to {rel}")
+            raise Duplicate(f"two objects would be written to {rel}")
         written.add(rel)
-        if rel.parent not in self._made:
-            (self.staging / rel.parent).mkdir(parents=True, exist_ok=True)
-            self._made.add(rel.parent)
-        (self.staging / rel).write_text(text, encoding="utf-8")
+        try:
+            if rel.parent not in self._made:
+                (self.staging / rel.parent).mkdir(parents=True, exist_ok=True)
+                self._made.add(rel.parent)
+            (self.staging / rel).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise WriteError(exc.errno, exc.strerror, exc.filename) from exc
 
     def __call__(self, part: Synthesis) -> list[str]:
         written: set[Path] = set()
@@ -573,7 +599,7 @@ class Writer:
         for rec in part.helm_releases():
             self._put(Path("helm") / f"{rec.inputs.get('name', rec.name)}.yaml", _yaml(helm_spec(rec.inputs)),
                       written)
-        return [str(p) for p in written]
+        return sorted(str(p) for p in written)
 
     def finish(self, synthesis: Synthesis, plan: dict[str, Any], written: list[list[str]]) -> Path:
         """``written``: what each stack's call returned."""
@@ -581,25 +607,36 @@ class Writer:
             seen: set[Path] = set()
             for rel in (Path(p) for paths in written for p in paths):
                 if rel in seen:
-                    raise RuntimeError(f"two objects would be written to {rel}")
+                    raise Duplicate(f"two objects would be written to {rel}")
                 seen.add(rel)
             for rendered in synthesis.rendered:
                 base = Path("rendered") / rendered.release
                 for source, obj in rendered.all_objects():
                     self._put(base / rendered_path(source, obj), _yaml(obj), seen)
-            (self.staging / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=False) + "\n",
-                                                    encoding="utf-8")
-            old = None
-            if self.target.exists():
-                old = self.target.with_name(f".{self.region}-old-{os.getpid()}")
-                self.target.rename(old)
-            self.staging.rename(self.target)
-            if old is not None:
-                shutil.rmtree(old)
+            try:
+                (self.staging / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=False) + "\n",
+                                                        encoding="utf-8")
+                self._swap()
+            except OSError as exc:
+                raise WriteError(exc.errno, exc.strerror, exc.filename) from exc
         except BaseException:
             self.abort()
             raise
         return self.target
+
+    def _swap(self) -> None:
+        old = None
+        if self.target.exists():
+            old = self.target.with_name(f".{self.region}-old-{os.getpid()}")
+            self.target.rename(old)
+        try:
+            self.staging.rename(self.target)
+        except OSError:
+            if old is not None:  # the old output back where it was
+                old.rename(self.target)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
