@@ -138,3 +138,14 @@ def test_a_folder_others_may_write_is_not_believed(tree: Tree, cache: Path, monk
     assert shared.hits == 0
     cache.chmod(0o700)
     assert config.load(tree.root) and _fresh(monkeypatch).get(next(iter(shared._load()))) is not None
+
+
+def test_turned_on_after_a_load_it_is_used(tree: Tree, cache: Path, monkeypatch) -> None:
+    late = _fresh(monkeypatch, enabled=False)
+    config.load(tree.root)  # e.g. the shipped config, read before a command turned the cache on
+    late.enabled = True
+    config.load(tree.root)
+    assert len(list(cache.glob("parsed-yaml-*.marshal"))) == 1
+    again = _fresh(monkeypatch)
+    config.load(tree.root)
+    assert again.hits > 0

@@ -255,15 +255,16 @@ class ParseCache:
         return info.st_uid == os.getuid() and not info.st_mode & 0o022
 
     def _file(self) -> Path | None:
-        if self._path is False:
+        if not self.enabled:
+            return None
+        if self._path is False:  # worked out once it is on
             self._path = None
-            if self.enabled:
-                try:
-                    folder = self.folder()
-                    if folder is not None:
-                        self._path = folder / f"parsed-yaml-{self._fingerprint()}.marshal"
-                except (OSError, RuntimeError, KeyError):  # no readable source to fingerprint: no cache
-                    self._path = None
+            try:
+                folder = self.folder()
+                if folder is not None:
+                    self._path = folder / f"parsed-yaml-{self._fingerprint()}.marshal"
+            except (OSError, RuntimeError, KeyError):  # no readable source to fingerprint: no cache
+                self._path = None
         return self._path  # type: ignore[return-value]
 
     def _load(self) -> dict[bytes, bytes]:
