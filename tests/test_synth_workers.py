@@ -143,3 +143,30 @@ def test_two_objects_of_one_file_are_one_line_and_nothing_is_replaced(tree: Tree
         "error: rdc-ulsan: two objects would be written to cluster/same.yaml (two objects of one kind, name and "
         "namespace: rename one)")
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before  # the old output, and no staging left
+
+
+@pytest.mark.parametrize("failure", ["killed", "raises"])
+def test_a_worker_that_dies_or_raises_is_reported_not_waited_for(tree: Tree, failure: str) -> None:
+    import multiprocessing
+    import signal
+
+    from sovcloud import stacks
+
+    cfg = config.load(tree.root)
+    doomed = stacks.tenant(REGION, stacks.tenants_in(cfg, REGION)[4])
+    parent = os.getpid()
+
+    def each(part):
+        if part.stack == doomed and os.getpid() != parent:  # in the worker that synthesised it
+            if failure == "killed":
+                os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer would
+            raise ValueError(f"cannot judge {part.stack}")
+        return part.stack
+
+    expected = (synth.WorkerDied, r"ended \(exit code -9\) before its result") if failure == "killed" else \
+        (ValueError, f"cannot judge {doomed}")
+    with pytest.raises(expected[0], match=expected[1]):
+        synth.run(tree.root, REGION, cfg, as_of=DAY, workers=2, each=each, keep_records=False)
+    assert multiprocessing.active_children() == []  # the other workers were ended
+    whole = synth.run(tree.root, REGION, cfg, as_of=DAY, workers=2, each=lambda p: p.stack, keep_records=False)
+    assert [p.result for p in whole.stacks()] == [p.stack for p in whole.stacks()]

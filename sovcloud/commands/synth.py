@@ -100,6 +100,9 @@ def synth(region: str, root: Path | None, out_dir: Path | None, fmt: str, today:
     except synthesis.Duplicate as exc:
         writer.abort()
         fail(f"{region}: {exc} (two objects of one kind, name and namespace: rename one)")
+    except synthesis.WorkerDied as exc:
+        writer.abort()
+        fail(f"{region}: {exc}")
     except BaseException:
         writer.abort()
         raise

@@ -349,6 +349,9 @@ def check_regions(jobs: list[tuple[str, str]], today: str | None, charts: list[s
             job = futures[future]
             try:
                 result = future.result()
+            except synth.WorkerDied as exc:  # a synthesis worker killed (out of memory?): not the program's fault
+                failed[job] = f"{job[1]}: {exc}"
+                continue
             except Exception as exc:  # the program failed for this region: one line, not a traceback
                 failed[job] = f"{job[1]}: the stack program failed: {' '.join(str(exc).split())[:300]}"
                 continue

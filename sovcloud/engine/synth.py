@@ -303,6 +303,10 @@ def _forked_series(names: list[str]) -> list[Synthesis]:
                        f["each"], f["keep_records"], forked=True)
 
 
+class WorkerDied(RuntimeError):
+    """A synthesis worker ended without sending its share's result (killed: out of memory, a signal)."""
+
+
 def _run_forked(root: Path, region: str, cfg: Config, names: list[str], stack_config: dict[str, str] | None,
                 as_of: dt.date | None, policy_gate: bool, workers: int,
                 each: Callable[[Synthesis], Any] | None = None, keep_records: bool = True) -> list[Synthesis]:
@@ -310,20 +314,73 @@ def _run_forked(root: Path, region: str, cfg: Config, names: list[str], stack_co
     order. A fork inherits the loaded config and the imported SDK, so a worker starts in milliseconds, and each
     worker takes one share and ends: the runs' cyclic garbage (some 5,000 objects a tenant stack) goes with the
     process instead of being collected (a tenth of a stack's run), and a share is small enough that it never weighs
-    much (``SHARE``)."""
+    much (``SHARE``).
+
+    A process per share, watched here: an error in a share is raised as soon as it arrives (the others are ended),
+    a worker that dies without its result (the kernel's OOM killer) is a ``WorkerDied``, not a wait forever, and
+    Ctrl-C ends the workers (they ignore it themselves, so it prints one message, not one per worker)."""
     import multiprocessing
+    from multiprocessing.connection import wait
 
     _FORKED.update(root=root, region=region, cfg=cfg, stack_config=stack_config, as_of=as_of, policy_gate=policy_gate,
                    each=each, keep_records=keep_records)
     # a few shares per worker at least, so an uneven share does not hold up the end
     size = min(SHARE, -(-len(names) // (workers * 4)))
     shares = [names[i:i + size] for i in range(0, len(names), size)]
+    context = multiprocessing.get_context("fork")
+    done: dict[int, list[Synthesis]] = {}
+    running: dict[int, tuple[Any, Any]] = {}  # share -> (process, the pipe its result comes through)
+    waiting = list(range(len(shares)))
     try:
-        with multiprocessing.get_context("fork").Pool(workers, maxtasksperchild=1) as pool:
-            # chunksize 1: a worker takes one share and ends (map's default would hand it several at once)
-            return [part for done in pool.imap(_forked_series, shares, chunksize=1) for part in done]
+        while waiting or running:
+            while waiting and len(running) < workers:
+                i = waiting.pop(0)
+                reader, writer = context.Pipe(duplex=False)
+                process = context.Process(target=_share_main, args=(shares[i], writer), daemon=True)
+                process.start()
+                writer.close()
+                running[i] = (process, reader)
+            ready = set(wait([r for _, r in running.values()] + [p.sentinel for p, _ in running.values()]))
+            for i, (process, reader) in list(running.items()):
+                if reader not in ready and process.sentinel not in ready:
+                    continue
+                try:
+                    ok, payload = reader.recv()  # the whole result; EOFError when the worker died before sending
+                except EOFError:
+                    process.join()
+                    raise WorkerDied(f"the worker synthesising {shares[i][0]} to {shares[i][-1]} ended (exit code "
+                                     f"{process.exitcode}) before its result: killed, e.g. out of memory? (fewer "
+                                     f"--jobs use less memory)") from None
+                process.join()
+                reader.close()
+                del running[i]
+                if not ok:
+                    raise payload
+                done[i] = payload
     finally:
+        for process, reader in running.values():
+            process.kill()
+            process.join()
+            reader.close()
         _FORKED.clear()
+    return [part for i in range(len(shares)) for part in done[i]]
+
+
+def _share_main(names: list[str], result: Any) -> None:
+    """A worker: its share, sent back whole (or the exception it raised)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends its workers on Ctrl-C
+    try:
+        payload: tuple[bool, Any] = (True, _forked_series(names))
+    except BaseException as exc:  # handed to the parent, which raises it
+        payload = (False, exc)
+    try:
+        result.send(payload)
+    except Exception as exc:  # an exception that does not pickle: its text
+        result.send((False, RuntimeError(f"{type(payload[1]).__name__}: {payload[1]}" if not payload[0] else
+                                         f"cannot send the result: {exc}")))
+    result.close()
 
 
 def _run_series(root: Path, region: str, cfg: Config, names: list[str], stack_config: dict[str, str] | None,
