@@ -170,3 +170,24 @@ def test_a_worker_that_dies_or_raises_is_reported_not_waited_for(tree: Tree, fai
     assert multiprocessing.active_children() == []  # the other workers were ended
     whole = synth.run(tree.root, REGION, cfg, as_of=DAY, workers=2, each=lambda p: p.stack, keep_records=False)
     assert [p.result for p in whole.stacks()] == [p.stack for p in whole.stacks()]
+
+
+def test_synth_says_in_one_line_that_a_worker_was_killed(tree: Tree, tmp_path: Path, monkeypatch) -> None:
+    import signal
+
+    parent = os.getpid()
+    real = synth.Writer.__call__
+
+    def write(self, part):
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(self, part)
+
+    monkeypatch.setattr(synth.Writer, "__call__", write)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["synth", REGION, "--root", str(tree.root), "--out", str(out), "--date",
+                                       DAY.isoformat(), "--no-render", "--jobs", "2"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"error: {REGION}: the worker synthesising {REGION}.t.") and "exit code -9" in last
+    assert not out.exists() or not any(out.iterdir())  # nothing half-written is left
