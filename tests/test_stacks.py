@@ -278,3 +278,22 @@ def test_other_tenants_are_the_sums_of_every_other_tenant(tree: Tree) -> None:
             assert others["byPool"] == {k: v for k, v in by_pool.items() if v}, name
             assert others["bySector"] == {k: v for k, v in by_sector.items() if v}, name
         assert len(names) > 3 and len(set(fig.sectors.values())) >= 2 and any(v % 1 for v in fig.by_tenant().values())
+
+
+def test_the_region_rules_are_named_where_they_are_declared() -> None:
+    # REGION_RULES (whose policy config carries the region's view) are the rules that read it (with_region) and
+    # whose config schema takes it: one list, checked against the pack's source so neither drifts
+    import ast
+
+    from policies.pack import REGION_RULES, policies
+
+    source = ast.parse((Path(__file__).resolve().parents[1] / "policies" / "pack.py").read_text())
+    wrapped = set()
+    for call in (n for n in ast.walk(source) if isinstance(n, ast.Call)):
+        kwargs = {k.arg: k.value for k in call.keywords}
+        validate = kwargs.get("validate")
+        if isinstance(kwargs.get("name"), ast.Constant) and isinstance(validate, ast.Call) and \
+                getattr(validate.func, "id", "") == "with_region":
+            wrapped.add(kwargs["name"].value)
+    schemas = {p.name for p in policies() if p.config_schema and "platformResources" in p.config_schema.properties}
+    assert wrapped == schemas == set(REGION_RULES) and len(REGION_RULES) == 5
