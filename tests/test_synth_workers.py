@@ -163,8 +163,8 @@ def test_a_worker_that_dies_or_raises_is_reported_not_waited_for(tree: Tree, fai
             raise ValueError(f"cannot judge {part.stack}")
         return part.stack
 
-    expected = (synth.WorkerDied, r"ended \(exit code -9\) before its result") if failure == "killed" else \
-        (ValueError, f"cannot judge {doomed}")
+    killed = r"was killed by SIGKILL \(out of memory\?\) before sending its result"
+    expected = (synth.WorkerDied, killed) if failure == "killed" else (ValueError, f"cannot judge {doomed}")
     with pytest.raises(expected[0], match=expected[1]):
         synth.run(tree.root, REGION, cfg, as_of=DAY, workers=2, each=each, keep_records=False)
     assert multiprocessing.active_children() == []  # the other workers were ended
@@ -189,5 +189,71 @@ def test_synth_says_in_one_line_that_a_worker_was_killed(tree: Tree, tmp_path: P
                                        DAY.isoformat(), "--no-render", "--jobs", "2"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     last = result.output.strip().splitlines()[-1]
-    assert last.startswith(f"error: {REGION}: the worker synthesising {REGION}.t.") and "exit code -9" in last
+    assert last.startswith(f"error: {REGION}: the worker synthesising {REGION}.t.") and last.endswith(
+        "was killed by SIGKILL (out of memory?) before sending its result")
     assert not out.exists() or not any(out.iterdir())  # nothing half-written is left
+
+
+
+def test_a_workers_error_reaches_the_command_as_what_it_was(tree: Tree) -> None:
+    # pulumi's ConfigMissingError pickles but does not rebuild (its args lack `secret`): the parent still gets a
+    # RunError naming the key (the commands' one-line refusal), with the worker's traceback as a note
+    import pulumi
+    from pulumi.config import ConfigMissingError
+
+    from sovcloud import stacks
+
+    cfg = config.load(tree.root)
+    doomed = stacks.tenant(REGION, stacks.tenants_in(cfg, REGION)[6])
+    parent = os.getpid()
+
+    def each(part):
+        if part.stack == doomed and os.getpid() != parent:
+            raise ConfigMissingError("sovcloud:kubeconfig", True)
+        return None
+
+    with pytest.raises(pulumi.RunError, match="sovcloud:kubeconfig") as exc:
+        synth.run(tree.root, REGION, cfg, as_of=DAY, workers=2, each=each, keep_records=False)
+    assert any("in the synthesis worker" in note and "ConfigMissingError" in note for note in exc.value.__notes__)
+    exit_in_worker = synth._sendable(SystemExit(3))
+    assert isinstance(exit_in_worker, RuntimeError) and "SystemExit 3" in str(exit_in_worker)
+
+
+def test_a_worker_ends_when_its_parent_dies(tree: Tree, tmp_path: Path) -> None:
+    # the synthesis process killed (the OOM killer, check's timeout): its workers do not live on holding memory
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    pids = tmp_path / "pids"
+    script.write_text(f"""
+import datetime as dt, os, time
+from pathlib import Path
+from sovcloud import config
+from sovcloud.engine import synth
+root = Path({str(tree.root)!r})
+cfg = config.load(root)
+def each(part):
+    if os.getpid() != parent:
+        with open({str(pids)!r}, "a") as f:
+            f.write(f"{{os.getpid()}}\\n")
+        time.sleep(600)
+parent = os.getpid()
+synth.run(root, {REGION!r}, cfg, as_of=dt.date(2026, 6, 1), workers=2, each=each)
+""")
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=Path(__file__).resolve().parents[1])
+    deadline = time.monotonic() + 60
+    while (not pids.exists() or len(pids.read_text().split()) < 2) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = [int(p) for p in pids.read_text().split()]
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [p for p in workers if Path(f"/proc/{p}").exists() and
+                 Path(f"/proc/{p}/stat").read_text().split()[2] != "Z"]
+    assert alive == []

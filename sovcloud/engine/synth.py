@@ -307,6 +307,21 @@ class WorkerDied(RuntimeError):
     """A synthesis worker ended without sending its share's result (killed: out of memory, a signal)."""
 
 
+def _ended(process: Any, share: list[str]) -> WorkerDied:
+    code = process.exitcode
+    import signal
+
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        how = f"was killed by {name}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
+    else:
+        how = f"ended with exit code {code}"
+    return WorkerDied(f"the worker synthesising {share[0]} to {share[-1]} {how} before sending its result")
+
+
 def _run_forked(root: Path, region: str, cfg: Config, names: list[str], stack_config: dict[str, str] | None,
                 as_of: dt.date | None, policy_gate: bool, workers: int,
                 each: Callable[[Synthesis], Any] | None = None, keep_records: bool = True) -> list[Synthesis]:
@@ -316,14 +331,16 @@ def _run_forked(root: Path, region: str, cfg: Config, names: list[str], stack_co
     process instead of being collected (a tenth of a stack's run), and a share is small enough that it never weighs
     much (``SHARE``).
 
-    A process per share, watched here: an error in a share is raised as soon as it arrives (the others are ended),
-    a worker that dies without its result (the kernel's OOM killer) is a ``WorkerDied``, not a wait forever, and
-    Ctrl-C ends the workers (they ignore it themselves, so it prints one message, not one per worker)."""
+    A process per share, watched here: an error in a share is raised as soon as it arrives (the other workers are
+    ended), a worker that dies without its result (the kernel's OOM killer) is a ``WorkerDied``, not a wait forever,
+    and Ctrl-C ends the workers (they ignore it themselves, so it prints one message, not one per worker); a worker
+    whose parent dies ends too (Linux)."""
     import multiprocessing
+    import signal
     from multiprocessing.connection import wait
 
-    _FORKED.update(root=root, region=region, cfg=cfg, stack_config=stack_config, as_of=as_of, policy_gate=policy_gate,
-                   each=each, keep_records=keep_records)
+    if not names:
+        return []
     # a few shares per worker at least, so an uneven share does not hold up the end
     size = min(SHARE, -(-len(names) // (workers * 4)))
     shares = [names[i:i + size] for i in range(0, len(names), size)]
@@ -332,26 +349,40 @@ def _run_forked(root: Path, region: str, cfg: Config, names: list[str], stack_co
     running: dict[int, tuple[Any, Any]] = {}  # share -> (process, the pipe its result comes through)
     waiting = list(range(len(shares)))
     try:
+        _FORKED.update(root=root, region=region, cfg=cfg, stack_config=stack_config, as_of=as_of,
+                       policy_gate=policy_gate, each=each, keep_records=keep_records, parent=os.getpid())
         while waiting or running:
             while waiting and len(running) < workers:
-                i = waiting.pop(0)
+                i = waiting[0]
                 reader, writer = context.Pipe(duplex=False)
-                process = context.Process(target=_share_main, args=(shares[i], writer), daemon=True)
-                process.start()
-                writer.close()
+                others = [r for _, r in running.values()]
+                process = context.Process(target=_share_main, args=(shares[i], writer, [reader, *others]),
+                                          daemon=True)
                 running[i] = (process, reader)
+                waiting.pop(0)
+                # Ctrl-C held back while forking: the worker ignores it from its first line on
+                blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+                try:
+                    process.start()
+                except OSError as exc:  # no memory or processes left to fork
+                    raise WorkerDied(f"cannot start a synthesis worker: {exc.strerror or exc}") from None
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+                    writer.close()
             ready = set(wait([r for _, r in running.values()] + [p.sentinel for p, _ in running.values()]))
             for i, (process, reader) in list(running.items()):
                 if reader not in ready and process.sentinel not in ready:
                     continue
                 try:
-                    ok, payload = reader.recv()  # the whole result; EOFError when the worker died before sending
-                except EOFError:
+                    ok, payload = reader.recv()  # the whole result; EOF when the worker died before or while sending
+                except (EOFError, OSError):
                     process.join()
-                    raise WorkerDied(f"the worker synthesising {shares[i][0]} to {shares[i][-1]} ended (exit code "
-                                     f"{process.exitcode}) before its result: killed, e.g. out of memory? (fewer "
-                                     f"--jobs use less memory)") from None
-                process.join()
+                    raise _ended(process, shares[i]) from None
+                process.join(30)
+                if process.exitcode is None:  # sent, then stuck on its way out
+                    process.kill()
+                    process.join()
+                process.close()
                 reader.close()
                 del running[i]
                 if not ok:
@@ -359,28 +390,75 @@ def _run_forked(root: Path, region: str, cfg: Config, names: list[str], stack_co
                 done[i] = payload
     finally:
         for process, reader in running.values():
-            process.kill()
-            process.join()
+            if process.pid is not None:  # started
+                process.kill()
+                process.join()
             reader.close()
         _FORKED.clear()
     return [part for i in range(len(shares)) for part in done[i]]
 
 
-def _share_main(names: list[str], result: Any) -> None:
+def _sendable(exc: BaseException) -> BaseException:
+    """A worker's exception as the parent can rebuild it: itself where it survives pickling, else one of its kind
+    with its text (a Pulumi RunError stays a RunError, so the command's one-line refusal still applies); an exit
+    (``SystemExit``) is an error here, as the worker never meant to end the command; the worker's traceback rides
+    along as a note."""
+    import pickle
+    import traceback
+
+    import pulumi
+
+    if isinstance(exc, SystemExit | KeyboardInterrupt):
+        out: BaseException = RuntimeError(f"the stack program exited ({type(exc).__name__} {exc})")
+    else:
+        try:
+            pickle.loads(pickle.dumps(exc))
+            out = exc
+        except Exception:
+            kind = pulumi.RunError if isinstance(exc, pulumi.RunError) else RuntimeError
+            out = kind(f"{type(exc).__name__}: {exc}" if kind is RuntimeError else str(exc))
+    out.__notes__ = [*getattr(out, "__notes__", []), "in the synthesis worker:\n" +
+                     "".join(traceback.format_exception(exc)).rstrip()]
+    return out
+
+
+def _share_main(names: list[str], result: Any, inherited: list[Any]) -> None:
     """A worker: its share, sent back whole (or the exception it raised)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends its workers on Ctrl-C
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    for reader in inherited:  # the parent's ends of the pipes: a dead parent must read as a broken pipe here
+        reader.close()
+    _die_with_parent(_FORKED["parent"])
     try:
         payload: tuple[bool, Any] = (True, _forked_series(names))
     except BaseException as exc:  # handed to the parent, which raises it
-        payload = (False, exc)
+        payload = (False, _sendable(exc))
     try:
-        result.send(payload)
-    except Exception as exc:  # an exception that does not pickle: its text
-        result.send((False, RuntimeError(f"{type(payload[1]).__name__}: {payload[1]}" if not payload[0] else
-                                         f"cannot send the result: {exc}")))
+        try:
+            result.send(payload)
+        except (BrokenPipeError, EOFError):
+            raise
+        except Exception as exc:  # a result that does not pickle
+            result.send((False, RuntimeError(f"the synthesis worker cannot send its result: {exc}")))
+    except (BrokenPipeError, EOFError, OSError):
+        os._exit(1)  # the parent is gone: nothing to say, no one to say it to
     result.close()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel ends this worker when its parent dies (prctl PR_SET_PDEATHSIG), so a synthesis killed by
+    the OOM killer or a timeout leaves no worker behind holding its share's memory."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
 
 
 def _run_series(root: Path, region: str, cfg: Config, names: list[str], stack_config: dict[str, str] | None,
