@@ -45,7 +45,20 @@ def test_tenant_add_writes_a_valid_file(tree: Tree) -> None:
     assert t.contacts[0].email == "minji@mirae.example.kr"
 
 
-def test_tenant_add_over_capacity_is_refused_with_what_would_fit(tree: Tree) -> None:
+def test_tenant_add_over_capacity_is_refused_with_what_would_fit(tree: Tree, monkeypatch) -> None:
+    # `tenant add` judges from today (the past cannot be refused): the day this case is written for, whatever the
+    # calendar says (the first day it breaks moves with today otherwise)
+    import types
+
+    from sovcloud.commands import tenant as tenant_command
+
+    class Day(dt.date):
+        @classmethod
+        def today(cls) -> dt.date:
+            return dt.date(2026, 12, 1)
+
+    monkeypatch.setattr(tenant_command, "dt", types.SimpleNamespace(date=Day, datetime=dt.datetime,
+                                                                    timedelta=dt.timedelta))
     before = snapshot(tree.root)
     result = run("tenant", "add", "--root", str(tree.root), *NEW, "--gpus", "200")
     assert result.exit_code == 1
