@@ -84,9 +84,16 @@ OTHER_TENANTS = {"type": "object", "default": {},
                  "GPUs per pool), bySector (GPUs, MIG shares included), mig (instances per pool/profile)."}
 
 
-def _region_schema(**properties: dict[str, Any]) -> PolicyConfigSchema:
-    """The config of a rule in REGION_RULES: its own properties and what a tenant stack's view of the region needs."""
-    return _schema(**properties, platformResources=PLATFORM_RESOURCES, otherTenants=OTHER_TENANTS)
+def _region_rule(name: str, description: str, rule: Any, severity: Severity, remediation_steps: str,
+                 **properties: dict[str, Any]) -> StackValidationPolicy:
+    """A mandatory rule of REGION_RULES: run on the stack's view of the region (``with_region``), failing closed,
+    its config its own properties and what a tenant stack's view of the region needs."""
+    if name not in REGION_RULES:
+        raise ValueError(f"{name} judges the region: name it in REGION_RULES (its policy config carries the view)")
+    return StackValidationPolicy(
+        name=name, description=description, validate=with_region(fail_closed(rule)), enforcement_level=MANDATORY,
+        severity=severity, remediation_steps=remediation_steps,
+        config_schema=_schema(**properties, platformResources=PLATFORM_RESOURCES, otherTenants=OTHER_TENANTS))
 
 
 def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
@@ -170,26 +177,21 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             name="tenant-namespaces-retained", description="Tenant namespaces are retained on delete.",
             validate=tenant_namespaces_retained, enforcement_level=MANDATORY, severity=Severity.CRITICAL,
             remediation_steps="Create tenant namespaces with retain_on_delete=True (the Tenant component does)."),
-        StackValidationPolicy(
-            name="guaranteed-within-capacity", description="Per pool, guaranteed GPUs never exceed the GPUs the "
-            "pool's nodes have.", validate=with_region(fail_closed(guaranteed_within_capacity)),
-            enforcement_level=MANDATORY, severity=Severity.CRITICAL, config_schema=_region_schema(),
-            remediation_steps="Lower the tenants' gpus in that pool, move them to a pool with room, or add nodes."),
-        StackValidationPolicy(
-            name="shares-and-caps", description="Reserved sector shares are honoured; per-tenant and per-sector GPU "
-            "caps hold.", validate=with_region(fail_closed(shares_and_caps)), enforcement_level=MANDATORY,
-            severity=Severity.HIGH,
-            config_schema=_region_schema(reservedShares=SECTOR_NUMBERS,
-                                  perTenantGpuCap={"type": ["integer", "null"], "default": None},
-                                  perSectorGpuCap=SECTOR_NUMBERS, gpuModels=GPU_MODELS),
-            remediation_steps="Reduce the guaranteed GPUs of the sector or tenant named, or change the region's "
-            "allocation rules through review."),
-        StackValidationPolicy(
-            name="mig-quota-in-layout", description="Quota'd MIG instances exist on the pool's GPU model and in its "
-            "MIG layout.", validate=with_region(fail_closed(mig_quota_in_layout)), enforcement_level=MANDATORY,
-            severity=Severity.HIGH,
-            config_schema=_region_schema(gpuModels=GPU_MODELS),
-            remediation_steps="Grant profiles of the pool's sharing.layout, or repartition the pool."),
+        _region_rule(
+            "guaranteed-within-capacity", "Per pool, guaranteed GPUs never exceed the GPUs the pool's nodes have.",
+            guaranteed_within_capacity, Severity.CRITICAL,
+            "Lower the tenants' gpus in that pool, move them to a pool with room, or add nodes."),
+        _region_rule(
+            "shares-and-caps", "Reserved sector shares are honoured; per-tenant and per-sector GPU caps hold.",
+            shares_and_caps, Severity.HIGH,
+            "Reduce the guaranteed GPUs of the sector or tenant named, or change the region's allocation rules "
+            "through review.",
+            reservedShares=SECTOR_NUMBERS, perTenantGpuCap={"type": ["integer", "null"], "default": None},
+            perSectorGpuCap=SECTOR_NUMBERS, gpuModels=GPU_MODELS),
+        _region_rule(
+            "mig-quota-in-layout", "Quota'd MIG instances exist on the pool's GPU model and in its MIG layout.",
+            mig_quota_in_layout, Severity.HIGH,
+            "Grant profiles of the pool's sharing.layout, or repartition the pool.", gpuModels=GPU_MODELS),
         StackValidationPolicy(
             name="gpu-quota-present", description="Every tenant namespace has a ResourceQuota with a GPU key.",
             validate=fail_closed(gpu_quota_present), enforcement_level=MANDATORY, severity=Severity.HIGH,
@@ -201,38 +203,33 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             validate=fail_closed(fabric_isolation), enforcement_level=MANDATORY, severity=Severity.CRITICAL,
             remediation_steps="Give each tenant its own fabric.segment; put high-classification tenants' allocations "
             "on pools with rdma: sriov."),
-        StackValidationPolicy(
-            name="tenant-guardrails", description="Every tenant namespace is held by every admission guardrail "
-            "(images, token Secrets, externalIPs, RoleBindings, nodeName, workload and pod priority, GPUs through "
-            "the queue): the policy "
-            "fails closed and a binding acts there as the region's config says (deny unless set otherwise).",
-            validate=with_region(fail_closed(tenant_guardrails)), enforcement_level=MANDATORY,
-            severity=Severity.HIGH,
-            config_schema=_region_schema(actions={
-                "type": "object", "default": {}, "additionalProperties": {"type": "array", "items": {"type": "string"}},
-                "description": "Per guardrail, the binding's validationActions where not [Deny] (the region's "
-                "guardrails.action and guardrails.actions)."}),
-            remediation_steps="Deploy the region through the Region component (it creates the Guardrails); do not "
-            "relax a policy's failurePolicy or a binding's validationActions (set guardrails.action in the region "
-            "config to warn or audit instead)."),
+        _region_rule(
+            "tenant-guardrails", "Every tenant namespace is held by every admission guardrail (images, token "
+            "Secrets, externalIPs, RoleBindings, nodeName, workload and pod priority, GPUs through the queue): the "
+            "policy fails closed and a binding acts there as the region's config says (deny unless set otherwise).",
+            tenant_guardrails, Severity.HIGH,
+            "Deploy the region through the Region component (it creates the Guardrails); do not relax a policy's "
+            "failurePolicy or a binding's validationActions (set guardrails.action in the region config to warn or "
+            "audit instead).",
+            actions={"type": "object", "default": {},
+                     "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                     "description": "Per guardrail, the binding's validationActions where not [Deny] (the region's "
+                     "guardrails.action and guardrails.actions)."}),
         StackValidationPolicy(
             name="allocation-periods", description="Allocations past their end date are reported.",
             validate=allocation_periods, enforcement_level=ADVISORY, severity=Severity.LOW,
             config_schema=_schema(today={"type": "string", "default": "",
                                          "description": "Date to judge periods by (YYYY-MM-DD); empty: today."}),
             remediation_steps="Renew the allocation (a new period end) or offboard the tenant."),
-        StackValidationPolicy(
-            name="national-budget", description="The national GPU budget holds across regions; each tenant stays "
-            "within its grant.", validate=with_region(fail_closed(national_budget)), enforcement_level=MANDATORY,
-            severity=Severity.HIGH,
-            config_schema=_region_schema(
-                nationalGpuBudget={"type": "integer", "default": 0, "description": "0: no budget set."},
-                otherRegionsGuaranteed={"type": "number", "default": 0},
-                tenantGrants={"type": "object", "default": {}, "additionalProperties": {"type": "integer"}},
-                otherRegionsTenantGuaranteed={"type": "object", "default": {},
-                                              "additionalProperties": {"type": "number"}},
-                gpuModels=GPU_MODELS),
-            remediation_steps="Reduce guaranteed GPUs, or raise the budget or the tenant's grant through review."),
+        _region_rule(
+            "national-budget", "The national GPU budget holds across regions; each tenant stays within its grant.",
+            national_budget, Severity.HIGH,
+            "Reduce guaranteed GPUs, or raise the budget or the tenant's grant through review.",
+            nationalGpuBudget={"type": "integer", "default": 0, "description": "0: no budget set."},
+            otherRegionsGuaranteed={"type": "number", "default": 0},
+            tenantGrants={"type": "object", "default": {}, "additionalProperties": {"type": "integer"}},
+            otherRegionsTenantGuaranteed={"type": "object", "default": {}, "additionalProperties": {"type": "number"}},
+            gpuModels=GPU_MODELS),
     ]
 
 

@@ -19,6 +19,7 @@ CONTEXT_OUTPUT = "tenantContext"
 # the platform stack's config ``sovcloud:stackLayout``: the program runs a platform stack only where it is ``split``
 # (its tenants are in stacks of their own, or it never had any)
 LAYOUT = "split"
+LAYOUT_KEY = "sovcloud:stackLayout"
 
 
 def platform(region: str) -> str:
@@ -52,13 +53,14 @@ def region_stacks(cfg: Any, region: str) -> list[str]:
     return [platform(region), *(tenant(region, t) for t in tenants_in(cfg, region))]
 
 
-def received(value: Any) -> Any:
-    """A stack output as the program gets it back: its numbers crossed the engine's protobuf Struct as doubles, so
-    whole ones are made integers again (the config schema counts nodes and GPUs in integers)."""
+def received(value: Any, sort_keys: bool = False) -> Any:
+    """A value as it comes back through the engine's protobuf Struct, made plain again: its numbers crossed as
+    doubles, so whole ones are integers again (the config schema counts nodes and GPUs in integers); tuples are
+    lists; ``sort_keys``: every mapping's keys sorted (synthesis's records)."""
     if isinstance(value, dict):
-        return {k: received(v) for k, v in value.items()}
+        return {k: received(value[k], sort_keys) for k in (sorted(value) if sort_keys else value)}
     if isinstance(value, list | tuple):
-        return [received(v) for v in value]
+        return [received(v, sort_keys) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value

@@ -281,19 +281,17 @@ def test_other_tenants_are_the_sums_of_every_other_tenant(tree: Tree) -> None:
 
 
 def test_the_region_rules_are_named_where_they_are_declared() -> None:
-    # REGION_RULES (whose policy config carries the region's view) are the rules that read it (with_region) and
-    # whose config schema takes it: one list, checked against the pack's source so neither drifts
+    # REGION_RULES (whose policy config carries the region's view) are the rules the pack builds with _region_rule
+    # (run on the view, their schema taking it), and no other rule reads the view: checked against the pack's source
     import ast
 
     from policies.pack import REGION_RULES, policies
 
     source = ast.parse((Path(__file__).resolve().parents[1] / "policies" / "pack.py").read_text())
-    wrapped = set()
-    for call in (n for n in ast.walk(source) if isinstance(n, ast.Call)):
-        kwargs = {k.arg: k.value for k in call.keywords}
-        validate = kwargs.get("validate")
-        if isinstance(kwargs.get("name"), ast.Constant) and isinstance(validate, ast.Call) and \
-                getattr(validate.func, "id", "") == "with_region":
-            wrapped.add(kwargs["name"].value)
+    calls = [n for n in ast.walk(source) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    built = {c.args[0].value for c in calls if c.func.id == "_region_rule"}
+    wrapping = [f.name for f in ast.walk(source) if isinstance(f, ast.FunctionDef)
+                and any(isinstance(c, ast.Call) and getattr(c.func, "id", "") == "with_region" for c in ast.walk(f))]
     schemas = {p.name for p in policies() if p.config_schema and "platformResources" in p.config_schema.properties}
-    assert wrapped == schemas == set(REGION_RULES) and len(REGION_RULES) == 5
+    assert built == schemas == set(REGION_RULES) and len(REGION_RULES) == 5
+    assert wrapping == ["_region_rule"]

@@ -18,7 +18,7 @@ from tests.conftest import Tree
 
 DAY = dt.date(2026, 6, 1)
 REGION = "ncc-haenam"  # nine tenant stacks: enough for two workers (synth.run forks from 4 per worker)
-pytestmark = pytest.mark.skipif(not synth._can_fork(), reason="synthesis shares stacks out to forked workers only "
+pytestmark = pytest.mark.skipif(not synth.can_fork(), reason="synthesis shares stacks out to forked workers only "
                                 "where the system forks")
 
 

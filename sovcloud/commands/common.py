@@ -211,35 +211,39 @@ def stacks_phrase(names: list[str]) -> str:
     return " + ".join(parts) or "no stack"
 
 
-def changed_files(tree: Path, ref: str) -> tuple[Path, list[Path]]:
-    """The repository's top, and the files changed since ``ref`` (to the working tree, untracked ones included) as
-    absolute paths."""
-    def git(*args: str) -> str:
-        try:
-            done = subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True, timeout=60)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            fail(f"--changed-since {ref}: git cannot run ({exc})")
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["git failed"])[-1]
-            fail(f"--changed-since {ref}: {last} (give a revision of the config tree's repository)")
-        return done.stdout
+def _git(tree: Path, ref: str, *args: str, must: bool = True) -> str | None:
+    """git's output for ``--changed-since REF`` (None where it refused and ``must`` is false); git that cannot run,
+    or refuses where it must not, is one line and exit 1."""
+    try:
+        done = subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        fail(f"--changed-since {ref}: git cannot run ({exc})")
+    if done.returncode != 0:
+        if not must:
+            return None
+        last = (done.stderr.strip().splitlines() or ["git failed"])[-1]
+        fail(f"--changed-since {ref}: {last} (give a revision of the config tree's repository)")
+    return done.stdout
 
-    top = Path(git("rev-parse", "--show-toplevel").strip())
+
+def changed_files(tree: Path, ref: str) -> list[tuple[str, Path]]:
+    """The files changed since ``ref`` (to the working tree, untracked ones included): each as git names it (from
+    the repository's top) and as an absolute path."""
+    top = Path(str(_git(tree, ref, "rev-parse", "--show-toplevel")).strip())
     # paths from the repository's top, NUL-separated (names as they are), a renamed file under its old name too
-    names = git("diff", "--name-only", "--no-renames", "-z", ref, "--").split("\0")
-    names += git("ls-files", "--others", "--exclude-standard", "--full-name", "-z").split("\0")
-    return top, [(top / n).resolve() for n in names if n]
+    names = str(_git(tree, ref, "diff", "--name-only", "--no-renames", "-z", ref, "--")).split("\0")
+    names += str(_git(tree, ref, "ls-files", "--others", "--exclude-standard", "--full-name", "-z")).split("\0")
+    return [(n, (top / n).resolve()) for n in names if n]
 
 
-def _regions_at(tree: Path, top: Path, ref: str, path: Path) -> set[str]:
-    """The regions a tenant file at ``ref`` had allocations in (none where it did not exist or does not parse)."""
+def _regions_at(tree: Path, ref: str, name: str) -> set[str]:
+    """The regions a tenant file (``name``: from the repository's top) had allocations in at ``ref`` (none where it
+    did not exist or does not parse)."""
     import yaml
 
-    rel = path.resolve().relative_to(top.resolve()).as_posix()
-    done = subprocess.run(["git", "-C", str(tree), "show", f"{ref}:{rel}"], capture_output=True, text=True,
-                          check=False)
+    text = _git(tree, ref, "show", f"{ref}:{name}", must=False)
     try:
-        data = yaml.safe_load(done.stdout) if done.returncode == 0 else None
+        data = yaml.safe_load(text) if text is not None else None
     except yaml.YAMLError:
         return set()
     allocations = data.get("allocations") if isinstance(data, dict) else None
@@ -254,8 +258,7 @@ def _changed(tree: Path, ref: str) -> tuple[bool, set[str], set[str], set[str]]:
     before: set[str] = set()
     root = tree.resolve()
     stacks_dir, tenants_dir, out_dir = root / STACKS_DIR, root / TENANTS_DIR, root / "out"
-    top, changed = changed_files(tree, ref)
-    for path in changed:
+    for name, path in changed_files(tree, ref):
         if root not in path.parents or out_dir in path.parents or path.suffix == ".md":
             continue  # outside the config tree, synth's output, documentation
         if path.parent == stacks_dir and path.name.startswith("Pulumi.") and path.name != "Pulumi.yaml" \
@@ -267,7 +270,7 @@ def _changed(tree: Path, ref: str) -> tuple[bool, set[str], set[str], set[str]]:
                 tenants.add(tenant)
         elif path.parent == tenants_dir and path.suffix == ".yaml":
             tenants.add(path.stem)
-            before |= _regions_at(tree, top, ref, path)  # a removed allocation or file moves that region's cohort
+            before |= _regions_at(tree, ref, name)  # a removed allocation or file moves that region's cohort
         else:
             return True, whole, tenants, before
     return False, whole, tenants, before

@@ -101,8 +101,8 @@ def run_regions(root: Path, cfg: Config, selection: dict[str, list[str]], operat
                                          "failed") for n in wave]
                     continue
                 with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(jobs, len(wave)))) as pool:
-                    futures = [pool.submit(run_operation, root, cfg, n, operation, parallel, env, progress, confirm,
-                                           diff, skip_preview, policies[n]) for n in wave]
+                    futures = [pool.submit(run_operation, root, cfg, n, operation, parallel, env, progress,
+                                           policies[n], confirm, diff, skip_preview) for n in wave]
                     outcomes += [f.result() for f in futures]
     return outcomes
 

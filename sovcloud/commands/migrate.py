@@ -82,13 +82,13 @@ def migrate_stacks(region: str, state_file: Path | None, out_dir: Path | None, t
     err.print(f"{region}: synthesising the new stacks to verify the move ...")
     # the programs as they run after the move, when the platform stack's layout is split
     with program_refusal(region):
-        after = synth.run(tree, region, cfg, {synth.LAYOUT_KEY: stacks.LAYOUT}, as_of=today or dt.date.today())
+        after = synth.run(tree, region, cfg, {stacks.LAYOUT_KEY: stacks.LAYOUT}, as_of=today or dt.date.today())
     records = {p.stack: p.records for p in after.stacks()}
     states = {region: moved.platform, **moved.tenants}
-    problems = migrate.verify_split(before, moved) + migrate.plan(states, records).problems()
+    planned = migrate.plan(states, records)
+    problems = migrate.verify_split(before, moved) + planned.problems()
     if problems:
         _refuse(problems)
-    planned = migrate.plan(states, records)
     for stack, deployment in states.items():
         made, changed = len(planned.creates.get(stack, [])), len(planned.updates.get(stack, []))
         out.print(f"{stack}: {len(migrate.resources(deployment))} resources in state, "
@@ -138,6 +138,7 @@ def _import(tree: Path, region: str, states: dict[str, dict[str, Any]], before: 
     from pulumi import automation as auto
 
     from sovcloud import stacks
+    from sovcloud.config import REGION_KEY
 
     env = backend_env(tree)
     opts = auto.LocalWorkspaceOptions(env_vars=env)
@@ -148,29 +149,27 @@ def _import(tree: Path, region: str, states: dict[str, dict[str, Any]], before: 
         tenant_stacks = {}
         for name in order[:-1]:
             stack = auto.create_or_select_stack(stack_name=name, work_dir=work_dir, opts=opts)
-            held = [r for r in migrate.resources({"deployment": stack.export_stack().deployment or {}})
-                    if r.get("type") != migrate.STACK_TYPE]
+            held = [r for r in migrate.held(stack) if r.get("type") != migrate.STACK_TYPE]
             if held:
                 fail(f"{name}: the stack already holds {len(held)} resources; nothing was moved")
             tenant_stacks[name] = stack
-        now = platform.export_stack()
-        if migrate.resources({"deployment": now.deployment or {}}) != migrate.resources(before):
+        if migrate.held(platform) != migrate.resources(before):
             fail(f"{region}: the stack changed since it was exported (an update ran); nothing was moved: run "
                  "migrate-stacks again, with the region's updates stopped (suspend its operator Stack)")
         # the tenant stacks take the platform stack's config (its kubeconfig and contexts, secrets re-encrypted for
         # each stack), not its region: the provider they were applied with stays the same provider
         platform_config = {k: v for k, v in platform.get_all_config().items()
-                           if k not in ("sovcloud:region", "sovcloud:stackLayout")}
+                           if k not in (REGION_KEY, stacks.LAYOUT_KEY)}
         for stack in tenant_stacks.values():
             stack.set_all_config(platform_config)
         for name in order:
             stack = tenant_stacks.get(name) or platform
             stack.import_stack(auto.Deployment(version=3, deployment=states[name]["deployment"]))
-            back = {r["urn"] for r in migrate.resources({"deployment": stack.export_stack().deployment or {}})}
+            back = {r["urn"] for r in migrate.held(stack)}
             if back != {r["urn"] for r in migrate.resources(states[name])}:
                 fail(f"{name}: the imported state reads back differently; the region's stack is "
                      f"{'unchanged' if name != region else 'imported'}: compare with `pulumi stack export`")
             err.print(f"imported {name}")
-        platform.set_config("sovcloud:stackLayout", auto.ConfigValue(stacks.LAYOUT))
+        platform.set_config(stacks.LAYOUT_KEY, auto.ConfigValue(stacks.LAYOUT))
     except auto.errors.CommandError as exc:
         fail(f"import failed: {' '.join(str(exc).split())[-300:]}")

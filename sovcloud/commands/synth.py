@@ -72,7 +72,7 @@ def synth(region: str, root: Path | None, out_dir: Path | None, fmt: str, today:
 
     names = stack_selection(tree, cfg, [region], list(tenants), None, platform_only).get(region, [])
     err.print(f"synthesising {region} ({stacks_phrase(names)}) ...")
-    chosen = [stacks.parse(n)[1] for n in names if stacks.parse(n)[1]]
+    chosen = [t for _, t in map(stacks.parse, names) if t]
     try:
         # each stack's files are written where it was synthesised (the workers write their share), then swapped in
         writer = synthesis.Writer(out_dir, region)
@@ -94,17 +94,14 @@ def synth(region: str, root: Path | None, out_dir: Path | None, fmt: str, today:
         plan = synthesis.plan(result, cfg)
         written = [p.result for p in result.stacks()]
         target = writer.finish(result, plan, written)
-    except synthesis.WriteError as exc:
-        writer.abort()
-        fail(f"cannot write to {out_dir}: {exc.strerror or exc}")
-    except synthesis.Duplicate as exc:
-        writer.abort()
-        fail(f"{region}: {exc} (two objects of one kind, name and namespace: rename one)")
-    except synthesis.WorkerDied as exc:
-        writer.abort()
-        fail(f"{region}: {exc}")
-    except BaseException:
-        writer.abort()
+    except BaseException as exc:
+        writer.abort()  # the old output stays whole
+        if isinstance(exc, synthesis.WriteError):
+            fail(f"cannot write to {out_dir}: {exc.strerror or exc}")
+        if isinstance(exc, synthesis.Duplicate):
+            fail(f"{region}: {exc} (two objects of one kind, name and namespace: rename one)")
+        if isinstance(exc, synthesis.WorkerDied):
+            fail(f"{region}: {exc}")
         raise
     elapsed = time.perf_counter() - started
     if fmt == "json":

@@ -43,6 +43,7 @@ from sovcloud.config.model import (
 )
 from sovcloud.config.yamlsafe import Document
 from sovcloud.keys import GPU_CLIQUE, GUARDRAILS, NETWORK_OPERATOR_NAMESPACE
+from sovcloud.stacks import SEPARATOR
 
 REGION_KEY = "sovcloud:region"
 STACKS_DIR = "stacks"
@@ -65,7 +66,7 @@ def stack_files(root: Path) -> list[Path]:
     d = root / STACKS_DIR
     if not d.is_dir():
         return []
-    return sorted(p for p in d.glob("Pulumi.*.yaml") if p.name != "Pulumi.yaml" and ".t." not in p.name)
+    return sorted(p for p in d.glob("Pulumi.*.yaml") if p.name != "Pulumi.yaml" and SEPARATOR not in p.name)
 
 
 def tenant_files(root: Path) -> list[Path]:

@@ -147,6 +147,8 @@ def load(path: Path, display: str | None = None) -> tuple[Document | None, list[
             return fail(0, f"file is larger than the {MAX_BYTES} bytes allowed for a config file", "file-size")
     except OSError as exc:
         return fail(0, f"cannot read: {exc.strerror}", "file")
+    if not CACHE.enabled:  # the stack program, a library caller: parsed, nothing hashed
+        return _parse(raw, name, fail)
     key = hashlib.blake2b(raw, digest_size=16).digest()
     parsed = CACHE.get(key)
     if parsed is not None:

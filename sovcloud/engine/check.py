@@ -191,35 +191,26 @@ class StackJudge:
 
     def __init__(self, cfg: Config, region: str, day: dt.date, folders: list[Path],
                  judged: set[str] | None = None):
-        from sovcloud.engine import capacity
-        from sovcloud.engine.policy_config import _policy_config
+        from sovcloud.engine.policy_config import RegionPolicy
 
-        self.cfg, self.region, self.day, self.folders, self.judged = cfg, region, day, folders, judged
-        self.figures = capacity.figures(cfg, region, day)
-        self.base = _policy_config(cfg, region, day, folders)  # the stacks' shared part, computed once
-        self.platform: list[dict[str, Any]] | None = None
+        self.cfg, self.judged = cfg, judged
+        self.policy = RegionPolicy(cfg, region, day, folders)  # what the stacks' configs share, computed once
         self.memo: dict[Any, Any] = {}
 
     def learn(self, platform: Any) -> None:
-        from sovcloud.engine.policy_config import platform_resources
-
-        self.platform = platform_resources(platform.records)
+        self.policy.learn(platform.records)
 
     def __call__(self, part: Any) -> list[Violation]:
         from sovcloud import stacks
-        from sovcloud.engine.policy_config import policy_config
 
         tenant = stacks.parse(part.stack)[1]
         if tenant is None:
             self.learn(part)
         if self.judged is not None and part.stack not in self.judged:
             return []
-        if tenant is not None and self.platform is None:
+        if tenant is not None and self.policy.platform is None:
             raise RuntimeError(f"{part.stack} judged before its platform stack's synthesis was seen")
-        config = policy_config(self.cfg, self.region, self.day, self.folders, stack=part.stack,
-                               platform=self.platform if tenant is not None else [], figures=self.figures,
-                               base=self.base)
-        return evaluate(part, self.cfg, config, self.memo)
+        return evaluate(part, self.cfg, self.policy.config(part.stack), self.memo)
 
     def timed(self, part: Any) -> tuple[list[Violation], float]:
         """``synth.run``'s ``each``: the findings and the seconds judging took."""
@@ -274,11 +265,12 @@ def check_region(root: str, region: str, today: str | None, charts: list[str] | 
     folders = synth.chart_folders(tree, cfg, region, [Path(c) for c in charts or []])
     # a tenant's stacks judge the region with the platform's resources: synthesised always, judged when chosen. Each
     # stack is judged where it was synthesised (the workers judge their share); only the findings come back
-    judge = StackJudge(cfg, region, day, folders, None if stack_names is None else set(stack_names))
+    chosen = None if stack_names is None else set(stack_names)
+    judge = StackJudge(cfg, region, day, folders, chosen)
     synthesis = synth.run(tree, region, cfg, as_of=day, tenants=tenants, workers=workers, each=judge.timed,
                           keep_records=False)
-    if stack_names is not None:
-        judged = [p for p in synthesis.stacks() if p.stack in stack_names]
+    if chosen is not None:
+        judged = [p for p in synthesis.stacks() if p.stack in chosen]
         synthesis = synth.Synthesis(region, [r for p in judged for r in p.records], day, parts=judged) \
             if len(judged) != 1 else judged[0]
     violations = unique([p.result[0] for p in synthesis.stacks()])
@@ -327,7 +319,7 @@ def check_regions(jobs: list[tuple[str, str]], today: str | None, charts: list[s
 
     results: list[dict[str, Any]] = []
     failed: dict[tuple[str, str], str] = {}
-    fork = len(jobs) <= workers and "fork" in multiprocessing.get_all_start_methods()
+    fork = len(jobs) <= workers and synth.can_fork()
     workers = max(1, min(workers, len(jobs)))
     if fork:
         if cfg is not None:

@@ -75,22 +75,21 @@ def stack_policy_configs(root: Path, cfg: Config, region: str, names: list[str],
     from sovcloud.engine.policy_config import stack_configs
 
     day = day or dt.date.today()
+    # only a tenant stack's rules read the platform's resources
     records = synth.run(root, region, cfg, as_of=day, tenants=[]).records if any(
         stacks.parse(n)[1] for n in names) else []
     return stack_configs(cfg, region, day, names, records, chart_folders)
 
 
 def run_operation(root: Path, cfg: Config, region: str, operation: str, parallel: int | None, env: dict[str, str],
-                  progress: Progress, confirm: Callable[[Outcome], bool] = lambda _: True, diff: bool = False,
-                  skip_preview: bool = False, policy: dict[str, Any] | None = None) -> Outcome:
+                  progress: Progress, policy: dict[str, Any], confirm: Callable[[Outcome], bool] = lambda _: True,
+                  diff: bool = False, skip_preview: bool = False) -> Outcome:
     """One stack (``region``: a platform stack, or REGION.t.TENANT): select (or create) it, attach the policy pack
-    with ``policy`` (default: the stack's own, from ``stack_policy_configs``), run."""
+    with ``policy`` (the stack's own, from ``stack_policy_configs``), run."""
     from pulumi import automation as auto
 
     from sovcloud import stacks
 
-    if policy is None:
-        policy = stack_policy_configs(root, cfg, stacks.parse(region)[0], [region])[region]
     outcome = Outcome(region, operation)
     # total unknown until the engine has run the program: the bar counts resources done
     task = progress.add_task(f"{region}: starting", total=None)

@@ -57,6 +57,11 @@ def resources(deployment: dict[str, Any]) -> list[dict[str, Any]]:
     return list((deployment.get("deployment") or {}).get("resources") or [])
 
 
+def held(stack: Any) -> list[dict[str, Any]]:
+    """The resources in an Automation API stack's state (``export_stack``), as ``resources`` reads them."""
+    return resources({"deployment": stack.export_stack().deployment or {}})
+
+
 def split(deployment: dict[str, Any], region: str) -> Split:
     """The region's one-stack deployment as the platform's and each tenant's. Raises MigrationRefused when the
     state cannot be moved as it stands (pending operations, an unknown format)."""

@@ -14,40 +14,45 @@ from sovcloud.engine.capacity import national_rules
 from sovcloud.keys import GUARDRAILS
 
 
-def policy_config(cfg: Config, region: str, today: dt.date | None = None,
-                  chart_folders: list[Path] | None = None, *, stack: str | None = None,
-                  platform: list[dict[str, Any]] | None = None,
-                  figures: Any = None, base: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    """Per policy name, the config properties that differ from the pack's defaults for ``region``; with
-    ``chart_folders`` (absolute paths), the rules that render the releases get them.
+class RegionPolicy:
+    """The pack's config for each of a region's stacks, from what they share, computed once: the config of the
+    region judged whole, its tenants' figures and their sums, and (``learn``) the platform resources.
 
-    With ``stack`` (one of the region's stacks), the rules that judge the region as a whole get what that stack's
-    resources do not show: the other tenants' sums and, in a tenant stack, ``platform`` (``platform_resources`` of
-    the platform stack's synthesis). ``figures``: the region's ``capacity.figures`` when the caller has them;
-    ``base``: the region's config without a stack (``policy_config(cfg, region, today, chart_folders)``), shared
-    read-only by the stacks of a caller that judges many."""
-    out = dict(base) if base is not None else _policy_config(cfg, region, today, chart_folders)
-    if stack is not None:
+    In a stack's config the rules that judge the region as a whole get what that stack's resources do not show:
+    the other tenants' sums and, in a tenant stack, the platform stack's resources they read."""
+
+    def __init__(self, cfg: Config, region: str, day: dt.date, chart_folders: list[Path] | None = None):
+        from sovcloud.engine import capacity
+
+        self.cfg, self.region, self.day = cfg, region, day
+        self.base = policy_config(cfg, region, day, chart_folders)
+        self.figures = capacity.figures(cfg, region, day)
+        self.sums = _region_sums(self.figures)
+        self.platform: list[dict[str, Any]] | None = None
+
+    def learn(self, platform_records: list[Any]) -> None:
+        """The platform stack's synthesis: the resources its tenant stacks' region-wide rules read."""
+        self.platform = platform_resources(platform_records)
+
+    def config(self, stack: str) -> dict[str, dict[str, Any]]:
         from policies.pack import REGION_RULES
+        from sovcloud import stacks
 
-        view = stack_view(cfg, region, today or dt.date.today(), stack, platform or [], figures)
+        platform = (self.platform or []) if stacks.parse(stack)[1] is not None else []
+        view = stack_view(self.cfg, self.region, self.day, stack, platform, self.figures, self.sums)
+        out = dict(self.base)  # the rules' own dicts are shared by the stacks, read only
         for name in REGION_RULES:
             out[name] = {**out.get(name, {}), **view}
-    return out
+        return out
 
 
 def stack_configs(cfg: Config, region: str, day: dt.date, names: list[str], platform_records: list[Any],
                   chart_folders: list[Path] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
     """Per stack of ``names`` (the region's), the pack's config: ``platform_records`` (the platform stack's
-    synthesis; only read where a tenant stack is among ``names``) give the resources its region-wide rules read."""
-    from sovcloud import stacks
-    from sovcloud.engine import capacity
-
-    given = platform_resources(platform_records) if any(stacks.parse(n)[1] for n in names) else []
-    fig = capacity.figures(cfg, region, day)
-    base = _policy_config(cfg, region, day, chart_folders)
-    return {n: policy_config(cfg, region, day, chart_folders, stack=n, platform=given, figures=fig, base=base)
-            for n in names}
+    synthesis) give the resources a tenant stack's region-wide rules read."""
+    region_policy = RegionPolicy(cfg, region, day, chart_folders)
+    region_policy.learn(platform_records)
+    return {n: region_policy.config(n) for n in names}
 
 
 # what a tenant stack's region-wide rules read of the platform (policies/resources.py): node pools, flavors, the
@@ -82,15 +87,15 @@ def platform_resources(records: list[Any]) -> list[dict[str, Any]]:
 
 
 def stack_view(cfg: Config, region: str, day: dt.date, stack: str, platform: list[dict[str, Any]],
-               figures: Any = None) -> dict[str, Any]:
+               figures: Any, sums: _Sums | None = None) -> dict[str, Any]:
     """``platformResources`` (tenant stacks only) and ``otherTenants``: the sums of the region's tenants outside
-    ``stack``, from the config as their stacks' resources would show them."""
+    ``stack``, from the config as their stacks' resources would show them. ``figures``: the region's
+    ``capacity.figures``; ``sums``: their ``_region_sums`` where the caller has them."""
     from sovcloud import stacks
-    from sovcloud.engine import capacity
 
     _, tenant = stacks.parse(stack)
-    fig = figures if figures is not None else capacity.figures(cfg, region, day)
-    sums = _region_sums(fig)
+    fig = figures
+    sums = sums if sums is not None else _region_sums(fig)
     own_pools = sums.pools_of.get(tenant, {})
     by_pool = {pool: total - own_pools.get(pool, 0) for pool, total in sums.by_pool.items()}  # whole GPUs: exact
     own_sector = fig.sectors.get(tenant, "") if tenant in sums.held else None
@@ -127,31 +132,25 @@ def _running_sum(values: Any) -> float:
     return total
 
 
-_LAST_SUMS: list[tuple[Any, _Sums]] = []  # the last Figures' sums: the stacks of one region ask in a row
-
-
 def _region_sums(fig: Any) -> _Sums:
-    """Sums over every tenant, once per ``Figures`` (each stack's ``otherTenants`` was a pass over all tenants; a
+    """Sums over every tenant, once per region (each stack's ``otherTenants`` was a pass over all tenants; a
     sector's sum is summed again without the stack's tenant, in the same order, so the figure is the very same)."""
-    if _LAST_SUMS and _LAST_SUMS[0][0] is fig:
-        return _LAST_SUMS[0][1]
-    by_pool: dict[str, int] = {}
     pools_of: dict[str | None, dict[str, int]] = {}
     for (pool, t), gpus in fig.guaranteed.items():
-        by_pool[pool] = by_pool.get(pool, 0) + gpus
         pools_of.setdefault(t, {})[pool] = pools_of.get(t, {}).get(pool, 0) + gpus
     held = fig.by_tenant()
     members: dict[str, list[tuple[str, float]]] = {}
     for t, h in held.items():
         members.setdefault(fig.sectors.get(t, ""), []).append((t, h))
-    sums = _Sums(by_pool, pools_of, held, members,
+    return _Sums(fig.by_pool(), pools_of, held, members,
                  {sector: _running_sum(h for _, h in ms) for sector, ms in members.items()})
-    _LAST_SUMS[:] = [(fig, sums)]
-    return sums
 
 
-def _policy_config(cfg: Config, region: str, today: dt.date | None,
-                   chart_folders: list[Path] | None) -> dict[str, dict[str, Any]]:
+def policy_config(cfg: Config, region: str, today: dt.date | None = None,
+                  chart_folders: list[Path] | None = None) -> dict[str, dict[str, Any]]:
+    """Per policy name, the config properties that differ from the pack's defaults for ``region`` judged whole (a
+    stack's: ``RegionPolicy``); with ``chart_folders`` (absolute paths), the rules that render the releases get
+    them."""
     r = cfg.regions[region]
     rules = r.allocation
     day = today or dt.date.today()

@@ -26,6 +26,7 @@ from typing import Any
 
 from sovcloud import config as config_loader
 from sovcloud.config.model import Config
+from sovcloud.stacks import LAYOUT_KEY, received
 
 PROGRAM = Path(config_loader.STACKS_DIR) / "__main__.py"
 MANAGEMENT_GROUPS = ("cluster.x-k8s.io/", "bootstrap.cluster.x-k8s.io/", "infrastructure.cluster.x-k8s.io/")
@@ -86,13 +87,7 @@ class Synthesis:
 
 def plain(value: Any) -> Any:
     """Inputs as plain, sorted data: the mock monitor's protobuf round trip turns every number into a float."""
-    if isinstance(value, dict):
-        return {k: plain(value[k]) for k in sorted(value)}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+    return received(value, sort_keys=True)
 
 
 def _monitor_class() -> type:
@@ -188,7 +183,7 @@ def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | Non
     names = ([stacks.platform(region)] if platform else []) + \
         [stacks.tenant(region, t) for t in (stacks.tenants_in(cfg, region) if tenants is None else tenants)]
     tenant_names = [n for n in names if stacks.parse(n)[1] is not None]
-    if workers > 1 and len(tenant_names) >= 4 * workers and _can_fork():
+    if workers > 1 and len(tenant_names) >= 4 * workers and can_fork():
         # the platform and the first tenant stack here: the workers inherit what the first run of each imported
         # and compiled (pulumi_kubernetes loads a kind's module on first use: tens of milliseconds in every worker)
         split = len(names) - len(tenant_names) + 1
@@ -205,11 +200,12 @@ def run(root: Path, region: str, cfg: Config, stack_config: dict[str, str] | Non
 
 @dataclass
 class _Series:
-    """What the stacks of a series share: the event loop, the platform's stack config (and its region object),
-    the platform output a tenant stack reads, and the monitor's answers to those reads."""
+    """What the stacks of a series share: the event loop, the platform's stack config (and its region object), the
+    compiled program, the platform output a tenant stack reads, and the monitor's answers to those reads."""
 
     loop: asyncio.AbstractEventLoop
     platform_config: dict[str, str]
+    code: Any  # the compiled stack program
     reads: dict[Any, Any] = field(default_factory=dict)  # the read's type, name, id, properties -> answer
     _context: Any = None
     _region_object: Any = None
@@ -287,7 +283,7 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def _can_fork() -> bool:
+def can_fork() -> bool:
     import multiprocessing
 
     return "fork" in multiprocessing.get_all_start_methods()
@@ -464,54 +460,70 @@ def _die_with_parent(parent: int) -> None:
 def _run_series(root: Path, region: str, cfg: Config, names: list[str], stack_config: dict[str, str] | None,
                 as_of: dt.date | None, policy_gate: bool, each: Callable[[Synthesis], Any] | None = None,
                 keep_records: bool = True, forked: bool = False) -> list[Synthesis]:
-    """The stacks ``names`` of ``region``, one after another in this process. ``forked``: in a worker that ends
-    after the series (``_run_forked``), so the collector never runs: what the parent froze stays frozen (collecting
-    it would copy the parent's pages into the worker), and the series' garbage ends with the process."""
+    """The stacks ``names`` of ``region``, one after another in this process (``stacks/__main__.py`` of ``root`` run
+    as each under mocks, preview=False). ``stack_config`` adds other stack config values (e.g.
+    ``sovcloud:managementContext``), as ``pulumi config set`` would; ``as_of`` (default today) is the date allocation
+    periods are judged by (stack config ``sovcloud:asOf``); ``policy_gate`` runs the program's own policy gate too
+    (off otherwise: the caller is the check).
+
+    What the stacks share is set up once for the series: the event loop, the compiled program, the region's file,
+    the loaded config handed to the program, the gate's switch, the SDK's stack walk left out. ``forked``: in a
+    worker that ends after the series (``_run_forked``), so the collector never runs: what the parent froze stays
+    frozen (collecting it would copy the parent's pages into the worker), and the series' garbage ends with the
+    process."""
     if not names:
         return []
-    # one collector pass, one event loop and one read of the region's file for all the stacks (run_stack on its own
-    # does each per stack: tens of milliseconds a stack, most of a small tenant stack's cost)
+    program = root / PROGRAM
+    if not program.is_file():
+        raise FileNotFoundError(f"{program} not found: the stack program synth runs")
+    # The SDK keeps about a hundred objects alive per resource until the run ends, and the run makes little cyclic
+    # garbage: with the cyclic collector on, it rescans the growing heap again and again to free almost nothing (a
+    # third of the run at 10,000 resources), and once the run is over the first collection walks every object it
+    # made (seconds). So the collector is off while the programs run, and what the series made is then frozen (moved
+    # out of the collector's sight) rather than scanned. The next series unfreezes and collects it first: a process
+    # that synthesises many times (the tests) frees each run's garbage, a one-shot command never pays for it. Memory,
+    # for callers that live long: every object alive at the end (the caller's too) is out of the collector's sight
+    # until then.
     was_enabled = gc.isenabled()
     if gc.get_freeze_count() and not forked:  # an earlier synthesis here: free what it left (nothing before)
         gc.unfreeze()
         gc.collect()
     gc.disable()
-    loop = _new_loop()
-    shared = _Series(loop, _platform_config(root, region))
+    shared = _Series(_new_loop(), _platform_config(root, region), _compiled(program))
+    config_loader.preload(root, cfg, {region: shared.region_object})
+    # under mocks the program is being checked, not applied: its own policy gate (which runs this) stays off
+    from sovcloud.engine.gate import GATE_ENV
+
+    gate_before = os.environ.get(GATE_ENV)
+    os.environ[GATE_ENV] = "off" if not policy_gate else "on"
     try:
-        parts = []
-        for i, name in enumerate(names, 1):
-            part = run_stack(root, name, cfg, stack_config, as_of, policy_gate, _shared=shared)
-            if each is not None:
-                part.result = each(part)
-            if not keep_records and part.stack != region:  # Helm releases stay: rendering reads them
-                part.tally, part.records = part.counts(), [r for r in part.records if r.type == HELM_RELEASE]
-            parts.append(part)
-            if i % 20 == 0 and not forked:
-                gc.collect(1)  # the young garbage of the last stacks' runs; what outlives them waits for the end
-        return parts
+        with _without_stack_traces():
+            parts = []
+            for i, name in enumerate(names, 1):
+                part = _run_stack(shared, root, name, cfg, stack_config, as_of)
+                if each is not None:
+                    part.result = each(part)
+                if not keep_records and part.stack != region:  # Helm releases stay: rendering reads them
+                    part.tally, part.records = part.counts(), [r for r in part.records if r.type == HELM_RELEASE]
+                parts.append(part)
+                if i % 20 == 0 and not forked:
+                    gc.collect(1)  # the young garbage of the last stacks' runs; what outlives them waits for the end
+            return parts
     finally:
+        if gate_before is None:
+            os.environ.pop(GATE_ENV, None)
+        else:
+            os.environ[GATE_ENV] = gate_before
+        config_loader.preload(root, None)
         gc.freeze()
         if was_enabled:
             gc.enable()
-        _close(loop)
+        _close(shared.loop)
 
 
-def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] | None = None,
-              as_of: dt.date | None = None, policy_gate: bool = False,
-              _shared: _Series | None = None) -> Synthesis:
-    """Run ``stacks/__main__.py`` of ``root`` as ``stack`` under mocks (preview=False); return the record.
-
-    ``stack_config`` adds other stack config values (e.g. ``sovcloud:managementContext``), as ``pulumi config set``
-    would. ``as_of`` (default today) is the date allocation periods are judged by (stack config ``sovcloud:asOf``).
-    ``policy_gate`` runs the program's own policy gate too (off otherwise: the caller is the check).
-
-    Memory, for callers that live long: the run ends with ``gc.freeze()``, so every object alive then (the caller's
-    too) is out of the cyclic collector's sight until the next ``run``, which starts with ``gc.unfreeze()`` and a
-    collection (unfreezing whatever else was frozen, too). A one-shot command never pays for that collection.
-    ``_shared`` (``run``'s): the event loop and platform stack config of a series of stacks, the collector handled
-    there.
-    """
+def _run_stack(shared: _Series, root: Path, stack: str, cfg: Config, stack_config: dict[str, str] | None,
+               as_of: dt.date | None) -> Synthesis:
+    """One stack of a series (``_run_series``): the SDK's state reset, the program run, its registrations."""
     import pulumi
     from pulumi.runtime import settings
     from pulumi.runtime.stack import wait_for_rpcs
@@ -520,8 +532,6 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
 
     region, tenant = stacks.parse(stack)
     day = as_of or dt.date.today()
-    shared = _shared if _shared is not None else _Series(_new_loop(), _platform_config(root, region))
-    platform_config, raw = shared.platform_config, shared.region_object
     # what the platform stack exports once applied, for a tenant stack's StackReference
     context = shared.context(cfg, region) if tenant else None
 
@@ -535,11 +545,7 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
         def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
             return {}
 
-    program = root / PROGRAM
-    if not program.is_file():
-        raise FileNotFoundError(f"{program} not found: the stack program synth runs")
-    loop = shared.loop
-    asyncio.set_event_loop(loop)
+    asyncio.set_event_loop(shared.loop)
     mocks = Mocks()
     # a tenant stack's read of the platform is answered alike in every tenant stack of the series
     monitor = _monitor_class()(mocks, shared.reads if tenant else None)
@@ -551,40 +557,10 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
     pulumi.runtime.set_mocks(mocks, project="sovcloud", stack=stack, preview=False, monitor=monitor,
                              organization="organization")
     # a tenant stack's config holds no region: it reads the platform's output
-    own = platform_config if tenant is None else {}
+    own = shared.platform_config if tenant is None else {}
     pulumi.runtime.set_all_config({**own, "sovcloud:asOf": day.isoformat(), **(stack_config or {})})
-    config_loader.preload(root, cfg, {region: raw})
-    # The SDK keeps about a hundred objects alive per resource until the run ends, and the run makes little cyclic
-    # garbage: with the cyclic collector on, it rescans the growing heap again and again to free almost nothing (a
-    # third of the run at 10,000 resources), and once the run is over the first collection walks every object it
-    # made (seconds). So the collector is off while the program runs, and what the run made is then frozen (moved
-    # out of the collector's sight) rather than scanned. The next run unfreezes and collects it first: a process that
-    # synthesises many times (the tests) frees each run's garbage, a one-shot command never pays for it.
-    was_enabled = gc.isenabled()
-    if _shared is None:
-        gc.unfreeze()
-        gc.collect()
-        gc.disable()
-    # under mocks the program is being checked, not applied: its own policy gate (which runs this) stays off
-    from sovcloud.engine.gate import GATE_ENV
-
-    gate_before = os.environ.get(GATE_ENV)
-    os.environ[GATE_ENV] = "off" if not policy_gate else "on"
-    try:
-        with _without_stack_traces():
-            _run_program(program)
-            loop.run_until_complete(wait_for_rpcs())
-    finally:
-        if gate_before is None:
-            os.environ.pop(GATE_ENV, None)
-        else:
-            os.environ[GATE_ENV] = gate_before
-        config_loader.preload(root, None)
-        if _shared is None:
-            gc.freeze()
-            if was_enabled:
-                gc.enable()
-            _close(loop)
+    _run_program(root / PROGRAM, shared.code)
+    shared.loop.run_until_complete(wait_for_rpcs())
     # registrations complete in whatever order the event loop runs them: sort for stable output
     return Synthesis(region, sorted(monitor.records, key=lambda r: r.urn), day, stack=stack)
 
@@ -592,18 +568,22 @@ def run_stack(root: Path, stack: str, cfg: Config, stack_config: dict[str, str] 
 _COMPILED: dict[tuple[str, bytes], Any] = {}
 
 
-def _run_program(program: Path) -> None:
-    """``runpy.run_path(program, run_name="__main__")``, with the program compiled once per process (per path and
-    content of the file) rather than once per stack: a fresh ``__main__`` module and ``sys.argv[0]`` as runpy sets
-    them, around each run."""
+def _compiled(program: Path) -> Any:
+    """The program compiled once per process (per path and content of the file), as runpy compiles it: none of
+    this module's __future__ flags."""
+    source = program.read_bytes()
+    key = (str(program), hashlib.blake2b(source, digest_size=16).digest())
+    if key not in _COMPILED:
+        _COMPILED[key] = compile(source, str(program), "exec", dont_inherit=True)
+    return _COMPILED[key]
+
+
+def _run_program(program: Path, code: Any) -> None:
+    """``runpy.run_path(program, run_name="__main__")`` of the compiled ``code``: a fresh ``__main__`` module and
+    ``sys.argv[0]`` as runpy sets them, around the run."""
     import sys
     import types
 
-    source = program.read_bytes()
-    key = (str(program), hashlib.blake2b(source, digest_size=16).digest())
-    code = _COMPILED.get(key)
-    if code is None:  # as runpy compiles it: none of this module's __future__ flags
-        code = _COMPILED[key] = compile(source, str(program), "exec", dont_inherit=True)
     module = types.ModuleType("__main__")
     module.__dict__.update(__file__=str(program), __cached__=None, __loader__=None, __package__="", __spec__=None)
     saved_main, saved_argv0 = sys.modules.get("__main__"), sys.argv[0] if sys.argv else None
@@ -637,9 +617,6 @@ def chart_folders(root: Path, cfg: Config, region: str, given: list[Path] | None
         return list(given)
     source = cfg.regions[region].registries.chart_sources
     return [root / source] if source else []
-
-
-LAYOUT_KEY = "sovcloud:stackLayout"
 
 
 def _platform_config(root: Path, region: str) -> dict[str, str]:
@@ -775,17 +752,6 @@ class Writer:
 
     def abort(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
-
-
-def write(synthesis: Synthesis, out: Path, plan: dict[str, Any]) -> Path:
-    """Write manifests, Helm release specs and plan.json under ``out/<region>``, replacing it whole (``Writer``)."""
-    writer = Writer(out, synthesis.region)
-    try:
-        written = [writer(part) for part in synthesis.stacks()]
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.finish(synthesis, plan, written)
 
 
 def rendered_path(source: str, obj: dict[str, Any]) -> Path:
